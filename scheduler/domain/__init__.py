@@ -1,0 +1,1 @@
+"""Domain values of cohort-scheduler: frozen, validated, free of I/O (see ``planning/README.md``)."""

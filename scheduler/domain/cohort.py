@@ -1,0 +1,177 @@
+"""What a course runner asks for: the cohort, its facilitators, live series, async work, reminders.
+
+These are the validated values read from ``cohort.toml`` (see :mod:`scheduler.domain.cohort_file`).
+The planner consumes :class:`SeriesRequest`; later stages consume the rest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from enum import StrEnum
+
+from scheduler.domain.availability import Availability
+
+
+class SeriesKind(StrEnum):
+    CLASS = "class"
+    COWORKING = "coworking"
+    OFFICE_HOURS = "office_hours"
+
+
+class Role(StrEnum):
+    LEARNER = "learner"
+    FACILITATOR = "facilitator"
+
+
+class Anchor(StrEnum):
+    """Which clock a weekly series keeps: the cohort's home zone, or UTC."""
+
+    HOME = "home"
+    UTC = "utc"
+
+
+class ReleaseKind(StrEnum):
+    AFTER_PREVIOUS = "after_previous"  # when the previous occurrence of the target series ends
+    COURSE_START = "course_start"
+    FIXED_DATE = "fixed_date"
+    DRIP = "drip"  # one item every `every`, counted from the course start
+
+
+class HardKind(StrEnum):
+    NONE = "none"
+    AFTER_SOFT = "after_soft"
+    END_OF_COURSE = "end_of_course"
+
+
+class ReminderAbout(StrEnum):
+    LIVE = "live"
+    DEADLINE = "deadline"
+    DIGEST = "digest"
+    WELCOME = "welcome"
+
+
+@dataclass(frozen=True, slots=True)
+class Facilitator:
+    name: str
+    email: str
+    zone: str
+    availability: Availability
+    max_sessions_per_week: int = 5
+
+    def __post_init__(self) -> None:
+        if self.max_sessions_per_week < 1:
+            raise ValueError("max_sessions_per_week must be at least 1")
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesRequest:
+    """A recurring live activity to plan: how often, how long, how big."""
+
+    key: str
+    title: str
+    kind: SeriesKind
+    per_week: int
+    duration: timedelta
+    min_gap: timedelta = timedelta(0)
+    max_section_size: int | None = None
+    sections: int | None = None  # fixed number of sections; None with auto_sections=False -> 1
+    auto_sections: bool = False
+    max_blocks: int = 6  # co-working: the most follow-the-sun blocks per week
+    rotate: bool = False
+    agenda: tuple[str, ...] = ()
+    facilitators: tuple[str, ...] = ()  # emails; empty means any facilitator
+
+    def __post_init__(self) -> None:
+        if self.per_week < 1:
+            raise ValueError("per_week must be at least 1")
+        if self.duration <= timedelta(0) or self.duration > timedelta(hours=12):
+            raise ValueError("duration must be between 1 minute and 12 hours")
+        if self.sections is not None and self.auto_sections:
+            raise ValueError("sections is either a number or 'auto'")
+
+
+@dataclass(frozen=True, slots=True)
+class Release:
+    kind: ReleaseKind = ReleaseKind.AFTER_PREVIOUS
+    on: date | None = None
+    every: timedelta | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AssignmentRule:
+    """Async work between live sessions and the rule for its soft (and hard) deadline."""
+
+    key: str
+    title: str
+    series: str  # the series key the work prepares for or follows
+    prepares: bool  # True: due before the learner's next occurrence; False: after one
+    soft_offset: timedelta  # before (prepares) or after (follows) that occurrence
+    effort: timedelta
+    release: Release = field(default_factory=Release)
+    snap_to: int | None = None  # local minutes after midnight to snap the soft deadline to
+    hard: HardKind = HardKind.NONE
+    hard_after: timedelta | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReminderRule:
+    key: str
+    about: ReminderAbout
+    before: timedelta | None = None  # this long before the target
+    at: int | None = None  # or at this local time (minutes after midnight) on the target's day
+    weekday: int | None = None  # digest: which local weekday (0 = Monday)
+    template: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Blackout:
+    start: date
+    end: date
+    label: str = ""
+
+    def __post_init__(self) -> None:
+        if self.end < self.start:
+            raise ValueError("a blackout ends before it starts")
+
+    def contains(self, day: date) -> bool:
+        return self.start <= day <= self.end
+
+
+@dataclass(frozen=True, slots=True)
+class PlanningOptions:
+    anchor: Anchor = Anchor.HOME
+    target_coverage: float = 0.9
+    max_sections: int = 6
+    grid_minutes: int = 15
+    quiet_start: int = 22 * 60  # learners' quiet hours, local minutes after midnight
+    quiet_end: int = 7 * 60
+
+
+@dataclass(frozen=True, slots=True)
+class CohortSpec:
+    slug: str
+    title: str
+    start_date: date
+    weeks: int
+    home_zone: str
+    locale: str
+    default_availability: Availability
+    planning: PlanningOptions = field(default_factory=PlanningOptions)
+    facilitators: tuple[Facilitator, ...] = ()
+    series: tuple[SeriesRequest, ...] = ()
+    assignments: tuple[AssignmentRule, ...] = ()
+    reminders: tuple[ReminderRule, ...] = ()
+    blackouts: tuple[Blackout, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.weeks <= 104:
+            raise ValueError("weeks must be between 1 and 104")
+
+    @property
+    def end_date(self) -> date:
+        """The last day of the course (inclusive)."""
+        return self.start_date + timedelta(weeks=self.weeks) - timedelta(days=1)
+
+    def is_blacked_out(self, day: date) -> bool:
+        return any(b.contains(day) for b in self.blackouts)

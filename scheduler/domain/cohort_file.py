@@ -1,0 +1,566 @@
+"""Read ``cohort.toml`` text into a :class:`CohortSpec`, reporting every problem at once.
+
+Every problem names its key path (``series[2].duration``; arrays count from 1) and, where it
+helps, a hint. Unknown keys are problems too (with a "did you mean"), so a typo never silently
+falls back to a default. Pure: the caller reads the file.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import tomllib
+from collections.abc import Callable
+from datetime import date, timedelta
+from typing import Any, TypeVar
+
+from babel import Locale, UnknownLocaleError
+
+from scheduler.domain.availability import AvailabilityError, parse_availability
+from scheduler.domain.cohort import (
+    Anchor,
+    AssignmentRule,
+    Blackout,
+    CohortSpec,
+    Facilitator,
+    HardKind,
+    PlanningOptions,
+    Release,
+    ReleaseKind,
+    ReminderAbout,
+    ReminderRule,
+    SeriesKind,
+    SeriesRequest,
+)
+from scheduler.errors import ConfigError, Problem
+from scheduler.timeutil import Weekday, canonical_zone, parse_clock, parse_duration, suggest_zones
+
+T = TypeVar("T")
+_MISSING = object()
+SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
+KEY_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
+DURATION_HINT = "write a duration like '90m', '1h30m' or '48h'"
+_EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+class _Reader:
+    """Collects problems while reading one TOML table; every getter returns a default on error."""
+
+    def __init__(self, table: Any, path: str, problems: list[Problem], source: str) -> None:
+        self.path = path
+        self.problems = problems
+        self.source = source
+        self.table: dict[str, Any] = table if isinstance(table, dict) else {}
+        self.known: set[str] = set()
+        if not isinstance(table, dict):
+            self.problem("", "must be a table", hint=None)
+
+    def key(self, name: str) -> str:
+        return f"{self.path}.{name}" if self.path else name
+
+    def problem(self, name: str, message: str, value: Any = None, hint: str | None = None) -> None:
+        field = self.key(name) if name else self.path
+        shown = None if value is None else str(value)
+        self.problems.append(Problem(message, self.source, None, field, shown, hint))
+
+    def get(
+        self,
+        name: str,
+        convert: Callable[[Any], T],
+        default: T | object = _MISSING,
+        hint: str | None = None,
+    ) -> T | None:
+        self.known.add(name)
+        if name not in self.table:
+            if default is _MISSING:
+                self.problem(name, "is required", hint=hint)
+                return None
+            return default  # type: ignore[return-value]
+        raw = self.table[name]
+        try:
+            return convert(raw)
+        except (ValueError, TypeError) as e:
+            self.problem(name, str(e), raw, getattr(e, "hint", None) or hint)
+            return None
+
+    def finish(self) -> None:
+        """Report keys nobody asked for: they are typos or options this version does not have."""
+        for name in self.table:
+            if name not in self.known:
+                close = difflib.get_close_matches(name, sorted(self.known), n=1)
+                hint = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(sorted(self.known))}"
+                self.problem(name, "is not a known key", hint=hint)
+
+
+# --- converters: raise ValueError with a message that reads well after the key path -----------
+
+
+def _text(max_len: int = 200) -> Callable[[Any], str]:
+    def convert(raw: Any) -> str:
+        if not isinstance(raw, str):
+            raise TypeError("must be text in quotes")
+        value = raw.strip()
+        if not value:
+            raise ValueError("must not be empty")
+        if len(value) > max_len:
+            raise ValueError(f"is longer than {max_len} characters")
+        if any(ord(ch) < 32 for ch in value):
+            raise ValueError("must not contain control characters or line breaks")
+        return value
+
+    return convert
+
+
+def _integer(low: int, high: int) -> Callable[[Any], int]:
+    def convert(raw: Any) -> int:
+        if isinstance(raw, bool) or not isinstance(raw, int):
+            raise TypeError(f"must be a whole number between {low} and {high}")
+        if not low <= raw <= high:
+            raise ValueError(f"must be between {low} and {high}")
+        return raw
+
+    return convert
+
+
+def _boolean(raw: Any) -> bool:
+    if not isinstance(raw, bool):
+        raise TypeError("must be true or false")
+    return raw
+
+
+def _date(raw: Any) -> date:
+    if isinstance(raw, date) and not hasattr(raw, "hour"):
+        return raw
+    if isinstance(raw, str):
+        try:
+            return date.fromisoformat(raw.strip())
+        except ValueError:
+            pass
+    raise ValueError("must be a date like 2027-03-01")
+
+
+def _duration(raw: Any) -> timedelta:
+    if not isinstance(raw, (str, int)) or isinstance(raw, bool):
+        raise TypeError("must be a duration like '90m'")
+    return parse_duration(raw)
+
+
+def _zone(raw: Any) -> str:
+    if not isinstance(raw, str):
+        raise TypeError("must be an IANA time zone name like 'Europe/Berlin'")
+    canonical = canonical_zone(raw)
+    if canonical is None:
+        close = suggest_zones(raw)
+        error = ValueError("is not a known time zone")
+        error.hint = (  # type: ignore[attr-defined]
+            f"did you mean {' or '.join(close)}?" if close else "use an IANA name like 'America/New_York'"
+        )
+        raise error
+    return canonical
+
+
+def _locale(raw: Any) -> str:
+    if not isinstance(raw, str):
+        raise TypeError("must be a locale like 'en_GB'")
+    try:
+        return str(Locale.parse(raw.strip().replace("-", "_")))
+    except (UnknownLocaleError, ValueError) as e:
+        raise ValueError("is not a known locale; use one like 'en', 'en_GB', 'de_DE' or 'pt_BR'") from e
+
+
+def _availability(raw: Any) -> Any:
+    if not isinstance(raw, str):
+        raise TypeError("must be text like 'Mon-Fri 18:00-22:00'")
+    return parse_availability(raw)
+
+
+def _clock(raw: Any) -> int:
+    if not isinstance(raw, str):
+        raise TypeError("must be a time of day like '20:00'")
+    return parse_clock(raw)
+
+
+def _email(raw: Any) -> str:
+    value = _text(254)(raw)
+    if not _EMAIL_RE.match(value):
+        raise ValueError("is not an email address")
+    return value.lower()
+
+
+def _choice(options: type[T]) -> Callable[[Any], T]:
+    def convert(raw: Any) -> T:
+        values = [str(o) for o in options]  # type: ignore[attr-defined]
+        if isinstance(raw, str) and raw.strip().lower() in values:
+            return options(raw.strip().lower())  # type: ignore[call-arg]
+        raise ValueError(f"must be one of {', '.join(values)}")
+
+    return convert
+
+
+def _string_list(max_items: int, max_len: int) -> Callable[[Any], tuple[str, ...]]:
+    item = _text(max_len)
+
+    def convert(raw: Any) -> tuple[str, ...]:
+        if not isinstance(raw, list):
+            raise TypeError("must be a list of text items")
+        if len(raw) > max_items:
+            raise ValueError(f"has more than {max_items} items")
+        return tuple(item(x) for x in raw)
+
+    return convert
+
+
+def _key(raw: Any) -> str:
+    value = _text(40)(raw)
+    if not KEY_RE.match(value):
+        raise ValueError("must be lowercase letters, digits, '-' or '_' (at most 40)")
+    return value
+
+
+def _slug(raw: Any) -> str:
+    value = _text(63)(raw)
+    if not SLUG_RE.match(value):
+        raise ValueError("must be 2-63 lowercase letters, digits or '-', starting with a letter or digit")
+    return value
+
+
+# --- the file ---------------------------------------------------------------------------------
+
+
+def parse_cohort_file(text: str, source: str = "cohort.toml") -> CohortSpec:
+    """Parse and validate cohort file text; raise :class:`ConfigError` listing every problem."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        line = getattr(e, "lineno", None)
+        msg = getattr(e, "msg", str(e))
+        raise ConfigError(
+            [Problem(f"is not valid TOML: {msg}", source, line, hint="check quotes, brackets and '='")],
+            f"{source} cannot be read",
+        ) from e
+    problems: list[Problem] = []
+    spec = _read_spec(data, problems, source)
+    if problems or spec is None:
+        raise ConfigError(problems, f"{source} has {len(problems)} problem(s)")
+    return spec
+
+
+def _read_spec(data: dict[str, Any], problems: list[Problem], source: str) -> CohortSpec | None:
+    top = _Reader(data, "", problems, source)
+    for name in ("cohort", "planning", "facilitators", "series", "assignments", "reminders", "blackouts", "settings"):
+        top.known.add(name)
+    top.finish()
+
+    c = _Reader(data.get("cohort"), "cohort", problems, source)
+    if "cohort" not in data:
+        problems.append(Problem("is required", source, None, "cohort", hint="add a [cohort] table"))
+    slug = c.get("slug", _slug)
+    title = c.get("title", _text(200))
+    start = c.get("start_date", _date)
+    weeks = c.get("weeks", _integer(1, 104))
+    home_zone = c.get("home_zone", _zone)
+    locale = c.get("locale", _locale, "en")
+    default_availability = c.get(
+        "default_availability", _availability, parse_availability("Mon-Fri 18:00-21:00")
+    )
+    c.finish()
+
+    planning = _read_planning(data.get("planning", {}), problems, source)
+    facilitators = _read_array(data, "facilitators", problems, source, _read_facilitator)
+    series = _read_array(data, "series", problems, source, _read_series)
+    keys = _unique_keys(series, "series", problems, source)
+    # Keys of series that had other problems still count, so one typo is reported once.
+    raw_series = data.get("series", [])
+    if isinstance(raw_series, list):
+        keys |= {t["key"] for t in raw_series if isinstance(t, dict) and isinstance(t.get("key"), str)}
+    emails = {f.email for f in facilitators}
+    for i, s in enumerate(series, 1):
+        for email in s.facilitators:
+            if email not in emails:
+                problems.append(
+                    Problem("names a facilitator not in [[facilitators]]", source, None,
+                            f"series[{i}].facilitators", email)
+                )
+    if series and not facilitators:
+        problems.append(Problem("is required when there are live series", source, None, "facilitators",
+                                hint="add at least one [[facilitators]] entry"))
+    assignments = _read_array(data, "assignments", problems, source, _read_assignment)
+    _unique_keys(assignments, "assignments", problems, source)
+    for i, a in enumerate(assignments, 1):
+        if a.series not in keys:
+            problems.append(Problem("names a series that is not defined", source, None,
+                                    f"assignments[{i}].prepares_for/follows", a.series,
+                                    f"defined series: {', '.join(sorted(keys)) or 'none'}"))
+    reminders = _read_array(data, "reminders", problems, source, _read_reminder)
+    _unique_keys(reminders, "reminders", problems, source)
+    blackouts = _read_array(data, "blackouts", problems, source, _read_blackout)
+
+    if None in (slug, title, start, weeks, home_zone, locale, default_availability):
+        return None
+    assert slug and title and start and weeks and home_zone and locale and default_availability
+    end = start + timedelta(weeks=weeks)
+    for i, b in enumerate(blackouts, 1):
+        if b.end < start or b.start >= end:
+            problems.append(Problem("lies outside the course dates", source, None, f"blackouts[{i}]",
+                                    f"{b.start}..{b.end}", f"the course runs {start} to {end - timedelta(days=1)}"))
+    return CohortSpec(
+        slug=slug, title=title, start_date=start, weeks=weeks, home_zone=home_zone, locale=locale,
+        default_availability=default_availability, planning=planning,
+        facilitators=tuple(facilitators), series=tuple(series), assignments=tuple(assignments),
+        reminders=tuple(reminders), blackouts=tuple(blackouts),
+    )
+
+
+def _read_array(
+    data: dict[str, Any],
+    name: str,
+    problems: list[Problem],
+    source: str,
+    read_one: Callable[[_Reader], T | None],
+) -> list[T]:
+    raw = data.get(name, [])
+    if not isinstance(raw, list):
+        problems.append(Problem(f"must be an array of tables: write [[{name}]]", source, None, name))
+        return []
+    out: list[T] = []
+    for i, table in enumerate(raw, 1):
+        reader = _Reader(table, f"{name}[{i}]", problems, source)
+        before = len(problems)
+        value = read_one(reader)
+        reader.finish()
+        if value is not None and len(problems) == before:
+            out.append(value)
+    return out
+
+
+def _unique_keys(items: list[Any], name: str, problems: list[Problem], source: str) -> set[str]:
+    seen: set[str] = set()
+    for i, item in enumerate(items, 1):
+        if item.key in seen:
+            problems.append(Problem("repeats a key used earlier", source, None, f"{name}[{i}].key", item.key))
+        seen.add(item.key)
+    return seen
+
+
+def _read_planning(table: Any, problems: list[Problem], source: str) -> PlanningOptions:
+    r = _Reader(table, "planning", problems, source)
+    defaults = PlanningOptions()
+    anchor = r.get("anchor", _choice(Anchor), defaults.anchor)
+    target = r.get("target_coverage", _fraction, defaults.target_coverage)
+    max_sections = r.get("max_sections", _integer(1, 24), defaults.max_sections)
+    grid = r.get("grid_minutes", _grid, defaults.grid_minutes)
+    quiet = r.get("quiet_hours", _quiet_hours, (defaults.quiet_start, defaults.quiet_end))
+    r.finish()
+    if None in (anchor, target, max_sections, grid, quiet):
+        return defaults
+    assert anchor is not None and target is not None and max_sections and grid and quiet
+    return PlanningOptions(anchor, target, max_sections, grid, quiet[0], quiet[1])
+
+
+def _fraction(raw: Any) -> float:
+    if isinstance(raw, bool) or not isinstance(raw, (int, float)):
+        raise TypeError("must be a number between 0 and 1, e.g. 0.9")
+    if not 0 < raw <= 1:
+        raise ValueError("must be more than 0 and at most 1, e.g. 0.9 for 90%")
+    return float(raw)
+
+
+def _grid(raw: Any) -> int:
+    value = _integer(5, 60)(raw)
+    if 60 % value:
+        raise ValueError("must divide an hour: 5, 10, 15, 20, 30 or 60")
+    return value
+
+
+def _quiet_hours(raw: Any) -> tuple[int, int]:
+    if not isinstance(raw, str) or "-" not in raw:
+        raise ValueError("must be a range of local times like '22:00-07:00'")
+    start, _, end = raw.partition("-")
+    return parse_clock(start.strip()), parse_clock(end.strip(), allow_24=True)
+
+
+def _read_facilitator(r: _Reader) -> Facilitator | None:
+    name = r.get("name", _text(120))
+    email = r.get("email", _email)
+    zone = r.get("zone", _zone)
+    availability = r.get("availability", _availability, hint="write windows like 'Mon-Fri 09:00-17:00'")
+    cap = r.get("max_sessions_per_week", _integer(1, 50), 5)
+    if None in (name, email, zone, availability, cap):
+        return None
+    assert name and email and zone and availability and cap
+    return Facilitator(name, email, zone, availability, cap)
+
+
+def _read_series(r: _Reader) -> SeriesRequest | None:
+    key = r.get("key", _key)
+    kind = r.get("kind", _choice(SeriesKind))
+    title = r.get("title", _text(200), None)
+    per_week = r.get("per_week", _integer(1, 14), 1)
+    duration = r.get("duration", _duration, hint=DURATION_HINT)
+    min_gap = r.get("min_gap", _duration, timedelta(0), hint=DURATION_HINT)
+    max_size = r.get("max_section_size", _integer(2, 100_000), None)
+    sections_raw = r.get("sections", _sections, None)
+    max_blocks = r.get("max_blocks", _integer(1, 24), 6)
+    rotate = r.get("rotate", _boolean, False)
+    agenda = r.get("agenda", _string_list(20, 200), ())
+    facilitators = r.get("facilitators", _email_list, ())
+    if duration is not None and duration > timedelta(hours=12):
+        r.problem("duration", "must be at most 12 hours", duration)
+        return None
+    if None in (key, kind, per_week, duration, min_gap, max_blocks, rotate, agenda, facilitators):
+        return None
+    if sections_raw is None and "sections" in r.table:
+        return None
+    assert key and kind and per_week and duration and min_gap is not None and max_blocks
+    assert rotate is not None and agenda is not None and facilitators is not None
+    auto = sections_raw == "auto"
+    return SeriesRequest(
+        key=key, title=title or key.replace("-", " ").replace("_", " ").capitalize(), kind=kind,
+        per_week=per_week, duration=duration, min_gap=min_gap, max_section_size=max_size,
+        sections=None if auto or sections_raw is None else int(sections_raw), auto_sections=auto,
+        max_blocks=max_blocks, rotate=rotate, agenda=agenda, facilitators=facilitators,
+    )
+
+
+def _sections(raw: Any) -> int | str:
+    if raw == "auto":
+        return "auto"
+    if isinstance(raw, int) and not isinstance(raw, bool) and 1 <= raw <= 24:
+        return raw
+    raise ValueError("must be \"auto\" or a number of sections between 1 and 24")
+
+
+def _email_list(raw: Any) -> tuple[str, ...]:
+    if not isinstance(raw, list):
+        raise TypeError("must be a list of facilitator emails")
+    return tuple(_email(x) for x in raw)
+
+
+_OFFSET_RE = re.compile(r"^\s*(.+?)\s+(before|after)\s*$", re.I)
+_HARD_RE = re.compile(r"^\s*soft\s*\+\s*(.+?)\s*$", re.I)
+_DRIP_RE = re.compile(r"^\s*drip\s+(?:every\s+)?(.+?)\s*$", re.I)
+
+
+def _read_assignment(r: _Reader) -> AssignmentRule | None:
+    key = r.get("key", _key)
+    title = r.get("title", _text(200))
+    prepares = r.get("prepares_for", _key, None)
+    follows = r.get("follows", _key, None)
+    if len([k for k in ("prepares_for", "follows") if k in r.table]) != 1:
+        r.problem("prepares_for", "give exactly one of prepares_for or follows",
+                  hint="name the series key this work prepares for (or follows)")
+        return None
+    soft = r.get("soft_deadline", _soft_offset, hint="write '24h before' or '48h after'")
+    snap = r.get("snap_to", _clock, None)
+    hard = r.get("hard_deadline", _hard, (HardKind.NONE, None),
+                 hint="write 'soft + 72h' or 'end of course'")
+    effort = r.get("effort", _duration, timedelta(hours=1), hint=DURATION_HINT)
+    release = r.get("release", _release, Release(),
+                    hint="write 'after previous', 'course start', a date, or 'drip 1d'")
+    if None in (key, title, soft, hard, effort, release) or ("snap_to" in r.table and snap is None):
+        return None
+    assert key and title and soft and hard and effort and release
+    direction, offset = soft
+    if prepares is not None and direction != "before":
+        r.problem("soft_deadline", "work that prepares for a session is due before it", f"{direction}",
+                  "write e.g. '24h before'")
+        return None
+    if follows is not None and direction != "after":
+        r.problem("soft_deadline", "work that follows a session is due after it", f"{direction}",
+                  "write e.g. '48h after'")
+        return None
+    return AssignmentRule(
+        key=key, title=title, series=prepares or follows or "", prepares=prepares is not None,
+        soft_offset=offset, effort=effort, release=release, snap_to=snap, hard=hard[0], hard_after=hard[1],
+    )
+
+
+def _soft_offset(raw: Any) -> tuple[str, timedelta]:
+    if isinstance(raw, str):
+        match = _OFFSET_RE.match(raw)
+        if match:
+            return match.group(2).lower(), parse_duration(match.group(1).strip())
+    raise ValueError("must be a duration and 'before' or 'after', like '24h before'")
+
+
+def _hard(raw: Any) -> tuple[HardKind, timedelta | None]:
+    if isinstance(raw, str):
+        if raw.strip().lower() in ("end of course", "end_of_course"):
+            return HardKind.END_OF_COURSE, None
+        if raw.strip().lower() == "none":
+            return HardKind.NONE, None
+        match = _HARD_RE.match(raw)
+        if match:
+            return HardKind.AFTER_SOFT, parse_duration(match.group(1))
+    raise ValueError("must be 'soft + <duration>' or 'end of course'")
+
+
+def _release(raw: Any) -> Release:
+    if isinstance(raw, date) and not hasattr(raw, "hour"):
+        return Release(ReleaseKind.FIXED_DATE, on=raw)
+    if isinstance(raw, str):
+        text = raw.strip().lower()
+        if text in ("after previous", "previous", "after previous session"):
+            return Release()
+        if text in ("course start", "start"):
+            return Release(ReleaseKind.COURSE_START)
+        drip = _DRIP_RE.match(text)
+        if drip:
+            return Release(ReleaseKind.DRIP, every=parse_duration(drip.group(1)))
+        try:
+            return Release(ReleaseKind.FIXED_DATE, on=date.fromisoformat(text))
+        except ValueError:
+            pass
+    raise ValueError("is not a release rule")
+
+
+def _read_reminder(r: _Reader) -> ReminderRule | None:
+    key = r.get("key", _key)
+    about = r.get("about", _choice(ReminderAbout))
+    before = r.get("before", _duration, None, hint=DURATION_HINT)
+    at = r.get("at", _clock, None)
+    weekday = r.get("weekday", _weekday, None)
+    template = r.get("template", _key, None)
+    if key is None or about is None:
+        return None
+    if about in (ReminderAbout.LIVE, ReminderAbout.DEADLINE) and before is None and at is None:
+        r.problem("before", f"a {about} reminder needs 'before' or 'at'", hint="write before = \"24h\"")
+        return None
+    if about is ReminderAbout.DIGEST and (weekday is None or at is None):
+        r.problem("weekday", "a digest needs 'weekday' and 'at'", hint="write weekday = \"Mon\", at = \"08:00\"")
+        return None
+    return ReminderRule(key=key, about=about, before=before, at=at, weekday=weekday,
+                        template=template or _DEFAULT_TEMPLATES[about])
+
+
+_DEFAULT_TEMPLATES = {
+    ReminderAbout.LIVE: "live_reminder",
+    ReminderAbout.DEADLINE: "deadline_reminder",
+    ReminderAbout.DIGEST: "digest",
+    ReminderAbout.WELCOME: "welcome",
+}
+
+
+def _weekday(raw: Any) -> int:
+    if not isinstance(raw, str):
+        raise TypeError("must be a weekday like 'Mon'")
+    return int(Weekday.parse(raw))
+
+
+def _read_blackout(r: _Reader) -> Blackout | None:
+    if "date" in r.table:
+        day = r.get("date", _date)
+        start = end = day
+    else:
+        start = r.get("start", _date, hint="write date = 2027-04-05, or start and end")
+        end = r.get("end", _date, start)
+    label = r.get("label", _text(120), "")
+    if start is None or end is None or label is None:
+        return None
+    if end < start:
+        r.problem("end", "is before start", end)
+        return None
+    return Blackout(start, end, label)
+
+
+__all__ = ["AvailabilityError", "parse_cohort_file"]

@@ -1,0 +1,158 @@
+"""The tables. ORM rows are their own types: domain values are mapped to and from them in
+:mod:`scheduler.persistence.repo` only."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from sqlalchemy import JSON, Boolean, Date, Float, ForeignKey, Index, Integer, MetaData, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from scheduler.persistence.types import UTCDateTime
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class CohortRow(Base):
+    __tablename__ = "cohort"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(63), unique=True)
+    title: Mapped[str] = mapped_column(String(200))
+    start_date: Mapped[date] = mapped_column(Date)
+    weeks: Mapped[int] = mapped_column(Integer)
+    home_zone: Mapped[str] = mapped_column(String(64))
+    locale: Mapped[str] = mapped_column(String(20))
+    default_availability: Mapped[str] = mapped_column(String(500))
+    anchor: Mapped[str] = mapped_column(String(10))
+    target_coverage: Mapped[float] = mapped_column(Float)
+    max_sections: Mapped[int] = mapped_column(Integer)
+    grid_minutes: Mapped[int] = mapped_column(Integer)
+    quiet_start: Mapped[int] = mapped_column(Integer)
+    quiet_end: Mapped[int] = mapped_column(Integer)
+    source_text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    series: Mapped[list[SeriesRequestRow]] = relationship(
+        back_populates="cohort", cascade="all, delete-orphan", order_by="SeriesRequestRow.position"
+    )
+    assignments: Mapped[list[AssignmentRuleRow]] = relationship(
+        cascade="all, delete-orphan", order_by="AssignmentRuleRow.position"
+    )
+    reminders: Mapped[list[ReminderRuleRow]] = relationship(
+        cascade="all, delete-orphan", order_by="ReminderRuleRow.position"
+    )
+    blackouts: Mapped[list[BlackoutRow]] = relationship(cascade="all, delete-orphan", order_by="BlackoutRow.start")
+
+
+class SeriesRequestRow(Base):
+    __tablename__ = "series_request"
+    __table_args__ = (UniqueConstraint("cohort_id", "key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    cohort_id: Mapped[int] = mapped_column(ForeignKey("cohort.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)
+    key: Mapped[str] = mapped_column(String(40))
+    title: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(20))
+    per_week: Mapped[int] = mapped_column(Integer)
+    duration_minutes: Mapped[int] = mapped_column(Integer)
+    min_gap_minutes: Mapped[int] = mapped_column(Integer)
+    max_section_size: Mapped[int | None] = mapped_column(Integer)
+    sections: Mapped[int | None] = mapped_column(Integer)
+    auto_sections: Mapped[bool] = mapped_column(Boolean)
+    max_blocks: Mapped[int] = mapped_column(Integer)
+    rotate: Mapped[bool] = mapped_column(Boolean)
+    agenda: Mapped[list[str]] = mapped_column(JSON)
+    facilitator_emails: Mapped[list[str]] = mapped_column(JSON)
+
+    cohort: Mapped[CohortRow] = relationship(back_populates="series")
+
+
+class AssignmentRuleRow(Base):
+    __tablename__ = "assignment_rule"
+    __table_args__ = (UniqueConstraint("cohort_id", "key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    cohort_id: Mapped[int] = mapped_column(ForeignKey("cohort.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)
+    key: Mapped[str] = mapped_column(String(40))
+    title: Mapped[str] = mapped_column(String(200))
+    series_key: Mapped[str] = mapped_column(String(40))
+    prepares: Mapped[bool] = mapped_column(Boolean)
+    soft_offset_minutes: Mapped[int] = mapped_column(Integer)
+    effort_minutes: Mapped[int] = mapped_column(Integer)
+    release_kind: Mapped[str] = mapped_column(String(20))
+    release_on: Mapped[date | None] = mapped_column(Date)
+    release_every_minutes: Mapped[int | None] = mapped_column(Integer)
+    snap_to: Mapped[int | None] = mapped_column(Integer)
+    hard_kind: Mapped[str] = mapped_column(String(20))
+    hard_after_minutes: Mapped[int | None] = mapped_column(Integer)
+
+
+class ReminderRuleRow(Base):
+    __tablename__ = "reminder_rule"
+    __table_args__ = (UniqueConstraint("cohort_id", "key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    cohort_id: Mapped[int] = mapped_column(ForeignKey("cohort.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)
+    key: Mapped[str] = mapped_column(String(40))
+    about: Mapped[str] = mapped_column(String(20))
+    before_minutes: Mapped[int | None] = mapped_column(Integer)
+    at_minute: Mapped[int | None] = mapped_column(Integer)
+    weekday: Mapped[int | None] = mapped_column(Integer)
+    template: Mapped[str] = mapped_column(String(40))
+
+
+class BlackoutRow(Base):
+    __tablename__ = "blackout"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    cohort_id: Mapped[int] = mapped_column(ForeignKey("cohort.id", ondelete="CASCADE"))
+    start: Mapped[date] = mapped_column(Date)
+    end: Mapped[date] = mapped_column(Date)
+    label: Mapped[str] = mapped_column(String(120))
+
+
+class PersonRow(Base):
+    __tablename__ = "person"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    zone: Mapped[str] = mapped_column(String(64))
+    locale: Mapped[str | None] = mapped_column(String(20))
+    availability: Mapped[str | None] = mapped_column(String(500))  # None: the cohort's default
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class EnrollmentRow(Base):
+    __tablename__ = "enrollment"
+    __table_args__ = (
+        UniqueConstraint("cohort_id", "person_id"),
+        Index("ix_enrollment_person_id", "person_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    cohort_id: Mapped[int] = mapped_column(ForeignKey("cohort.id", ondelete="CASCADE"))
+    person_id: Mapped[int] = mapped_column(ForeignKey("person.id", ondelete="CASCADE"))
+    role: Mapped[str] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(20), default="active")
+    max_sessions_per_week: Mapped[int | None] = mapped_column(Integer)
+    enrolled_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    left_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    person: Mapped[PersonRow] = relationship()
+

@@ -1,0 +1,274 @@
+"""Repository functions: queries and the mapping between domain values and rows, in one place.
+
+Every function takes a session ``db`` and never commits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.orm import Session
+
+from scheduler.domain.availability import parse_availability
+from scheduler.domain.cohort import (
+    Anchor,
+    AssignmentRule,
+    Blackout,
+    CohortSpec,
+    Facilitator,
+    HardKind,
+    PlanningOptions,
+    Release,
+    ReleaseKind,
+    ReminderAbout,
+    ReminderRule,
+    Role,
+    SeriesKind,
+    SeriesRequest,
+)
+from scheduler.errors import NotFoundError
+from scheduler.persistence.models import (
+    AssignmentRuleRow,
+    BlackoutRow,
+    CohortRow,
+    EnrollmentRow,
+    PersonRow,
+    ReminderRuleRow,
+    SeriesRequestRow,
+)
+
+
+def _minutes(value: timedelta) -> int:
+    return int(value.total_seconds() // 60)
+
+
+def _maybe_minutes(value: timedelta | None) -> int | None:
+    return None if value is None else _minutes(value)
+
+
+def _maybe_delta(minutes: int | None) -> timedelta | None:
+    return None if minutes is None else timedelta(minutes=minutes)
+
+
+# --- cohorts ---------------------------------------------------------------------------------
+
+
+def find_cohort(db: Session, slug: str) -> CohortRow | None:
+    return db.scalar(select(CohortRow).where(CohortRow.slug == slug))
+
+
+def get_cohort(db: Session, slug: str) -> CohortRow:
+    row = find_cohort(db, slug)
+    if row is None:
+        known = db.scalars(select(CohortRow.slug).order_by(CohortRow.slug)).all()
+        hint = f" (known: {', '.join(known)})" if known else " (load one with `cohort cohort load FILE`)"
+        raise NotFoundError(f"no cohort with slug {slug!r}{hint}")
+    return row
+
+
+def list_cohorts(db: Session) -> Sequence[CohortRow]:
+    return db.scalars(select(CohortRow).order_by(CohortRow.start_date, CohortRow.slug)).all()
+
+
+def save_cohort(db: Session, spec: CohortSpec, source_text: str, now: datetime) -> tuple[CohortRow, bool]:
+    """Create or replace the cohort described by ``spec``; returns the row and whether it is new."""
+    row = find_cohort(db, spec.slug)
+    created = row is None
+    if row is None:
+        row = CohortRow(slug=spec.slug, created_at=now)
+        db.add(row)
+    row.title = spec.title
+    row.start_date = spec.start_date
+    row.weeks = spec.weeks
+    row.home_zone = spec.home_zone
+    row.locale = spec.locale
+    row.default_availability = spec.default_availability.to_text()
+    row.anchor = spec.planning.anchor.value
+    row.target_coverage = spec.planning.target_coverage
+    row.max_sections = spec.planning.max_sections
+    row.grid_minutes = spec.planning.grid_minutes
+    row.quiet_start = spec.planning.quiet_start
+    row.quiet_end = spec.planning.quiet_end
+    row.source_text = source_text
+    row.updated_at = now
+    row.series = [
+        SeriesRequestRow(
+            position=i, key=s.key, title=s.title, kind=s.kind.value, per_week=s.per_week,
+            duration_minutes=_minutes(s.duration), min_gap_minutes=_minutes(s.min_gap),
+            max_section_size=s.max_section_size, sections=s.sections, auto_sections=s.auto_sections,
+            max_blocks=s.max_blocks, rotate=s.rotate, agenda=list(s.agenda),
+            facilitator_emails=list(s.facilitators),
+        )
+        for i, s in enumerate(spec.series)
+    ]
+    row.assignments = [
+        AssignmentRuleRow(
+            position=i, key=a.key, title=a.title, series_key=a.series, prepares=a.prepares,
+            soft_offset_minutes=_minutes(a.soft_offset), effort_minutes=_minutes(a.effort),
+            release_kind=a.release.kind.value, release_on=a.release.on,
+            release_every_minutes=_maybe_minutes(a.release.every), snap_to=a.snap_to,
+            hard_kind=a.hard.value, hard_after_minutes=_maybe_minutes(a.hard_after),
+        )
+        for i, a in enumerate(spec.assignments)
+    ]
+    row.reminders = [
+        ReminderRuleRow(
+            position=i, key=r.key, about=r.about.value, before_minutes=_maybe_minutes(r.before),
+            at_minute=r.at, weekday=r.weekday, template=r.template,
+        )
+        for i, r in enumerate(spec.reminders)
+    ]
+    row.blackouts = [BlackoutRow(start=b.start, end=b.end, label=b.label) for b in spec.blackouts]
+    db.flush()
+    return row, created
+
+
+def cohort_spec(db: Session, row: CohortRow) -> CohortSpec:
+    """Rebuild the domain value from the stored rows (facilitators from their enrollments)."""
+    facilitators = tuple(
+        Facilitator(
+            name=person.name, email=person.email, zone=person.zone,
+            availability=parse_availability(person.availability or row.default_availability),
+            max_sessions_per_week=enrollment.max_sessions_per_week or 5,
+        )
+        for enrollment, person in db.execute(
+            select(EnrollmentRow, PersonRow)
+            .join(PersonRow, EnrollmentRow.person_id == PersonRow.id)
+            .where(EnrollmentRow.cohort_id == row.id, EnrollmentRow.role == Role.FACILITATOR.value,
+                   EnrollmentRow.status == "active")
+            .order_by(PersonRow.email)
+        ).tuples()
+    )
+    return CohortSpec(
+        slug=row.slug, title=row.title, start_date=row.start_date, weeks=row.weeks,
+        home_zone=row.home_zone, locale=row.locale,
+        default_availability=parse_availability(row.default_availability),
+        planning=PlanningOptions(Anchor(row.anchor), row.target_coverage, row.max_sections,
+                                 row.grid_minutes, row.quiet_start, row.quiet_end),
+        facilitators=facilitators,
+        series=tuple(
+            SeriesRequest(
+                key=s.key, title=s.title, kind=SeriesKind(s.kind), per_week=s.per_week,
+                duration=timedelta(minutes=s.duration_minutes), min_gap=timedelta(minutes=s.min_gap_minutes),
+                max_section_size=s.max_section_size, sections=s.sections, auto_sections=s.auto_sections,
+                max_blocks=s.max_blocks, rotate=s.rotate, agenda=tuple(s.agenda),
+                facilitators=tuple(s.facilitator_emails),
+            )
+            for s in row.series
+        ),
+        assignments=tuple(
+            AssignmentRule(
+                key=a.key, title=a.title, series=a.series_key, prepares=a.prepares,
+                soft_offset=timedelta(minutes=a.soft_offset_minutes), effort=timedelta(minutes=a.effort_minutes),
+                release=Release(ReleaseKind(a.release_kind), a.release_on, _maybe_delta(a.release_every_minutes)),
+                snap_to=a.snap_to, hard=HardKind(a.hard_kind), hard_after=_maybe_delta(a.hard_after_minutes),
+            )
+            for a in row.assignments
+        ),
+        reminders=tuple(
+            ReminderRule(key=r.key, about=ReminderAbout(r.about), before=_maybe_delta(r.before_minutes),
+                         at=r.at_minute, weekday=r.weekday, template=r.template)
+            for r in row.reminders
+        ),
+        blackouts=tuple(Blackout(b.start, b.end, b.label) for b in row.blackouts),
+    )
+
+
+# --- people and enrollments ----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PersonValues:
+    """What a roster row or a cohort file says about a person."""
+
+    email: str
+    name: str
+    zone: str
+    locale: str | None
+    availability: str | None
+
+    def differs(self, row: PersonRow) -> bool:
+        return (self.name, self.zone, self.locale, self.availability) != (
+            row.name, row.zone, row.locale, row.availability)
+
+
+def people_by_email(db: Session, emails: Iterable[str]) -> dict[str, PersonRow]:
+    """Existing people for these emails, fetched in chunks (SQLite limits bound parameters)."""
+    found: dict[str, PersonRow] = {}
+    batch = list(emails)
+    for start in range(0, len(batch), 5000):
+        chunk = batch[start : start + 5000]
+        for row in db.scalars(select(PersonRow).where(PersonRow.email.in_(chunk))):
+            found[row.email] = row
+    return found
+
+
+def insert_people(db: Session, values: Sequence[PersonValues], now: datetime) -> dict[str, int]:
+    """Bulk insert new people; returns their ids by email."""
+    if not values:
+        return {}
+    db.execute(
+        insert(PersonRow),
+        [
+            {"email": v.email, "name": v.name, "zone": v.zone, "locale": v.locale,
+             "availability": v.availability, "created_at": now, "updated_at": now}
+            for v in values
+        ],
+    )
+    return {row.email: row.id for row in people_by_email(db, [v.email for v in values]).values()}
+
+
+def update_people(db: Session, changes: Sequence[tuple[int, PersonValues]], now: datetime) -> None:
+    if not changes:
+        return
+    db.execute(
+        update(PersonRow),
+        [
+            {"id": pid, "name": v.name, "zone": v.zone, "locale": v.locale, "availability": v.availability,
+             "updated_at": now}
+            for pid, v in changes
+        ],
+    )
+
+
+def enrollments(db: Session, cohort_id: int) -> dict[int, EnrollmentRow]:
+    """The cohort's enrollments by person id."""
+    return {
+        row.person_id: row
+        for row in db.scalars(select(EnrollmentRow).where(EnrollmentRow.cohort_id == cohort_id))
+    }
+
+
+def insert_enrollments(db: Session, rows: Sequence[dict[str, Any]]) -> None:
+    if rows:
+        db.execute(insert(EnrollmentRow), list(rows))
+
+
+def update_enrollments(db: Session, rows: Sequence[dict[str, Any]]) -> None:
+    if rows:
+        db.execute(update(EnrollmentRow), list(rows))
+
+
+def roster(db: Session, cohort_id: int, role: Role | None = None) -> list[tuple[EnrollmentRow, PersonRow]]:
+    query = (
+        select(EnrollmentRow, PersonRow)
+        .join(PersonRow, EnrollmentRow.person_id == PersonRow.id)
+        .where(EnrollmentRow.cohort_id == cohort_id)
+        .order_by(EnrollmentRow.role, PersonRow.name, PersonRow.email)
+    )
+    if role is not None:
+        query = query.where(EnrollmentRow.role == role.value)
+    return list(db.execute(query).tuples())
+
+
+def roster_counts(db: Session, cohort_id: int) -> dict[str, int]:
+    query = (
+        select(EnrollmentRow.role, func.count())
+        .where(EnrollmentRow.cohort_id == cohort_id, EnrollmentRow.status == "active")
+        .group_by(EnrollmentRow.role)
+    )
+    return {role: count for role, count in db.execute(query).tuples()}

@@ -1,0 +1,107 @@
+"""Configuration: defaults < the ``[settings]`` table of the config file < ``COHORT_*`` environment
+< command-line flags. A bad value is reported with the place it came from."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from scheduler.errors import ConfigError, Problem
+
+ENV_PREFIX = "COHORT_"
+DEFAULT_CONFIG_FILE = Path("cohort.toml")
+
+
+class Settings(BaseSettings):
+    """Every setting the product reads. Field descriptions double as documentation (README)."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", frozen=True)
+
+    database_url: str = Field(
+        "sqlite:///var/cohort.db",
+        description="SQLAlchemy URL: sqlite:///PATH (default) or postgresql+psycopg://USER:PASS@HOST/DB",
+    )
+    base_url: str = Field("http://127.0.0.1:8000", description="public URL of `cohort serve`, for links")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("WARNING", description="log verbosity")
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_backend(cls, value: str) -> str:
+        if not value.startswith(("sqlite:", "sqlite+pysqlite:", "postgresql")):
+            raise ValueError("must start with sqlite:/// or postgresql+psycopg://")
+        return value
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+
+def load_settings(config_file: Path | None = None, **flags: Any) -> Settings:
+    """Build settings from every source; ``flags`` are command-line values (None means unset).
+
+    ``config_file`` defaults to ``./cohort.toml`` when it exists; only its ``[settings]`` table is read.
+    """
+    flags = {k: v for k, v in flags.items() if v is not None}
+    path = config_file if config_file is not None else (DEFAULT_CONFIG_FILE if DEFAULT_CONFIG_FILE.exists() else None)
+    if config_file is not None and not config_file.exists():
+        raise ConfigError([Problem("does not exist", str(config_file), field="--config")], "config file not found")
+
+    class _FromSources(Settings):
+        @classmethod
+        def settings_customise_sources(
+            cls,
+            settings_cls: type[BaseSettings],
+            init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource,
+            dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+        ) -> tuple[PydanticBaseSettingsSource, ...]:
+            sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+            if path is not None:
+                sources.append(TomlConfigSettingsSource(settings_cls, path, toml_table_header=("settings",)))
+            return tuple(sources)
+
+    try:
+        loaded = _FromSources(**flags)
+    except ValidationError as e:
+        raise ConfigError(
+            [_problem(err, flags, path) for err in e.errors()], "settings are invalid"
+        ) from e
+    return Settings.model_construct(**loaded.model_dump())
+
+
+def _problem(error: Any, flags: dict[str, Any], path: Path | None) -> Problem:
+    name = str(error["loc"][0]) if error["loc"] else ""
+    env_name = f"{ENV_PREFIX}{name.upper()}"
+    if name in flags:
+        source = f"command-line flag --{name.replace('_', '-')}"
+    elif env_name in os.environ:
+        source = f"environment variable {env_name}"
+    elif path is not None:
+        source = f"{path} [settings]"
+    else:
+        source = "default"
+    value = error.get("input")
+    return Problem(
+        str(error["msg"]).removeprefix("Value error, "),
+        source,
+        field=name or None,
+        value=None if value is None or isinstance(value, dict) else str(value),
+    )
