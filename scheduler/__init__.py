@@ -1,4 +1,4 @@
-"""cohort-scheduler: live sessions and soft deadlines for cohorts spread over the world's time zones."""
+"""cohort-scheduler: live sessions and soft deadlines across time zones."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The ``cohort`` command: a thin layer over services. Rich tables for people, ``--json`` for scripts.
+"""The ``cohort`` command: a thin layer over services; Rich tables, ``--json`` for scripts.
 
 This module is the output layer: it is the only place that prints.
 """
@@ -9,7 +9,6 @@ import functools
 import json
 import random
 import shutil
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ from typing import Annotated, Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from sqlalchemy.exc import OperationalError
 
@@ -38,8 +38,12 @@ from scheduler.settings import load_settings
 P = ParamSpec("P")
 R = TypeVar("R")
 
-app = typer.Typer(help="Plan live sessions and soft deadlines for cohorts across time zones.",
-                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="Plan live sessions and soft deadlines for cohorts across time zones.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 cohort_app = typer.Typer(help="Cohorts described by a cohort.toml file.", no_args_is_help=True)
 roster_app = typer.Typer(help="Learners and facilitators from a roster CSV.", no_args_is_help=True)
@@ -71,9 +75,16 @@ STATE = CliState()
 
 @app.callback()
 def _options(
-    config: Annotated[Path | None, typer.Option("--config", help="Settings file ([settings] table); default ./cohort.toml.")] = None,
-    database_url: Annotated[str | None, typer.Option("--database-url", help="Overrides COHORT_DATABASE_URL.")] = None,
-    log_level: Annotated[str | None, typer.Option("--log-level", help="DEBUG, INFO, WARNING or ERROR.")] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", help="Settings file ([settings] table); default ./cohort.toml."),
+    ] = None,
+    database_url: Annotated[
+        str | None, typer.Option("--database-url", help="Overrides COHORT_DATABASE_URL.")
+    ] = None,
+    log_level: Annotated[
+        str | None, typer.Option("--log-level", help="DEBUG, INFO, WARNING or ERROR.")
+    ] = None,
 ) -> None:
     STATE.config = config
     STATE.flags = {"database_url": database_url, "log_level": log_level}
@@ -81,15 +92,19 @@ def _options(
 
 
 def _print_problems(problems: tuple[Problem, ...] | list[Problem], title: str) -> None:
-    table = Table(title=title, title_justify="left", show_lines=False)
-    for column in ("where", "field", "value", "problem"):
-        table.add_column(column, overflow="fold")
+    """One line per problem (where, field, value, what is wrong), its hint dimmed below."""
+    err.print(f"[red]{escape(title)}[/red]")
     for p in problems:
-        where = f"{p.source}:{p.line}" if p.line is not None else p.source
-        message = p.message + (f"\n[dim]{p.hint}[/dim]" if p.hint else "")
-        value = "" if p.value is None else (p.value if len(p.value) <= 40 else p.value[:39] + "…")
-        table.add_row(where, p.field or "", value, message)
-    err.print(table)
+        where = f"line {p.line}" if p.line is not None else p.source
+        place = ", ".join(x for x in (where, p.field or "") if x)
+        value = "" if p.value is None else f" {_clip(p.value)!r}"
+        err.print(f"  [bold]{escape(place or p.source)}[/bold]{escape(value)}: {escape(p.message)}")
+        if p.hint:
+            err.print(f"      [dim]{escape(p.hint)}[/dim]")
+
+
+def _clip(value: str, limit: int = 60) -> str:
+    return value if len(value) <= limit else value[: limit - 1] + "…"
 
 
 def guarded(func: Callable[P, R]) -> Callable[P, R]:
@@ -102,8 +117,16 @@ def guarded(func: Callable[P, R]) -> Callable[P, R]:
         except InputError as e:
             _print_problems(e.problems, e.summary)
             if kwargs.get("as_json"):
-                print(json.dumps({"ok": False, "summary": e.summary,
-                                  "problems": [p.as_dict() for p in e.problems]}, indent=2))
+                print(
+                    json.dumps(
+                        {
+                            "ok": False,
+                            "summary": e.summary,
+                            "problems": [p.as_dict() for p in e.problems],
+                        },
+                        indent=2,
+                    )
+                )
             raise typer.Exit(1) from None
         except SchedulerError as e:
             err.print(f"[red]error:[/red] {e}")
@@ -138,7 +161,9 @@ def _transaction() -> Iterator[Any]:
 @guarded
 def init(
     directory: Annotated[Path, typer.Argument(help="Folder to create the example files in.")],
-    learners: Annotated[int, typer.Option(min=1, max=100_000, help="How many sample learners.")] = 150,
+    learners: Annotated[
+        int, typer.Option(min=1, max=100_000, help="How many sample learners.")
+    ] = 150,
     seed: Annotated[int, typer.Option(help="Seed for the sample, for reproducible files.")] = 2027,
     force: Annotated[bool, typer.Option("--force", help="Overwrite existing files.")] = False,
 ) -> None:
@@ -147,16 +172,25 @@ def init(
     cohort_file, roster_file = directory / "cohort.toml", directory / "roster.csv"
     existing = [p for p in (cohort_file, roster_file) if p.exists()]
     if existing and not force:
-        err.print(f"[red]error:[/red] {', '.join(map(str, existing))} already exist(s); use --force to overwrite")
+        err.print(
+            f"[red]error:[/red] {', '.join(map(str, existing))} already exist(s); "
+            "use --force to overwrite"
+        )
         raise typer.Exit(1)
     shutil.copyfile(resource_dir("examples") / "cohort.toml", cohort_file)
-    roster_file.write_text(roster_csv(sample_learners(learners, random.Random(seed))), encoding="utf-8")
-    out.print(f"Wrote [bold]{cohort_file}[/bold] and [bold]{roster_file}[/bold] ({learners} learners).")
+    roster_file.write_text(
+        roster_csv(sample_learners(learners, random.Random(seed))), encoding="utf-8"
+    )
+    out.print(
+        f"Wrote [bold]{cohort_file}[/bold] and [bold]{roster_file}[/bold] ({learners} learners)."
+    )
     out.print(f"[dim]{CREDIT}[/dim]")
-    out.print("Next:\n"
-              "  cohort db upgrade\n"
-              f"  cohort cohort load {cohort_file}\n"
-              f"  cohort roster import {roster_file} --cohort ml-foundations-2027")
+    out.print(
+        "Next:\n"
+        "  cohort db upgrade\n"
+        f"  cohort cohort load {cohort_file}\n"
+        f"  cohort roster import {roster_file} --cohort ml-foundations-2027"
+    )
 
 
 # --- db -----------------------------------------------------------------------------------------
@@ -182,8 +216,10 @@ def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision.")]
 def db_current() -> None:
     """Print the database's schema revision and the newest one this version knows."""
     runtime = STATE.runtime()
-    out.print(f"current: {migrations.current_revision(runtime.engine) or 'empty'}; "
-              f"head: {migrations.head_revision(runtime.engine)}")
+    out.print(
+        f"current: {migrations.current_revision(runtime.engine) or 'empty'}; "
+        f"head: {migrations.head_revision(runtime.engine)}"
+    )
 
 
 # --- cohort ------------------------------------------------------------------------------------
@@ -191,35 +227,61 @@ def db_current() -> None:
 
 @cohort_app.command("load")
 @guarded
-def cohort_load(file: Annotated[Path, typer.Argument(help="The cohort.toml to load.")], as_json: JsonFlag = False) -> None:
+def cohort_load(
+    file: Annotated[Path, typer.Argument(help="The cohort.toml to load.")],
+    as_json: JsonFlag = False,
+) -> None:
     """Validate a cohort file and store it (create or update by slug)."""
     text = file.read_text(encoding="utf-8")
     with _transaction() as db:
         result = load_cohort(db, text, str(file), STATE.runtime().clock.now())
     spec = result.spec
     if as_json:
-        _json({"ok": True, "slug": spec.slug, "created": result.created, "series": len(spec.series),
-               "facilitators": len(spec.facilitators), "assignments": len(spec.assignments),
-               "reminders": len(spec.reminders), "blackouts": len(spec.blackouts), "warnings": result.warnings})
+        _json(
+            {
+                "ok": True,
+                "slug": spec.slug,
+                "created": result.created,
+                "series": len(spec.series),
+                "facilitators": len(spec.facilitators),
+                "assignments": len(spec.assignments),
+                "reminders": len(spec.reminders),
+                "blackouts": len(spec.blackouts),
+                "warnings": result.warnings,
+            }
+        )
         return
     verb = "Created" if result.created else "Updated"
     out.print(f"{verb} cohort [bold]{spec.slug}[/bold]: {spec.title}")
-    out.print(f"  {spec.start_date} to {spec.end_date} ({spec.weeks} weeks), home zone {spec.home_zone}, "
-              f"locale {spec.locale}")
+    out.print(
+        f"  {spec.start_date} to {spec.end_date} ({spec.weeks} weeks), home zone {spec.home_zone}, "
+        f"locale {spec.locale}"
+    )
     table = Table("series", "kind", "per week", "duration", "sections", box=None)
     for s in spec.series:
         sections = "auto" if s.auto_sections else str(s.sections or 1)
-        table.add_row(s.key, s.kind.value, str(s.per_week), f"{int(s.duration.total_seconds() // 60)} min", sections)
+        table.add_row(
+            s.key,
+            s.kind.value,
+            str(s.per_week),
+            f"{int(s.duration.total_seconds() // 60)} min",
+            sections,
+        )
     out.print(table)
-    out.print(f"  {len(spec.facilitators)} facilitators, {len(spec.assignments)} async assignments, "
-              f"{len(spec.reminders)} reminder rules, {len(spec.blackouts)} blackout(s)")
+    out.print(
+        f"  {len(spec.facilitators)} facilitators, {len(spec.assignments)} async assignments, "
+        f"{len(spec.reminders)} reminder rules, {len(spec.blackouts)} blackout(s)"
+    )
     for warning in result.warnings:
         err.print(f"[yellow]warning:[/yellow] {warning}")
 
 
 @cohort_app.command("validate")
 @guarded
-def cohort_validate(file: Annotated[Path, typer.Argument(help="The cohort.toml to check.")], as_json: JsonFlag = False) -> None:
+def cohort_validate(
+    file: Annotated[Path, typer.Argument(help="The cohort.toml to check.")],
+    as_json: JsonFlag = False,
+) -> None:
     """Check a cohort file without storing anything."""
     spec = parse_cohort_file(file.read_text(encoding="utf-8"), str(file))
     if as_json:
@@ -235,14 +297,32 @@ def cohort_list(as_json: JsonFlag = False) -> None:
     with _transaction() as db:
         rows = [(c, repo.roster_counts(db, c.id)) for c in repo.list_cohorts(db)]
     if as_json:
-        _json([{"slug": c.slug, "title": c.title, "start_date": c.start_date.isoformat(), "weeks": c.weeks,
-                "home_zone": c.home_zone, "learners": n.get("learner", 0),
-                "facilitators": n.get("facilitator", 0)} for c, n in rows])
+        _json(
+            [
+                {
+                    "slug": c.slug,
+                    "title": c.title,
+                    "start_date": c.start_date.isoformat(),
+                    "weeks": c.weeks,
+                    "home_zone": c.home_zone,
+                    "learners": n.get("learner", 0),
+                    "facilitators": n.get("facilitator", 0),
+                }
+                for c, n in rows
+            ]
+        )
         return
     table = Table("slug", "title", "start", "weeks", "home zone", "learners", "facilitators")
     for c, n in rows:
-        table.add_row(c.slug, c.title, c.start_date.isoformat(), str(c.weeks), c.home_zone,
-                      str(n.get("learner", 0)), str(n.get("facilitator", 0)))
+        table.add_row(
+            c.slug,
+            c.title,
+            c.start_date.isoformat(),
+            str(c.weeks),
+            c.home_zone,
+            str(n.get("learner", 0)),
+            str(n.get("facilitator", 0)),
+        )
     out.print(table if rows else "No cohorts yet: `cohort cohort load cohort.toml`.")
 
 
@@ -251,17 +331,31 @@ def cohort_list(as_json: JsonFlag = False) -> None:
 
 @roster_app.command("validate")
 @guarded
-def roster_validate(file: Annotated[Path, typer.Argument(help="The roster CSV to check.")], as_json: JsonFlag = False) -> None:
+def roster_validate(
+    file: Annotated[Path, typer.Argument(help="The roster CSV to check.")],
+    as_json: JsonFlag = False,
+) -> None:
     """Check every row of a roster and list every problem; writes nothing."""
     report = parse_roster(file.read_bytes(), str(file))
     if as_json:
-        _json({"ok": report.ok, "rows": report.rows, "valid": len(report.entries), "bad_rows": report.bad_lines,
-               "errors": [p.as_dict() for p in report.errors], "warnings": [p.as_dict() for p in report.warnings]})
+        _json(
+            {
+                "ok": report.ok,
+                "rows": report.rows,
+                "valid": len(report.entries),
+                "bad_rows": report.bad_lines,
+                "errors": [p.as_dict() for p in report.errors],
+                "warnings": [p.as_dict() for p in report.warnings],
+            }
+        )
     else:
         _print_warnings(report.warnings)
         if report.errors:
-            _print_problems(report.errors, f"{file}: {len(report.errors)} problem(s) in {report.bad_lines or 1} "
-                                           "row(s); nothing was written")
+            _print_problems(
+                report.errors,
+                f"{file}: {len(report.errors)} problem(s) in {report.bad_lines or 1} "
+                "row(s); nothing was written",
+            )
         else:
             out.print(f"[green]✓[/green] {file}: {report.rows} rows, all valid")
     if not report.ok:
@@ -278,34 +372,61 @@ def _print_warnings(warnings: list[Problem]) -> None:
 def roster_import(
     file: Annotated[Path, typer.Argument(help="The roster CSV.")],
     cohort: CohortOption,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Report what would change; write nothing.")] = False,
-    partial: Annotated[bool, typer.Option("--partial", help="Import the valid rows even if others are bad.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Report what would change; write nothing.")
+    ] = False,
+    partial: Annotated[
+        bool, typer.Option("--partial", help="Import the valid rows even if others are bad.")
+    ] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Import (or re-import) a roster into a cohort, in one transaction: all rows or none."""
     data = file.read_bytes()
     with _transaction() as db:
-        result = import_roster(db, cohort, data, str(file), STATE.runtime().clock.now(),
-                               dry_run=dry_run, partial=partial)
+        result = import_roster(
+            db,
+            cohort,
+            data,
+            str(file),
+            STATE.runtime().clock.now(),
+            dry_run=dry_run,
+            partial=partial,
+        )
     counts = result.counts()
     if as_json:
-        _json({"ok": not result.report.errors, "cohort": cohort, "dry_run": dry_run, "written": result.written,
-               **counts, "missing": result.missing, "errors": [p.as_dict() for p in result.report.errors],
-               "warnings": [p.as_dict() for p in result.report.warnings]})
+        _json(
+            {
+                "ok": not result.report.errors,
+                "cohort": cohort,
+                "dry_run": dry_run,
+                "written": result.written,
+                **counts,
+                "missing": result.missing,
+                "errors": [p.as_dict() for p in result.report.errors],
+                "warnings": [p.as_dict() for p in result.report.warnings],
+            }
+        )
         return
     _print_warnings(result.report.warnings)
     if result.report.errors:
-        _print_problems(result.report.errors, f"skipped {result.report.bad_lines} bad row(s) (--partial)")
+        _print_problems(
+            result.report.errors, f"skipped {result.report.bad_lines} bad row(s) (--partial)"
+        )
     table = Table(box=None, show_header=False)
     for key, value in counts.items():
         table.add_row(key.replace("_", " "), str(value))
     out.print(table)
     if result.missing:
         shown = ", ".join(result.missing[:10]) + (" …" if len(result.missing) > 10 else "")
-        out.print(f"[yellow]{len(result.missing)} enrolled learner(s) are not in the file (kept):[/yellow] {shown}")
+        out.print(
+            f"[yellow]{len(result.missing)} enrolled learner(s) are not in the file "
+            f"(kept):[/yellow] {shown}"
+        )
     verb = "Would import" if dry_run else "Imported"
-    out.print(f"{verb} {len(result.report.entries)} row(s) into [bold]{cohort}[/bold]"
-              + (" (dry run: nothing written)" if dry_run else "."))
+    out.print(
+        f"{verb} {len(result.report.entries)} row(s) into [bold]{cohort}[/bold]"
+        + (" (dry run: nothing written)" if dry_run else ".")
+    )
 
 
 @roster_app.command("list")
@@ -322,17 +443,43 @@ def roster_list(
         people = repo.roster(db, row.id, role)
         default, locale = row.default_availability, row.locale
     if as_json:
-        _json([{"name": p.name, "email": p.email, "role": e.role, "status": e.status, "timezone": p.zone,
-                "availability": p.availability or default, "availability_is_default": p.availability is None,
-                "locale": p.locale or locale} for e, p in people])
+        _json(
+            [
+                {
+                    "name": p.name,
+                    "email": p.email,
+                    "role": e.role,
+                    "status": e.status,
+                    "timezone": p.zone,
+                    "availability": p.availability or default,
+                    "availability_is_default": p.availability is None,
+                    "locale": p.locale or locale,
+                }
+                for e, p in people
+            ]
+        )
         return
-    table = Table("name", "email", "role", "time zone", "availability", "locale",
-                  title=f"{cohort}: {len(people)} people", title_justify="left")
+    table = Table(
+        "name",
+        "email",
+        "role",
+        "time zone",
+        "availability",
+        "locale",
+        title=f"{cohort}: {len(people)} people",
+        title_justify="left",
+    )
     shown = people if limit == 0 else people[:limit]
     for e, p in shown:
         availability = p.availability or f"[dim]{default} (default)[/dim]"
-        table.add_row(p.name, p.email, e.role + ("" if e.status == "active" else f" ({e.status})"), p.zone,
-                      availability, p.locale or f"[dim]{locale}[/dim]")
+        table.add_row(
+            p.name,
+            p.email,
+            e.role + ("" if e.status == "active" else f" ({e.status})"),
+            p.zone,
+            availability,
+            p.locale or f"[dim]{locale}[/dim]",
+        )
     out.print(table)
     if len(shown) < len(people):
         out.print(f"… and {len(people) - len(shown)} more (use --limit 0 or --json for all)")
@@ -351,4 +498,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()

@@ -69,7 +69,7 @@ class SchedulerError(Exception):
 
 
 class InputError(SchedulerError):
-    """The user's input is wrong; ``problems`` lists everything wrong with it, not just the first."""
+    """The user's input is wrong; ``problems`` lists all that is wrong, not just the first."""
 
     def __init__(self, problems: Iterable[Problem], summary: str = "") -> None:
         self.problems: tuple[Problem, ...] = tuple(problems)

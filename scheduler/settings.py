@@ -30,8 +30,12 @@ class Settings(BaseSettings):
         "sqlite:///var/cohort.db",
         description="SQLAlchemy URL: sqlite:///PATH (default) or postgresql+psycopg://USER:PASS@HOST/DB",
     )
-    base_url: str = Field("http://127.0.0.1:8000", description="public URL of `cohort serve`, for links")
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("WARNING", description="log verbosity")
+    base_url: str = Field(
+        "http://127.0.0.1:8000", description="public URL of `cohort serve`, for links"
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "WARNING", description="log verbosity"
+    )
 
     @field_validator("database_url")
     @classmethod
@@ -56,12 +60,18 @@ class Settings(BaseSettings):
 def load_settings(config_file: Path | None = None, **flags: Any) -> Settings:
     """Build settings from every source; ``flags`` are command-line values (None means unset).
 
-    ``config_file`` defaults to ``./cohort.toml`` when it exists; only its ``[settings]`` table is read.
+    ``config_file`` defaults to ``./cohort.toml`` if present; only ``[settings]`` is read.
     """
     flags = {k: v for k, v in flags.items() if v is not None}
-    path = config_file if config_file is not None else (DEFAULT_CONFIG_FILE if DEFAULT_CONFIG_FILE.exists() else None)
+    path = (
+        config_file
+        if config_file is not None
+        else (DEFAULT_CONFIG_FILE if DEFAULT_CONFIG_FILE.exists() else None)
+    )
     if config_file is not None and not config_file.exists():
-        raise ConfigError([Problem("does not exist", str(config_file), field="--config")], "config file not found")
+        raise ConfigError(
+            [Problem("does not exist", str(config_file), field="--config")], "config file not found"
+        )
 
     class _FromSources(Settings):
         @classmethod
@@ -75,7 +85,9 @@ def load_settings(config_file: Path | None = None, **flags: Any) -> Settings:
         ) -> tuple[PydanticBaseSettingsSource, ...]:
             sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
             if path is not None:
-                sources.append(TomlConfigSettingsSource(settings_cls, path, toml_table_header=("settings",)))
+                sources.append(
+                    TomlConfigSettingsSource(settings_cls, path, toml_table_header=("settings",))
+                )
             return tuple(sources)
 
     try:

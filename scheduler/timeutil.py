@@ -21,9 +21,9 @@ from importlib import resources
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 __all__ = [
-    "UTC",
     "MINUTES_PER_DAY",
     "MINUTES_PER_WEEK",
+    "UTC",
     "Weekday",
     "ZoneLookup",
     "canonical_zone",
@@ -92,11 +92,11 @@ class ZoneLookup:
     (``America/New_York``, ``Asia/Kolkata``). Matching ignores case.
     """
 
-    def __init__(self, canonical: frozenset[str], links: dict[str, str]) -> None:
+    def __init__(self, canonical: frozenset[str], links: dict[str, str], zones: frozenset[str]) -> None:
         self.canonical = canonical
         self._links = links
         self._by_lower: dict[str, str] = {}
-        for name in (*links, *canonical):
+        for name in (*links, *zones, *canonical):
             self._by_lower[name.lower()] = name
 
     @classmethod
@@ -107,11 +107,14 @@ class ZoneLookup:
             if line and not line.startswith("#"):
                 canonical.add(line.split("\t")[2])
         links: dict[str, str] = {}
+        zones: set[str] = set()
         for line in (root / "tzdata.zi").read_text(encoding="utf-8").splitlines():
             if line.startswith("L "):
                 _, target, alias = line.split()
                 links[alias] = target
-        return cls(frozenset(canonical), links)
+            elif line.startswith("Z "):
+                zones.add(line.split()[1])
+        return cls(frozenset(canonical), links, frozenset(zones))
 
     def resolve(self, name: str) -> str | None:
         """The canonical name for ``name``, or ``None`` when tzdata does not know it."""
@@ -141,7 +144,7 @@ def _lookup() -> ZoneLookup:
 
 
 def canonical_zone(name: str) -> str | None:
-    """``Asia/Calcutta`` -> ``Asia/Kolkata``; ``europe/berlin`` -> ``Europe/Berlin``; unknown -> None."""
+    """``Asia/Calcutta`` -> ``Asia/Kolkata``; ``europe/berlin`` -> ``Europe/Berlin``; else None."""
     return _lookup().resolve(name)
 
 
@@ -177,7 +180,9 @@ def wall_to_utc(day: date, wall: time, tz: ZoneInfo) -> datetime:
 
 # --- durations and clock times -------------------------------------------------------------------
 
-_DURATION_RE = re.compile(r"^\s*(?:(\d+)\s*w)?\s*(?:(\d+)\s*d)?\s*(?:(\d+)\s*h)?\s*(?:(\d+)\s*m(?:in)?)?\s*$", re.I)
+_DURATION_RE = re.compile(
+    r"^\s*(?:(\d+)\s*w)?\s*(?:(\d+)\s*d)?\s*(?:(\d+)\s*h)?\s*(?:(\d+)\s*m(?:in)?)?\s*$", re.I
+)
 _CLOCK_RE = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*$")
 
 
@@ -209,7 +214,9 @@ def format_duration(value: timedelta) -> str:
     minutes = int(value.total_seconds() // 60)
     days, rest = divmod(minutes, MINUTES_PER_DAY)
     hours, mins = divmod(rest, 60)
-    out = (f"{days}d" if days else "") + (f"{hours}h" if hours else "") + (f"{mins}m" if mins else "")
+    out = (
+        (f"{days}d" if days else "") + (f"{hours}h" if hours else "") + (f"{mins}m" if mins else "")
+    )
     return out or "0m"
 
 

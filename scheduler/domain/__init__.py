@@ -1,1 +1,1 @@
-"""Domain values of cohort-scheduler: frozen, validated, free of I/O (see ``planning/README.md``)."""
+"""Domain values of cohort-scheduler: frozen, validated, free of I/O."""

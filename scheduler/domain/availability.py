@@ -33,7 +33,7 @@ AVAILABILITY_HINT = "write windows like 'Mon-Fri 18:00-22:00; Sat 09:00-12:00'"
 
 
 class AvailabilityError(ValueError):
-    """The availability text cannot be read; ``str(e)`` says what is wrong, ``hint`` how to write it."""
+    """The availability text cannot be read: ``str(e)`` says why, ``hint`` says how."""
 
     hint = AVAILABILITY_HINT
 
@@ -87,7 +87,7 @@ class Availability:
         return sum(end - start for start, end in self.windows)
 
     def covers(self, start: int, duration: int) -> bool:
-        """Whether ``[start, start + duration)`` (minutes of the week, may wrap) lies inside a window."""
+        """Whether ``[start, start + duration)`` (week minutes; may wrap) is inside a window."""
         start %= MINUTES_PER_WEEK
         for w_start, w_end in self.joined():
             # A joined window may reach into next week: try the session a week later too.
@@ -146,7 +146,9 @@ def _days_text(days: list[int]) -> str:
     parts = []
     for run in runs:
         first, last = Weekday(run[0]).label, Weekday(run[-1]).label
-        parts.append(first if len(run) == 1 else f"{first}-{last}" if len(run) > 2 else f"{first},{last}")
+        parts.append(
+            first if len(run) == 1 else f"{first}-{last}" if len(run) > 2 else f"{first},{last}"
+        )
     return ",".join(parts)
 
 
@@ -216,7 +218,7 @@ def parse_availability(text: str) -> Availability:
                 start, end = _parse_range(token)
             except AvailabilityError as e:
                 errors.append(str(e))
-                continue
+                break  # one problem per group: the rest of it is likely the same mistake
             for day in days:
                 offset = day * MINUTES_PER_DAY
                 windows.append((offset + start, offset + end))

@@ -88,7 +88,11 @@ class _Reader:
         for name in self.table:
             if name not in self.known:
                 close = difflib.get_close_matches(name, sorted(self.known), n=1)
-                hint = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(sorted(self.known))}"
+                hint = (
+                    f"did you mean {close[0]!r}?"
+                    if close
+                    else f"known keys: {', '.join(sorted(self.known))}"
+                )
                 self.problem(name, "is not a known key", hint=hint)
 
 
@@ -153,7 +157,9 @@ def _zone(raw: Any) -> str:
         close = suggest_zones(raw)
         error = ValueError("is not a known time zone")
         error.hint = (  # type: ignore[attr-defined]
-            f"did you mean {' or '.join(close)}?" if close else "use an IANA name like 'America/New_York'"
+            f"did you mean {' or '.join(close)}?"
+            if close
+            else "use an IANA name like 'America/New_York'"
         )
         raise error
     return canonical
@@ -165,7 +171,9 @@ def _locale(raw: Any) -> str:
     try:
         return str(Locale.parse(raw.strip().replace("-", "_")))
     except (UnknownLocaleError, ValueError) as e:
-        raise ValueError("is not a known locale; use one like 'en', 'en_GB', 'de_DE' or 'pt_BR'") from e
+        raise ValueError(
+            "is not a known locale; use one like 'en', 'en_GB', 'de_DE' or 'pt_BR'"
+        ) from e
 
 
 def _availability(raw: Any) -> Any:
@@ -220,7 +228,9 @@ def _key(raw: Any) -> str:
 def _slug(raw: Any) -> str:
     value = _text(63)(raw)
     if not SLUG_RE.match(value):
-        raise ValueError("must be 2-63 lowercase letters, digits or '-', starting with a letter or digit")
+        raise ValueError(
+            "must be 2-63 lowercase letters, digits or '-', starting with a letter or digit"
+        )
     return value
 
 
@@ -232,10 +242,15 @@ def parse_cohort_file(text: str, source: str = "cohort.toml") -> CohortSpec:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
-        line = getattr(e, "lineno", None)
-        msg = getattr(e, "msg", str(e))
+        where = re.search(r"\(at line (\d+), column (\d+)\)", str(e))
+        line = int(where.group(1)) if where else None
+        msg = str(e).split(" (at line")[0]
         raise ConfigError(
-            [Problem(f"is not valid TOML: {msg}", source, line, hint="check quotes, brackets and '='")],
+            [
+                Problem(
+                    f"is not valid TOML: {msg}", source, line, hint="check quotes, brackets and '='"
+                )
+            ],
             f"{source} cannot be read",
         ) from e
     problems: list[Problem] = []
@@ -247,7 +262,16 @@ def parse_cohort_file(text: str, source: str = "cohort.toml") -> CohortSpec:
 
 def _read_spec(data: dict[str, Any], problems: list[Problem], source: str) -> CohortSpec | None:
     top = _Reader(data, "", problems, source)
-    for name in ("cohort", "planning", "facilitators", "series", "assignments", "reminders", "blackouts", "settings"):
+    for name in (
+        "cohort",
+        "planning",
+        "facilitators",
+        "series",
+        "assignments",
+        "reminders",
+        "blackouts",
+        "settings",
+    ):
         top.known.add(name)
     top.finish()
 
@@ -272,42 +296,87 @@ def _read_spec(data: dict[str, Any], problems: list[Problem], source: str) -> Co
     # Keys of series that had other problems still count, so one typo is reported once.
     raw_series = data.get("series", [])
     if isinstance(raw_series, list):
-        keys |= {t["key"] for t in raw_series if isinstance(t, dict) and isinstance(t.get("key"), str)}
+        keys |= {
+            t["key"] for t in raw_series if isinstance(t, dict) and isinstance(t.get("key"), str)
+        }
     emails = {f.email for f in facilitators}
     for i, s in enumerate(series, 1):
         for email in s.facilitators:
             if email not in emails:
                 problems.append(
-                    Problem("names a facilitator not in [[facilitators]]", source, None,
-                            f"series[{i}].facilitators", email)
+                    Problem(
+                        "names a facilitator not in [[facilitators]]",
+                        source,
+                        None,
+                        f"series[{i}].facilitators",
+                        email,
+                    )
                 )
     if series and not facilitators:
-        problems.append(Problem("is required when there are live series", source, None, "facilitators",
-                                hint="add at least one [[facilitators]] entry"))
+        problems.append(
+            Problem(
+                "is required when there are live series",
+                source,
+                None,
+                "facilitators",
+                hint="add at least one [[facilitators]] entry",
+            )
+        )
     assignments = _read_array(data, "assignments", problems, source, _read_assignment)
     _unique_keys(assignments, "assignments", problems, source)
     for i, a in enumerate(assignments, 1):
         if a.series not in keys:
-            problems.append(Problem("names a series that is not defined", source, None,
-                                    f"assignments[{i}].prepares_for/follows", a.series,
-                                    f"defined series: {', '.join(sorted(keys)) or 'none'}"))
+            problems.append(
+                Problem(
+                    "names a series that is not defined",
+                    source,
+                    None,
+                    f"assignments[{i}].prepares_for/follows",
+                    a.series,
+                    f"defined series: {', '.join(sorted(keys)) or 'none'}",
+                )
+            )
     reminders = _read_array(data, "reminders", problems, source, _read_reminder)
     _unique_keys(reminders, "reminders", problems, source)
     blackouts = _read_array(data, "blackouts", problems, source, _read_blackout)
 
-    if None in (slug, title, start, weeks, home_zone, locale, default_availability):
+    if (
+        slug is None
+        or title is None
+        or start is None
+        or weeks is None
+        or home_zone is None
+        or locale is None
+        or default_availability is None
+    ):
         return None
-    assert slug and title and start and weeks and home_zone and locale and default_availability
     end = start + timedelta(weeks=weeks)
     for i, b in enumerate(blackouts, 1):
         if b.end < start or b.start >= end:
-            problems.append(Problem("lies outside the course dates", source, None, f"blackouts[{i}]",
-                                    f"{b.start}..{b.end}", f"the course runs {start} to {end - timedelta(days=1)}"))
+            problems.append(
+                Problem(
+                    "lies outside the course dates",
+                    source,
+                    None,
+                    f"blackouts[{i}]",
+                    f"{b.start}..{b.end}",
+                    f"the course runs {start} to {end - timedelta(days=1)}",
+                )
+            )
     return CohortSpec(
-        slug=slug, title=title, start_date=start, weeks=weeks, home_zone=home_zone, locale=locale,
-        default_availability=default_availability, planning=planning,
-        facilitators=tuple(facilitators), series=tuple(series), assignments=tuple(assignments),
-        reminders=tuple(reminders), blackouts=tuple(blackouts),
+        slug=slug,
+        title=title,
+        start_date=start,
+        weeks=weeks,
+        home_zone=home_zone,
+        locale=locale,
+        default_availability=default_availability,
+        planning=planning,
+        facilitators=tuple(facilitators),
+        series=tuple(series),
+        assignments=tuple(assignments),
+        reminders=tuple(reminders),
+        blackouts=tuple(blackouts),
     )
 
 
@@ -320,7 +389,9 @@ def _read_array(
 ) -> list[T]:
     raw = data.get(name, [])
     if not isinstance(raw, list):
-        problems.append(Problem(f"must be an array of tables: write [[{name}]]", source, None, name))
+        problems.append(
+            Problem(f"must be an array of tables: write [[{name}]]", source, None, name)
+        )
         return []
     out: list[T] = []
     for i, table in enumerate(raw, 1):
@@ -337,7 +408,9 @@ def _unique_keys(items: list[Any], name: str, problems: list[Problem], source: s
     seen: set[str] = set()
     for i, item in enumerate(items, 1):
         if item.key in seen:
-            problems.append(Problem("repeats a key used earlier", source, None, f"{name}[{i}].key", item.key))
+            problems.append(
+                Problem("repeats a key used earlier", source, None, f"{name}[{i}].key", item.key)
+            )
         seen.add(item.key)
     return seen
 
@@ -351,9 +424,8 @@ def _read_planning(table: Any, problems: list[Problem], source: str) -> Planning
     grid = r.get("grid_minutes", _grid, defaults.grid_minutes)
     quiet = r.get("quiet_hours", _quiet_hours, (defaults.quiet_start, defaults.quiet_end))
     r.finish()
-    if None in (anchor, target, max_sections, grid, quiet):
+    if anchor is None or target is None or max_sections is None or grid is None or quiet is None:
         return defaults
-    assert anchor is not None and target is not None and max_sections and grid and quiet
     return PlanningOptions(anchor, target, max_sections, grid, quiet[0], quiet[1])
 
 
@@ -383,11 +455,12 @@ def _read_facilitator(r: _Reader) -> Facilitator | None:
     name = r.get("name", _text(120))
     email = r.get("email", _email)
     zone = r.get("zone", _zone)
-    availability = r.get("availability", _availability, hint="write windows like 'Mon-Fri 09:00-17:00'")
+    availability = r.get(
+        "availability", _availability, hint="write windows like 'Mon-Fri 09:00-17:00'"
+    )
     cap = r.get("max_sessions_per_week", _integer(1, 50), 5)
-    if None in (name, email, zone, availability, cap):
+    if name is None or email is None or zone is None or availability is None or cap is None:
         return None
-    assert name and email and zone and availability and cap
     return Facilitator(name, email, zone, availability, cap)
 
 
@@ -407,18 +480,35 @@ def _read_series(r: _Reader) -> SeriesRequest | None:
     if duration is not None and duration > timedelta(hours=12):
         r.problem("duration", "must be at most 12 hours", duration)
         return None
-    if None in (key, kind, per_week, duration, min_gap, max_blocks, rotate, agenda, facilitators):
+    if (
+        key is None
+        or kind is None
+        or per_week is None
+        or duration is None
+        or min_gap is None
+        or max_blocks is None
+        or rotate is None
+        or agenda is None
+        or facilitators is None
+    ):
         return None
     if sections_raw is None and "sections" in r.table:
         return None
-    assert key and kind and per_week and duration and min_gap is not None and max_blocks
-    assert rotate is not None and agenda is not None and facilitators is not None
     auto = sections_raw == "auto"
     return SeriesRequest(
-        key=key, title=title or key.replace("-", " ").replace("_", " ").capitalize(), kind=kind,
-        per_week=per_week, duration=duration, min_gap=min_gap, max_section_size=max_size,
-        sections=None if auto or sections_raw is None else int(sections_raw), auto_sections=auto,
-        max_blocks=max_blocks, rotate=rotate, agenda=agenda, facilitators=facilitators,
+        key=key,
+        title=title or key.replace("-", " ").replace("_", " ").capitalize(),
+        kind=kind,
+        per_week=per_week,
+        duration=duration,
+        min_gap=min_gap,
+        max_section_size=max_size,
+        sections=None if auto or sections_raw is None else int(sections_raw),
+        auto_sections=auto,
+        max_blocks=max_blocks,
+        rotate=rotate,
+        agenda=agenda,
+        facilitators=facilitators,
     )
 
 
@@ -427,7 +517,7 @@ def _sections(raw: Any) -> int | str:
         return "auto"
     if isinstance(raw, int) and not isinstance(raw, bool) and 1 <= raw <= 24:
         return raw
-    raise ValueError("must be \"auto\" or a number of sections between 1 and 24")
+    raise ValueError('must be "auto" or a number of sections between 1 and 24')
 
 
 def _email_list(raw: Any) -> tuple[str, ...]:
@@ -447,31 +537,62 @@ def _read_assignment(r: _Reader) -> AssignmentRule | None:
     prepares = r.get("prepares_for", _key, None)
     follows = r.get("follows", _key, None)
     if len([k for k in ("prepares_for", "follows") if k in r.table]) != 1:
-        r.problem("prepares_for", "give exactly one of prepares_for or follows",
-                  hint="name the series key this work prepares for (or follows)")
+        r.problem(
+            "prepares_for",
+            "give exactly one of prepares_for or follows",
+            hint="name the series key this work prepares for (or follows)",
+        )
         return None
     soft = r.get("soft_deadline", _soft_offset, hint="write '24h before' or '48h after'")
     snap = r.get("snap_to", _clock, None)
-    hard = r.get("hard_deadline", _hard, (HardKind.NONE, None),
-                 hint="write 'soft + 72h' or 'end of course'")
+    hard = r.get(
+        "hard_deadline", _hard, (HardKind.NONE, None), hint="write 'soft + 72h' or 'end of course'"
+    )
     effort = r.get("effort", _duration, timedelta(hours=1), hint=DURATION_HINT)
-    release = r.get("release", _release, Release(),
-                    hint="write 'after previous', 'course start', a date, or 'drip 1d'")
-    if None in (key, title, soft, hard, effort, release) or ("snap_to" in r.table and snap is None):
+    release = r.get(
+        "release",
+        _release,
+        Release(),
+        hint="write 'after previous', 'course start', a date, or 'drip 1d'",
+    )
+    if (
+        key is None
+        or title is None
+        or soft is None
+        or hard is None
+        or effort is None
+        or release is None
+        or ("snap_to" in r.table and snap is None)
+    ):
         return None
-    assert key and title and soft and hard and effort and release
     direction, offset = soft
     if prepares is not None and direction != "before":
-        r.problem("soft_deadline", "work that prepares for a session is due before it", f"{direction}",
-                  "write e.g. '24h before'")
+        r.problem(
+            "soft_deadline",
+            "work that prepares for a session is due before it",
+            f"{direction}",
+            "write e.g. '24h before'",
+        )
         return None
     if follows is not None and direction != "after":
-        r.problem("soft_deadline", "work that follows a session is due after it", f"{direction}",
-                  "write e.g. '48h after'")
+        r.problem(
+            "soft_deadline",
+            "work that follows a session is due after it",
+            f"{direction}",
+            "write e.g. '48h after'",
+        )
         return None
     return AssignmentRule(
-        key=key, title=title, series=prepares or follows or "", prepares=prepares is not None,
-        soft_offset=offset, effort=effort, release=release, snap_to=snap, hard=hard[0], hard_after=hard[1],
+        key=key,
+        title=title,
+        series=prepares or follows or "",
+        prepares=prepares is not None,
+        soft_offset=offset,
+        effort=effort,
+        release=release,
+        snap_to=snap,
+        hard=hard[0],
+        hard_after=hard[1],
     )
 
 
@@ -524,13 +645,25 @@ def _read_reminder(r: _Reader) -> ReminderRule | None:
     if key is None or about is None:
         return None
     if about in (ReminderAbout.LIVE, ReminderAbout.DEADLINE) and before is None and at is None:
-        r.problem("before", f"a {about} reminder needs 'before' or 'at'", hint="write before = \"24h\"")
+        r.problem(
+            "before", f"a {about} reminder needs 'before' or 'at'", hint='write before = "24h"'
+        )
         return None
     if about is ReminderAbout.DIGEST and (weekday is None or at is None):
-        r.problem("weekday", "a digest needs 'weekday' and 'at'", hint="write weekday = \"Mon\", at = \"08:00\"")
+        r.problem(
+            "weekday",
+            "a digest needs 'weekday' and 'at'",
+            hint='write weekday = "Mon", at = "08:00"',
+        )
         return None
-    return ReminderRule(key=key, about=about, before=before, at=at, weekday=weekday,
-                        template=template or _DEFAULT_TEMPLATES[about])
+    return ReminderRule(
+        key=key,
+        about=about,
+        before=before,
+        at=at,
+        weekday=weekday,
+        template=template or _DEFAULT_TEMPLATES[about],
+    )
 
 
 _DEFAULT_TEMPLATES = {

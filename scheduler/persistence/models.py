@@ -4,7 +4,20 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from sqlalchemy import JSON, Boolean, Date, Float, ForeignKey, Index, Integer, MetaData, String, Text, UniqueConstraint
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from scheduler.persistence.types import UTCDateTime
@@ -52,7 +65,9 @@ class CohortRow(Base):
     reminders: Mapped[list[ReminderRuleRow]] = relationship(
         cascade="all, delete-orphan", order_by="ReminderRuleRow.position"
     )
-    blackouts: Mapped[list[BlackoutRow]] = relationship(cascade="all, delete-orphan", order_by="BlackoutRow.start")
+    blackouts: Mapped[list[BlackoutRow]] = relationship(
+        cascade="all, delete-orphan", order_by="BlackoutRow.start"
+    )
 
 
 class SeriesRequestRow(Base):
@@ -155,4 +170,3 @@ class EnrollmentRow(Base):
     left_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     person: Mapped[PersonRow] = relationship()
-

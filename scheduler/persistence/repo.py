@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
@@ -65,7 +65,11 @@ def get_cohort(db: Session, slug: str) -> CohortRow:
     row = find_cohort(db, slug)
     if row is None:
         known = db.scalars(select(CohortRow.slug).order_by(CohortRow.slug)).all()
-        hint = f" (known: {', '.join(known)})" if known else " (load one with `cohort cohort load FILE`)"
+        hint = (
+            f" (known: {', '.join(known)})"
+            if known
+            else " (load one with `cohort cohort load FILE`)"
+        )
         raise NotFoundError(f"no cohort with slug {slug!r}{hint}")
     return row
 
@@ -74,7 +78,9 @@ def list_cohorts(db: Session) -> Sequence[CohortRow]:
     return db.scalars(select(CohortRow).order_by(CohortRow.start_date, CohortRow.slug)).all()
 
 
-def save_cohort(db: Session, spec: CohortSpec, source_text: str, now: datetime) -> tuple[CohortRow, bool]:
+def save_cohort(
+    db: Session, spec: CohortSpec, source_text: str, now: datetime
+) -> tuple[CohortRow, bool]:
     """Create or replace the cohort described by ``spec``; returns the row and whether it is new."""
     row = find_cohort(db, spec.slug)
     created = row is None
@@ -95,83 +101,167 @@ def save_cohort(db: Session, spec: CohortSpec, source_text: str, now: datetime) 
     row.quiet_end = spec.planning.quiet_end
     row.source_text = source_text
     row.updated_at = now
-    row.series = [
-        SeriesRequestRow(
-            position=i, key=s.key, title=s.title, kind=s.kind.value, per_week=s.per_week,
-            duration_minutes=_minutes(s.duration), min_gap_minutes=_minutes(s.min_gap),
-            max_section_size=s.max_section_size, sections=s.sections, auto_sections=s.auto_sections,
-            max_blocks=s.max_blocks, rotate=s.rotate, agenda=list(s.agenda),
-            facilitator_emails=list(s.facilitators),
-        )
-        for i, s in enumerate(spec.series)
-    ]
-    row.assignments = [
-        AssignmentRuleRow(
-            position=i, key=a.key, title=a.title, series_key=a.series, prepares=a.prepares,
-            soft_offset_minutes=_minutes(a.soft_offset), effort_minutes=_minutes(a.effort),
-            release_kind=a.release.kind.value, release_on=a.release.on,
-            release_every_minutes=_maybe_minutes(a.release.every), snap_to=a.snap_to,
-            hard_kind=a.hard.value, hard_after_minutes=_maybe_minutes(a.hard_after),
-        )
-        for i, a in enumerate(spec.assignments)
-    ]
-    row.reminders = [
-        ReminderRuleRow(
-            position=i, key=r.key, about=r.about.value, before_minutes=_maybe_minutes(r.before),
-            at_minute=r.at, weekday=r.weekday, template=r.template,
-        )
-        for i, r in enumerate(spec.reminders)
-    ]
+    _sync_by_key(
+        row.series,
+        SeriesRequestRow,
+        [
+            {
+                "key": s.key,
+                "title": s.title,
+                "kind": s.kind.value,
+                "per_week": s.per_week,
+                "duration_minutes": _minutes(s.duration),
+                "min_gap_minutes": _minutes(s.min_gap),
+                "max_section_size": s.max_section_size,
+                "sections": s.sections,
+                "auto_sections": s.auto_sections,
+                "max_blocks": s.max_blocks,
+                "rotate": s.rotate,
+                "agenda": list(s.agenda),
+                "facilitator_emails": list(s.facilitators),
+            }
+            for s in spec.series
+        ],
+    )
+    _sync_by_key(
+        row.assignments,
+        AssignmentRuleRow,
+        [
+            {
+                "key": a.key,
+                "title": a.title,
+                "series_key": a.series,
+                "prepares": a.prepares,
+                "soft_offset_minutes": _minutes(a.soft_offset),
+                "effort_minutes": _minutes(a.effort),
+                "release_kind": a.release.kind.value,
+                "release_on": a.release.on,
+                "release_every_minutes": _maybe_minutes(a.release.every),
+                "snap_to": a.snap_to,
+                "hard_kind": a.hard.value,
+                "hard_after_minutes": _maybe_minutes(a.hard_after),
+            }
+            for a in spec.assignments
+        ],
+    )
+    _sync_by_key(
+        row.reminders,
+        ReminderRuleRow,
+        [
+            {
+                "key": r.key,
+                "about": r.about.value,
+                "before_minutes": _maybe_minutes(r.before),
+                "at_minute": r.at,
+                "weekday": r.weekday,
+                "template": r.template,
+            }
+            for r in spec.reminders
+        ],
+    )
     row.blackouts = [BlackoutRow(start=b.start, end=b.end, label=b.label) for b in spec.blackouts]
     db.flush()
     return row, created
+
+
+_Keyed = TypeVar("_Keyed", SeriesRequestRow, AssignmentRuleRow, ReminderRuleRow)
+
+
+def _sync_by_key(rows: list[_Keyed], row_type: type[_Keyed], wanted: list[dict[str, Any]]) -> None:
+    """Make ``rows`` match ``wanted`` in order, updating rows in place by key (so their ids,
+    which later tables refer to, survive a reload) and deleting the ones no longer wanted."""
+    existing = {row.key: row for row in rows}
+    rows.clear()
+    for position, values in enumerate(wanted):
+        row = existing.pop(values["key"], None) or row_type()
+        row.position = position
+        for name, value in values.items():
+            setattr(row, name, value)
+        rows.append(row)
 
 
 def cohort_spec(db: Session, row: CohortRow) -> CohortSpec:
     """Rebuild the domain value from the stored rows (facilitators from their enrollments)."""
     facilitators = tuple(
         Facilitator(
-            name=person.name, email=person.email, zone=person.zone,
+            name=person.name,
+            email=person.email,
+            zone=person.zone,
             availability=parse_availability(person.availability or row.default_availability),
             max_sessions_per_week=enrollment.max_sessions_per_week or 5,
         )
         for enrollment, person in db.execute(
             select(EnrollmentRow, PersonRow)
             .join(PersonRow, EnrollmentRow.person_id == PersonRow.id)
-            .where(EnrollmentRow.cohort_id == row.id, EnrollmentRow.role == Role.FACILITATOR.value,
-                   EnrollmentRow.status == "active")
+            .where(
+                EnrollmentRow.cohort_id == row.id,
+                EnrollmentRow.role == Role.FACILITATOR.value,
+                EnrollmentRow.status == "active",
+            )
             .order_by(PersonRow.email)
-        ).tuples()
+        )
     )
     return CohortSpec(
-        slug=row.slug, title=row.title, start_date=row.start_date, weeks=row.weeks,
-        home_zone=row.home_zone, locale=row.locale,
+        slug=row.slug,
+        title=row.title,
+        start_date=row.start_date,
+        weeks=row.weeks,
+        home_zone=row.home_zone,
+        locale=row.locale,
         default_availability=parse_availability(row.default_availability),
-        planning=PlanningOptions(Anchor(row.anchor), row.target_coverage, row.max_sections,
-                                 row.grid_minutes, row.quiet_start, row.quiet_end),
+        planning=PlanningOptions(
+            Anchor(row.anchor),
+            row.target_coverage,
+            row.max_sections,
+            row.grid_minutes,
+            row.quiet_start,
+            row.quiet_end,
+        ),
         facilitators=facilitators,
         series=tuple(
             SeriesRequest(
-                key=s.key, title=s.title, kind=SeriesKind(s.kind), per_week=s.per_week,
-                duration=timedelta(minutes=s.duration_minutes), min_gap=timedelta(minutes=s.min_gap_minutes),
-                max_section_size=s.max_section_size, sections=s.sections, auto_sections=s.auto_sections,
-                max_blocks=s.max_blocks, rotate=s.rotate, agenda=tuple(s.agenda),
+                key=s.key,
+                title=s.title,
+                kind=SeriesKind(s.kind),
+                per_week=s.per_week,
+                duration=timedelta(minutes=s.duration_minutes),
+                min_gap=timedelta(minutes=s.min_gap_minutes),
+                max_section_size=s.max_section_size,
+                sections=s.sections,
+                auto_sections=s.auto_sections,
+                max_blocks=s.max_blocks,
+                rotate=s.rotate,
+                agenda=tuple(s.agenda),
                 facilitators=tuple(s.facilitator_emails),
             )
             for s in row.series
         ),
         assignments=tuple(
             AssignmentRule(
-                key=a.key, title=a.title, series=a.series_key, prepares=a.prepares,
-                soft_offset=timedelta(minutes=a.soft_offset_minutes), effort=timedelta(minutes=a.effort_minutes),
-                release=Release(ReleaseKind(a.release_kind), a.release_on, _maybe_delta(a.release_every_minutes)),
-                snap_to=a.snap_to, hard=HardKind(a.hard_kind), hard_after=_maybe_delta(a.hard_after_minutes),
+                key=a.key,
+                title=a.title,
+                series=a.series_key,
+                prepares=a.prepares,
+                soft_offset=timedelta(minutes=a.soft_offset_minutes),
+                effort=timedelta(minutes=a.effort_minutes),
+                release=Release(
+                    ReleaseKind(a.release_kind), a.release_on, _maybe_delta(a.release_every_minutes)
+                ),
+                snap_to=a.snap_to,
+                hard=HardKind(a.hard_kind),
+                hard_after=_maybe_delta(a.hard_after_minutes),
             )
             for a in row.assignments
         ),
         reminders=tuple(
-            ReminderRule(key=r.key, about=ReminderAbout(r.about), before=_maybe_delta(r.before_minutes),
-                         at=r.at_minute, weekday=r.weekday, template=r.template)
+            ReminderRule(
+                key=r.key,
+                about=ReminderAbout(r.about),
+                before=_maybe_delta(r.before_minutes),
+                at=r.at_minute,
+                weekday=r.weekday,
+                template=r.template,
+            )
             for r in row.reminders
         ),
         blackouts=tuple(Blackout(b.start, b.end, b.label) for b in row.blackouts),
@@ -193,7 +283,11 @@ class PersonValues:
 
     def differs(self, row: PersonRow) -> bool:
         return (self.name, self.zone, self.locale, self.availability) != (
-            row.name, row.zone, row.locale, row.availability)
+            row.name,
+            row.zone,
+            row.locale,
+            row.availability,
+        )
 
 
 def people_by_email(db: Session, emails: Iterable[str]) -> dict[str, PersonRow]:
@@ -214,8 +308,15 @@ def insert_people(db: Session, values: Sequence[PersonValues], now: datetime) ->
     db.execute(
         insert(PersonRow),
         [
-            {"email": v.email, "name": v.name, "zone": v.zone, "locale": v.locale,
-             "availability": v.availability, "created_at": now, "updated_at": now}
+            {
+                "email": v.email,
+                "name": v.name,
+                "zone": v.zone,
+                "locale": v.locale,
+                "availability": v.availability,
+                "created_at": now,
+                "updated_at": now,
+            }
             for v in values
         ],
     )
@@ -228,8 +329,14 @@ def update_people(db: Session, changes: Sequence[tuple[int, PersonValues]], now:
     db.execute(
         update(PersonRow),
         [
-            {"id": pid, "name": v.name, "zone": v.zone, "locale": v.locale, "availability": v.availability,
-             "updated_at": now}
+            {
+                "id": pid,
+                "name": v.name,
+                "zone": v.zone,
+                "locale": v.locale,
+                "availability": v.availability,
+                "updated_at": now,
+            }
             for pid, v in changes
         ],
     )
@@ -253,7 +360,9 @@ def update_enrollments(db: Session, rows: Sequence[dict[str, Any]]) -> None:
         db.execute(update(EnrollmentRow), list(rows))
 
 
-def roster(db: Session, cohort_id: int, role: Role | None = None) -> list[tuple[EnrollmentRow, PersonRow]]:
+def roster(
+    db: Session, cohort_id: int, role: Role | None = None
+) -> list[tuple[EnrollmentRow, PersonRow]]:
     query = (
         select(EnrollmentRow, PersonRow)
         .join(PersonRow, EnrollmentRow.person_id == PersonRow.id)
@@ -262,7 +371,7 @@ def roster(db: Session, cohort_id: int, role: Role | None = None) -> list[tuple[
     )
     if role is not None:
         query = query.where(EnrollmentRow.role == role.value)
-    return list(db.execute(query).tuples())
+    return [(enrollment, person) for enrollment, person in db.execute(query)]
 
 
 def roster_counts(db: Session, cohort_id: int) -> dict[str, int]:
@@ -271,4 +380,4 @@ def roster_counts(db: Session, cohort_id: int) -> dict[str, int]:
         .where(EnrollmentRow.cohort_id == cohort_id, EnrollmentRow.status == "active")
         .group_by(EnrollmentRow.role)
     )
-    return {role: count for role, count in db.execute(query).tuples()}
+    return {role: count for role, count in db.execute(query)}

@@ -1,4 +1,4 @@
-"""Roster import: CSV bytes in, validated learner and facilitator entries (and every problem) out."""
+"""Roster import: CSV bytes in, validated entries and every problem out."""
 
 from scheduler.roster.parser import RosterEntry, RosterReport, parse_roster
 

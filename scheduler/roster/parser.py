@@ -37,7 +37,14 @@ ALIASES = {
     "tz": "timezone",
     "zone": "timezone",
 }
-MAX_FIELD = {"name": 200, "email": 254, "timezone": 64, "availability": 500, "locale": 20, "role": 20}
+MAX_FIELD = {
+    "name": 200,
+    "email": 254,
+    "timezone": 64,
+    "availability": 500,
+    "locale": 20,
+    "role": 20,
+}
 MAX_UNKNOWN_FIELD = 10_000
 
 
@@ -79,8 +86,13 @@ def parse_roster(data: bytes, source: str = "roster.csv") -> RosterReport:
     if text is None:
         return report
     if not text.strip():
-        report.errors.append(Problem("the file is empty", source, hint="the first line must name the columns: "
-                                     + ",".join(REQUIRED + OPTIONAL)))
+        report.errors.append(
+            Problem(
+                "the file is empty",
+                source,
+                hint="the first line must name the columns: " + ",".join(REQUIRED + OPTIONAL),
+            )
+        )
         return report
     delimiter = _delimiter(text.split("\n", 1)[0])
     previous_limit = csv.field_size_limit()
@@ -97,9 +109,14 @@ def _decode(data: bytes, report: RosterReport) -> str | None:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         line = data.count(b"\n", 0, e.start) + 1
-        report.errors.append(Problem(
-            f"is not UTF-8 text (byte 0x{data[e.start]:02x} cannot be read)", report.source, line,
-            hint="save the file as 'CSV UTF-8' in your spreadsheet program"))
+        report.errors.append(
+            Problem(
+                f"is not UTF-8 text (byte 0x{data[e.start]:02x} cannot be read)",
+                report.source,
+                line,
+                hint="save the file as 'CSV UTF-8' in your spreadsheet program",
+            )
+        )
         return None
 
 
@@ -125,9 +142,17 @@ def _read_rows(text: str, delimiter: str, report: RosterReport) -> None:
     columns = [ALIASES.get(h.strip().lower(), h.strip().lower()) for h in header]
     missing = [c for c in REQUIRED if c not in columns]
     if missing:
-        report.errors.append(Problem(
-            f"missing required column(s): {', '.join(missing)}", source, 1, "header", delimiter.join(header),
-            f"the header must name at least {', '.join(REQUIRED)} (found: {', '.join(columns) or 'nothing'})"))
+        report.errors.append(
+            Problem(
+                f"missing required column(s): {', '.join(missing)}",
+                source,
+                1,
+                "header",
+                delimiter.join(header),
+                f"the header must name at least {', '.join(REQUIRED)} "
+                f"(found: {', '.join(columns) or 'nothing'})",
+            )
+        )
         return
     index: dict[str, int] = {}
     for i, name in enumerate(columns):
@@ -136,8 +161,15 @@ def _read_rows(text: str, delimiter: str, report: RosterReport) -> None:
         elif name in REQUIRED or name in OPTIONAL:
             index[name] = i
         else:
-            report.warnings.append(Problem(f"unknown column {header[i].strip()!r} is ignored", source, 1, "header",
-                                           hint=f"known columns: {', '.join(REQUIRED + OPTIONAL)}"))
+            report.warnings.append(
+                Problem(
+                    f"unknown column {header[i].strip()!r} is ignored",
+                    source,
+                    1,
+                    "header",
+                    hint=f"known columns: {', '.join(REQUIRED + OPTIONAL)}",
+                )
+            )
     if report.errors:
         return
     seen: dict[str, int] = {}
@@ -149,14 +181,28 @@ def _read_rows(text: str, delimiter: str, report: RosterReport) -> None:
         if email is not None:
             first = seen.setdefault(email, line)
             if first != line:
-                report.errors.append(Problem(f"duplicate email, first seen on line {first}", source, line,
-                                             "email", email, "each person appears once; remove or merge one row"))
+                report.errors.append(
+                    Problem(
+                        f"duplicate email, first seen on line {first}",
+                        source,
+                        line,
+                        "email",
+                        email,
+                        "each person appears once; remove or merge one row",
+                    )
+                )
                 continue
         if entry is not None:
             report.entries.append(entry)
     if report.rows == 0:
-        report.errors.append(Problem("the file has a header but no rows", source, 1,
-                                     hint="add one row per learner under the header"))
+        report.errors.append(
+            Problem(
+                "the file has a header but no rows",
+                source,
+                1,
+                hint="add one row per learner under the header",
+            )
+        )
 
 
 def _read_row(
@@ -170,13 +216,22 @@ def _read_row(
         report.errors.append(Problem(message, source, line, column, value, hint))
 
     if len(row) != width:
-        bad("row", f"has {len(row)} cells but the header has {width}", None,
-            "check for a missing or extra delimiter, or an unclosed quote")
+        bad(
+            "row",
+            f"has {len(row)} cells but the header has {width}",
+            None,
+            "check for a missing or extra delimiter, or an unclosed quote",
+        )
         if len(row) < width:
             return None, None
-    for i, cell in enumerate(row):
-        if len(cell) > MAX_UNKNOWN_FIELD:
-            bad(f"column {i + 1}", f"is {len(cell):,} characters long", cell[:40], "a roster cell holds a short value")
+    for i, raw in enumerate(row):
+        if len(raw) > MAX_UNKNOWN_FIELD:
+            bad(
+                f"column {i + 1}",
+                f"is {len(raw):,} characters long",
+                raw[:40],
+                "a roster cell holds a short value",
+            )
             return None, None
 
     def cell(column: str) -> str:
@@ -195,7 +250,12 @@ def _read_row(
 
     email = _email(cell("email"))
     if isinstance(email, Problem):
-        bad("email", email.message, row[index["email"]].strip() if index["email"] < len(row) else "", email.hint)
+        bad(
+            "email",
+            email.message,
+            row[index["email"]].strip() if index["email"] < len(row) else "",
+            email.hint,
+        )
 
     zone_text = cell("timezone")
     zone = _zone(zone_text)
@@ -213,7 +273,12 @@ def _read_row(
     if locale is not None:
         normal = _locale(locale)
         if normal is None:
-            bad("locale", "is not a known locale", locale, "write one like 'en', 'en_GB', 'de_DE' or 'pt_BR'")
+            bad(
+                "locale",
+                "is not a known locale",
+                locale,
+                "write one like 'en', 'en_GB', 'de_DE' or 'pt_BR'",
+            )
         locale = normal
 
     role_text = cell("role").lower() or Role.LEARNER.value
@@ -236,7 +301,9 @@ def _email(value: str) -> str | Problem:
     try:
         result = validate_email(value, check_deliverability=False)
     except EmailNotValidError as e:
-        return Problem(f"is not a valid email address: {e}", hint="write an address like ann@example.org")
+        return Problem(
+            f"is not a valid email address: {e}", hint="write an address like ann@example.org"
+        )
     return result.normalized.lower()
 
 

@@ -24,20 +24,30 @@ class ZoneAnswer:
 def resolve_zone(text: str) -> ZoneAnswer:
     value = text.strip()
     if not value:
-        return ZoneAnswer(None, "is empty", "write an IANA zone like 'Europe/Berlin' or a country code like 'JP'")
+        return ZoneAnswer(
+            None, "is empty", "write an IANA zone like 'Europe/Berlin' or a country code like 'JP'"
+        )
     canonical = canonical_zone(value)
     if canonical is not None:
         return ZoneAnswer(canonical)
     if len(value) == 2 and value.isalpha():
         zones = pytz.country_timezones.get(value.upper())
         if zones is None:
-            return ZoneAnswer(None, "is not a known country code or time zone",
-                              "write an IANA zone like 'Asia/Tokyo'")
+            return ZoneAnswer(
+                None,
+                "is not a known country code or time zone",
+                "write an IANA zone like 'Asia/Tokyo'",
+            )
         if len(zones) == 1:
             return ZoneAnswer(canonical_zone(zones[0]) or zones[0])
         shown = ", ".join(zones[:6]) + (f" and {len(zones) - 6} more" if len(zones) > 6 else "")
-        return ZoneAnswer(None, f"country {value.upper()} has {len(zones)} time zones",
-                          f"write one of: {shown}")
+        return ZoneAnswer(
+            None, f"country {value.upper()} has {len(zones)} time zones", f"write one of: {shown}"
+        )
     close = suggest_zones(value)
-    hint = f"did you mean {' or '.join(close)}?" if close else "write an IANA zone like 'America/New_York'"
+    hint = (
+        f"did you mean {' or '.join(close)}?"
+        if close
+        else "write an IANA zone like 'America/New_York'"
+    )
     return ZoneAnswer(None, "is not a known time zone", hint)

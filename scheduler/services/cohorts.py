@@ -31,11 +31,19 @@ def load_cohort(db: Session, text: str, source: str, now: datetime) -> LoadResul
 
 def _sync_facilitators(db: Session, cohort_id: int, spec: CohortSpec, now: datetime) -> list[str]:
     values = [
-        PersonValues(f.email, f.name, f.zone, None, f.availability.to_text()) for f in spec.facilitators
+        PersonValues(f.email, f.name, f.zone, None, f.availability.to_text())
+        for f in spec.facilitators
     ]
     existing = repo.people_by_email(db, [v.email for v in values])
-    repo.update_people(db, [(existing[v.email].id, v) for v in values if v.email in existing
-                            and v.differs(existing[v.email])], now)
+    repo.update_people(
+        db,
+        [
+            (existing[v.email].id, v)
+            for v in values
+            if v.email in existing and v.differs(existing[v.email])
+        ],
+        now,
+    )
     ids = {email: row.id for email, row in existing.items()}
     ids |= repo.insert_people(db, [v for v in values if v.email not in existing], now)
     enrolled = repo.enrollments(db, cohort_id)
@@ -43,12 +51,21 @@ def _sync_facilitators(db: Session, cohort_id: int, spec: CohortSpec, now: datet
     new_rows, changed_rows = [], []
     for email, person_id in ids.items():
         row = enrolled.get(person_id)
-        fields = {"role": Role.FACILITATOR.value, "status": "active", "max_sessions_per_week": caps[email],
-                  "left_at": None}
+        fields = {
+            "role": Role.FACILITATOR.value,
+            "status": "active",
+            "max_sessions_per_week": caps[email],
+            "left_at": None,
+        }
         if row is None:
-            new_rows.append({"cohort_id": cohort_id, "person_id": person_id, "enrolled_at": now, **fields})
+            new_rows.append(
+                {"cohort_id": cohort_id, "person_id": person_id, "enrolled_at": now, **fields}
+            )
         elif (row.role, row.status, row.max_sessions_per_week) != (
-                fields["role"], fields["status"], fields["max_sessions_per_week"]):
+            fields["role"],
+            fields["status"],
+            fields["max_sessions_per_week"],
+        ):
             changed_rows.append({"id": row.id, **fields})
     repo.insert_enrollments(db, new_rows)
     repo.update_enrollments(db, changed_rows)

@@ -56,11 +56,14 @@ def import_roster(
     cohort = repo.get_cohort(db, cohort_slug)
     report = parse_roster(data, source)
     if report.errors and (not partial or not report.entries):
-        raise RosterError(report.errors, f"{source}: {report.bad_lines or len(report.errors)} bad row(s), "
-                          "nothing was imported")
+        raise RosterError(
+            report.errors,
+            f"{source}: {report.bad_lines or len(report.errors)} bad row(s), nothing was imported",
+        )
     result = ImportResult(report, cohort_slug)
     values = {
-        e.email: (PersonValues(e.email, e.name, e.zone, e.locale, e.availability), e.role) for e in report.entries
+        e.email: (PersonValues(e.email, e.name, e.zone, e.locale, e.availability), e.role)
+        for e in report.entries
     }
     people = repo.people_by_email(db, values)
     enrolled = repo.enrollments(db, cohort.id)
@@ -83,8 +86,9 @@ def import_roster(
             new_enrollments.append((email, role))
             result.added.append(email)
         elif enrollment.role != role.value or enrollment.status != "active":
-            changed_enrollments.append({"id": enrollment.id, "role": role.value, "status": "active",
-                                        "left_at": None})
+            changed_enrollments.append(
+                {"id": enrollment.id, "role": role.value, "status": "active", "left_at": None}
+            )
             result.updated.append(email)
         elif person_changed:
             result.updated.append(email)
@@ -101,11 +105,19 @@ def import_roster(
     repo.update_people(db, to_update, now)
     ids = repo.insert_people(db, to_insert, now)
     ids |= {email: people[email].id for email, _ in new_enrollments if email in people}
-    repo.insert_enrollments(db, [
-        {"cohort_id": cohort.id, "person_id": ids[email], "role": role.value, "status": "active",
-         "enrolled_at": now}
-        for email, role in new_enrollments
-    ])
+    repo.insert_enrollments(
+        db,
+        [
+            {
+                "cohort_id": cohort.id,
+                "person_id": ids[email],
+                "role": role.value,
+                "status": "active",
+                "enrolled_at": now,
+            }
+            for email, role in new_enrollments
+        ],
+    )
     repo.update_enrollments(db, changed_enrollments)
     result.written = True
     return result

@@ -1,0 +1,57 @@
+# Two front doors: `make demo` and `make test`. Both build .venv from scratch when it is missing.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+DEMO   := var/demo
+SLUG   := ml-foundations-2027
+
+.PHONY: demo test lint typecheck imports unit integration bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# The demo installs the product the way a user would (a plain, non-editable install).
+$(VENV)/.demo-installed: $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install --quiet .
+	rm -f $(VENV)/.test-installed
+	touch $@
+
+$(VENV)/.test-installed: $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	rm -f $(VENV)/.demo-installed
+	touch $@
+
+demo: $(VENV)/.demo-installed
+	$(BIN)/cohort init $(DEMO) --force
+	$(BIN)/cohort db upgrade
+	$(BIN)/cohort cohort load $(DEMO)/cohort.toml
+	$(BIN)/cohort roster import $(DEMO)/roster.csv --cohort $(SLUG)
+	$(BIN)/cohort roster list --cohort $(SLUG) --limit 12
+	@echo "Try the validator on a roster full of mistakes:"
+	-$(BIN)/cohort roster validate examples/roster-with-mistakes.csv
+
+lint: $(VENV)/.test-installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(VENV)/.test-installed
+	$(BIN)/mypy scheduler jobs
+
+imports: $(VENV)/.test-installed
+	$(BIN)/lint-imports
+
+test: lint typecheck imports
+	$(BIN)/pytest
+
+unit: $(VENV)/.test-installed
+	$(BIN)/pytest tests/unit
+
+integration: $(VENV)/.test-installed
+	$(BIN)/pytest tests/integration
+
+bench: $(VENV)/.test-installed
+	$(BIN)/python bench/roster_import.py
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .hypothesis
