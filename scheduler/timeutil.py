@@ -92,7 +92,9 @@ class ZoneLookup:
     (``America/New_York``, ``Asia/Kolkata``). Matching ignores case.
     """
 
-    def __init__(self, canonical: frozenset[str], links: dict[str, str], zones: frozenset[str]) -> None:
+    def __init__(
+        self, canonical: frozenset[str], links: dict[str, str], zones: frozenset[str]
+    ) -> None:
         self.canonical = canonical
         self._links = links
         self._by_lower: dict[str, str] = {}

@@ -15,13 +15,13 @@ from sqlalchemy import create_engine, text
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from pg import PgServer  # noqa: E402
+from pg import PgServer
 
-from scheduler.clock import FixedClock  # noqa: E402
-from scheduler.persistence import migrations  # noqa: E402
-from scheduler.persistence.db import make_engine, make_session_factory  # noqa: E402
-from scheduler.runtime import Runtime  # noqa: E402
-from scheduler.settings import Settings  # noqa: E402
+from scheduler.clock import FixedClock
+from scheduler.persistence import migrations
+from scheduler.persistence.db import make_engine, make_session_factory
+from scheduler.runtime import Runtime
+from scheduler.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE_COHORT = REPO / "examples" / "cohort.toml"
@@ -87,7 +87,9 @@ def runtime(db_url: str) -> Iterator[Runtime]:
     """A migrated database on each backend, with a fixed clock."""
     engine = make_engine(db_url)
     migrations.upgrade(engine)
-    settings = Settings.model_construct(database_url=db_url, base_url="http://test", log_level="WARNING")
+    settings = Settings.model_construct(
+        database_url=db_url, base_url="http://test", log_level="WARNING"
+    )
     rt = Runtime(settings, engine, make_session_factory(engine), FixedClock(NOW))
     yield rt
     rt.close()

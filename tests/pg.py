@@ -19,7 +19,9 @@ from pathlib import Path
 
 
 def find_bin_dir() -> Path:
-    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(p.split("/")[4]))
+    candidates = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(p.split("/")[4])
+    )
     if not candidates:
         raise RuntimeError(
             "PostgreSQL binaries not found under /usr/lib/postgresql/*/bin: "
@@ -61,11 +63,33 @@ class PgServer:
             as_user = ["runuser", "-u", "postgres", "--"]
         server = cls(root, _free_port(), bin_dir, as_user)
         data = root / "data"
-        server._run(str(bin_dir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres",
-                    "-E", "UTF8", "--no-sync", "--locale=C")
+        server._run(
+            str(bin_dir / "initdb"),
+            "-D",
+            str(data),
+            "-A",
+            "trust",
+            "-U",
+            "postgres",
+            "-E",
+            "UTF8",
+            "--no-sync",
+            "--locale=C",
+        )
         options = f"-h 127.0.0.1 -p {server.port} -k {root} -F -c max_connections=200"
-        server._run(str(bin_dir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(root / "log"),
-                    "-w", "-t", "60", "start")
+        server._run(
+            str(bin_dir / "pg_ctl"),
+            "-D",
+            str(data),
+            "-o",
+            options,
+            "-l",
+            str(root / "log"),
+            "-w",
+            "-t",
+            "60",
+            "start",
+        )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             with socket.socket() as s:
@@ -76,6 +100,13 @@ class PgServer:
 
     def stop(self) -> None:
         try:
-            self._run(str(self.bin_dir / "pg_ctl"), "-D", str(self.root / "data"), "-m", "immediate", "stop")
+            self._run(
+                str(self.bin_dir / "pg_ctl"),
+                "-D",
+                str(self.root / "data"),
+                "-m",
+                "immediate",
+                "stop",
+            )
         finally:
             shutil.rmtree(self.root, ignore_errors=True)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import Table, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from scheduler.domain.availability import parse_availability
@@ -33,6 +33,7 @@ from scheduler.domain.cohort import (
 from scheduler.errors import NotFoundError
 from scheduler.persistence.models import (
     AssignmentRuleRow,
+    Base,
     BlackoutRow,
     CohortRow,
     EnrollmentRow,
@@ -281,24 +282,74 @@ class PersonValues:
     locale: str | None
     availability: str | None
 
-    def differs(self, row: PersonRow) -> bool:
+    def differs(self, stored: StoredPerson) -> bool:
         return (self.name, self.zone, self.locale, self.availability) != (
-            row.name,
-            row.zone,
-            row.locale,
-            row.availability,
+            stored.name,
+            stored.zone,
+            stored.locale,
+            stored.availability,
         )
 
 
-def people_by_email(db: Session, emails: Iterable[str]) -> dict[str, PersonRow]:
-    """Existing people for these emails, fetched in chunks (SQLite limits bound parameters)."""
-    found: dict[str, PersonRow] = {}
+@dataclass(frozen=True, slots=True)
+class StoredPerson:
+    """A person as stored; read as plain columns, which is much cheaper than ORM objects in bulk."""
+
+    id: int
+    email: str
+    name: str
+    zone: str
+    locale: str | None
+    availability: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEnrollment:
+    id: int
+    person_id: int
+    role: str
+    status: str
+    max_sessions_per_week: int | None
+
+
+_CHUNK = 5000  # stay under SQLite's limit on bound parameters
+
+
+def _table(row_type: type[Base]) -> Table:
+    """The Core table of a mapped class: bulk inserts through Core are one ``executemany``,
+    several times faster than the ORM's bulk path for 100k rows."""
+    table = row_type.__table__
+    assert isinstance(table, Table)
+    return table
+
+
+def people_by_email(db: Session, emails: Iterable[str]) -> dict[str, StoredPerson]:
+    """Existing people for these emails."""
+    found: dict[str, StoredPerson] = {}
     batch = list(emails)
-    for start in range(0, len(batch), 5000):
-        chunk = batch[start : start + 5000]
-        for row in db.scalars(select(PersonRow).where(PersonRow.email.in_(chunk))):
-            found[row.email] = row
+    columns = (
+        PersonRow.id,
+        PersonRow.email,
+        PersonRow.name,
+        PersonRow.zone,
+        PersonRow.locale,
+        PersonRow.availability,
+    )
+    for start in range(0, len(batch), _CHUNK):
+        query = select(*columns).where(PersonRow.email.in_(batch[start : start + _CHUNK]))
+        for row in db.execute(query):
+            found[row.email] = StoredPerson(*row)
     return found
+
+
+def emails_of(db: Session, person_ids: Iterable[int]) -> list[str]:
+    ids = list(person_ids)
+    emails: list[str] = []
+    for start in range(0, len(ids), _CHUNK):
+        emails.extend(
+            db.scalars(select(PersonRow.email).where(PersonRow.id.in_(ids[start : start + _CHUNK])))
+        )
+    return sorted(emails)
 
 
 def insert_people(db: Session, values: Sequence[PersonValues], now: datetime) -> dict[str, int]:
@@ -306,7 +357,7 @@ def insert_people(db: Session, values: Sequence[PersonValues], now: datetime) ->
     if not values:
         return {}
     db.execute(
-        insert(PersonRow),
+        insert(_table(PersonRow)),
         [
             {
                 "email": v.email,
@@ -320,7 +371,14 @@ def insert_people(db: Session, values: Sequence[PersonValues], now: datetime) ->
             for v in values
         ],
     )
-    return {row.email: row.id for row in people_by_email(db, [v.email for v in values]).values()}
+    ids: dict[str, int] = {}
+    emails = [v.email for v in values]
+    for start in range(0, len(emails), _CHUNK):
+        query = select(PersonRow.email, PersonRow.id).where(
+            PersonRow.email.in_(emails[start : start + _CHUNK])
+        )
+        ids.update({email: pid for email, pid in db.execute(query)})
+    return ids
 
 
 def update_people(db: Session, changes: Sequence[tuple[int, PersonValues]], now: datetime) -> None:
@@ -342,17 +400,21 @@ def update_people(db: Session, changes: Sequence[tuple[int, PersonValues]], now:
     )
 
 
-def enrollments(db: Session, cohort_id: int) -> dict[int, EnrollmentRow]:
+def enrollments(db: Session, cohort_id: int) -> dict[int, StoredEnrollment]:
     """The cohort's enrollments by person id."""
-    return {
-        row.person_id: row
-        for row in db.scalars(select(EnrollmentRow).where(EnrollmentRow.cohort_id == cohort_id))
-    }
+    query = select(
+        EnrollmentRow.id,
+        EnrollmentRow.person_id,
+        EnrollmentRow.role,
+        EnrollmentRow.status,
+        EnrollmentRow.max_sessions_per_week,
+    ).where(EnrollmentRow.cohort_id == cohort_id)
+    return {row.person_id: StoredEnrollment(*row) for row in db.execute(query)}
 
 
 def insert_enrollments(db: Session, rows: Sequence[dict[str, Any]]) -> None:
     if rows:
-        db.execute(insert(EnrollmentRow), list(rows))
+        db.execute(insert(_table(EnrollmentRow)), list(rows))
 
 
 def update_enrollments(db: Session, rows: Sequence[dict[str, Any]]) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -265,7 +266,7 @@ def _read_row(
     availability = cell("availability") or None
     if availability is not None:
         try:
-            availability = parse_availability(availability).to_text()
+            availability = _availability_text(availability)
         except AvailabilityError as e:
             bad("availability", str(e), row[index["availability"]].strip(), AVAILABILITY_HINT)
 
@@ -295,16 +296,41 @@ def _read_row(
     return RosterEntry(line, name, email, zone.zone, availability, locale, role), email
 
 
+# A plain ASCII dot-atom local part is valid for email-validator as it is; only the domain needs
+# its checks (IDNA, special-use names), and rosters repeat a handful of domains. So such
+# addresses validate the domain once per domain; anything else goes through email-validator whole.
+_DOT_ATOM = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*$")
+_EMAIL_HINT = "write an address like ann@example.org"
+
+
 def _email(value: str) -> str | Problem:
+    """The normalised (lowercased) address, or the problem with it."""
     if not value:
-        return Problem("is empty", hint="write an address like ann@example.org")
+        return Problem("is empty", hint=_EMAIL_HINT)
+    local, at, domain = value.rpartition("@")
+    if at and len(local) <= 64 and len(value) <= 254 and _DOT_ATOM.match(local):
+        checked = _domain(domain)
+        return checked if isinstance(checked, Problem) else f"{local}@{checked}".lower()
+    return _validate_whole(value)
+
+
+@lru_cache(maxsize=4096)
+def _domain(domain: str) -> str | Problem:
+    checked = _validate_whole(f"a@{domain}")
+    return checked if isinstance(checked, Problem) else checked.partition("@")[2]
+
+
+def _validate_whole(value: str) -> str | Problem:
     try:
         result = validate_email(value, check_deliverability=False)
     except EmailNotValidError as e:
-        return Problem(
-            f"is not a valid email address: {e}", hint="write an address like ann@example.org"
-        )
+        return Problem(f"is not a valid email address: {e}", hint=_EMAIL_HINT)
     return result.normalized.lower()
+
+
+@lru_cache(maxsize=4096)
+def _availability_text(text: str) -> str:
+    return parse_availability(text).to_text()
 
 
 @lru_cache(maxsize=2048)

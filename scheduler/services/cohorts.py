@@ -71,7 +71,15 @@ def _sync_facilitators(db: Session, cohort_id: int, spec: CohortSpec, now: datet
     repo.update_enrollments(db, changed_rows)
     listed = set(ids.values())
     return [
-        f"facilitator {person.email} is enrolled but not in the cohort file (left as is)"
-        for enrollment, person in repo.roster(db, cohort_id, Role.FACILITATOR)
-        if person.id not in listed and enrollment.status == "active"
+        f"facilitator {email} is enrolled but not in the cohort file (left as is)"
+        for email in repo.emails_of(
+            db,
+            [
+                person_id
+                for person_id, enrollment in enrolled.items()
+                if enrollment.role == Role.FACILITATOR.value
+                and enrollment.status == "active"
+                and person_id not in listed
+            ],
+        )
     ]

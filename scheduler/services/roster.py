@@ -95,10 +95,15 @@ def import_roster(
         else:
             result.unchanged.append(email)
     listed = {people[e].id for e in values if e in people}
-    result.missing = sorted(
-        person.email
-        for enrollment, person in repo.roster(db, cohort.id, Role.LEARNER)
-        if enrollment.status == "active" and person.id not in listed
+    result.missing = repo.emails_of(
+        db,
+        [
+            person_id
+            for person_id, enrollment in enrolled.items()
+            if enrollment.role == Role.LEARNER.value
+            and enrollment.status == "active"
+            and person_id not in listed
+        ],
     )
     if dry_run:
         return result

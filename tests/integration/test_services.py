@@ -30,8 +30,10 @@ def loaded(runtime: Runtime, example_cohort_text: str) -> Runtime:
 
 def _counts(runtime: Runtime) -> tuple[int, int]:
     with runtime.transaction() as db:
-        return (db.scalar(select(func.count()).select_from(PersonRow)) or 0,
-                db.scalar(select(func.count()).select_from(EnrollmentRow)) or 0)
+        return (
+            db.scalar(select(func.count()).select_from(PersonRow)) or 0,
+            db.scalar(select(func.count()).select_from(EnrollmentRow)) or 0,
+        )
 
 
 def test_stored_cohort_reads_back_equal(loaded: Runtime, example_cohort_text: str) -> None:
@@ -52,15 +54,22 @@ def test_reloading_the_same_file_changes_nothing(loaded: Runtime, example_cohort
 
 def test_bad_cohort_file_writes_nothing(runtime: Runtime, example_cohort_text: str) -> None:
     with pytest.raises(ConfigError), runtime.transaction() as db:
-        load_cohort(db, example_cohort_text.replace("weeks = 8", "weeks = -1"), "c.toml", runtime.clock.now())
+        load_cohort(
+            db,
+            example_cohort_text.replace("weeks = 8", "weeks = -1"),
+            "c.toml",
+            runtime.clock.now(),
+        )
     with runtime.transaction() as db:
         assert repo.list_cohorts(db) == []
 
 
 def test_import_then_reimport(loaded: Runtime, make_roster: Build) -> None:
-    rows = [["Ann", "ann@example.org", "Europe/Berlin", "", "", ""],
-            ["Bo", "bo@example.org", "JP", "Mon-Fri 08:00-10:00", "ja_JP", ""],
-            ["Cy", "cy@example.org", "US/Pacific", "", "", "learner"]]
+    rows = [
+        ["Ann", "ann@example.org", "Europe/Berlin", "", "", ""],
+        ["Bo", "bo@example.org", "JP", "Mon-Fri 08:00-10:00", "ja_JP", ""],
+        ["Cy", "cy@example.org", "US/Pacific", "", "", "learner"],
+    ]
     with loaded.transaction() as db:
         first = import_roster(db, SLUG, make_roster(rows), "r.csv", loaded.clock.now())
     assert first.counts()["added"] == 3
@@ -70,7 +79,9 @@ def test_import_then_reimport(loaded: Runtime, make_roster: Build) -> None:
     changed = [rows[0], ["Bo", "BO@example.org", "Asia/Seoul", "Mon-Fri 08:00-10:00", "ja_JP", ""]]
     with loaded.transaction() as db:
         third = import_roster(db, SLUG, make_roster(changed), "r.csv", loaded.clock.now())
-        people = {p.email: p for _, p in repo.roster(db, repo.get_cohort(db, SLUG).id, Role.LEARNER)}
+        people = {
+            p.email: p for _, p in repo.roster(db, repo.get_cohort(db, SLUG).id, Role.LEARNER)
+        }
     assert third.updated == ["bo@example.org"]
     assert third.unchanged == ["ann@example.org"]
     assert third.missing == ["cy@example.org"]  # reported, kept
@@ -92,7 +103,9 @@ def test_bad_roster_writes_nothing(loaded: Runtime, make_roster: Build) -> None:
 def test_partial_imports_only_valid_rows(loaded: Runtime, make_roster: Build) -> None:
     rows = [["Ann", "ann@example.org", "UTC", "", "", ""], ["Bad", "bad", "UTC", "", "", ""]]
     with loaded.transaction() as db:
-        result = import_roster(db, SLUG, make_roster(rows), "r.csv", loaded.clock.now(), partial=True)
+        result = import_roster(
+            db, SLUG, make_roster(rows), "r.csv", loaded.clock.now(), partial=True
+        )
     assert result.added == ["ann@example.org"]
     assert len(result.report.errors) == 1
     assert _counts(loaded) == (4, 4)
@@ -101,8 +114,14 @@ def test_partial_imports_only_valid_rows(loaded: Runtime, make_roster: Build) ->
 def test_dry_run_writes_nothing(loaded: Runtime, make_roster: Build) -> None:
     before = _counts(loaded)
     with loaded.transaction() as db:
-        result = import_roster(db, SLUG, make_roster([["Ann", "ann@example.org", "UTC", "", "", ""]]), "r.csv",
-                               loaded.clock.now(), dry_run=True)
+        result = import_roster(
+            db,
+            SLUG,
+            make_roster([["Ann", "ann@example.org", "UTC", "", "", ""]]),
+            "r.csv",
+            loaded.clock.now(),
+            dry_run=True,
+        )
     assert result.added == ["ann@example.org"]
     assert not result.written
     assert _counts(loaded) == before
@@ -110,11 +129,18 @@ def test_dry_run_writes_nothing(loaded: Runtime, make_roster: Build) -> None:
 
 def test_unknown_cohort(runtime: Runtime, make_roster: Build) -> None:
     with pytest.raises(NotFoundError, match="cohort cohort load"), runtime.transaction() as db:
-        import_roster(db, "nope", make_roster([["A", "a@example.org", "UTC", "", "", ""]]), "r.csv",
-                      runtime.clock.now())
+        import_roster(
+            db,
+            "nope",
+            make_roster([["A", "a@example.org", "UTC", "", "", ""]]),
+            "r.csv",
+            runtime.clock.now(),
+        )
 
 
-def test_person_in_two_cohorts(loaded: Runtime, example_cohort_text: str, make_roster: Build) -> None:
+def test_person_in_two_cohorts(
+    loaded: Runtime, example_cohort_text: str, make_roster: Build
+) -> None:
     other = example_cohort_text.replace('slug = "ml-foundations-2027"', 'slug = "second-run"')
     row = [["Ann", "ann@example.org", "UTC", "", "", ""]]
     with loaded.transaction() as db:

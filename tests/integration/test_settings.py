@@ -14,7 +14,9 @@ def config_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for name in ("COHORT_DATABASE_URL", "COHORT_BASE_URL", "COHORT_LOG_LEVEL"):
         monkeypatch.delenv(name, raising=False)
     path = tmp_path / "cohort.toml"
-    path.write_text('[cohort]\nslug = "x"\n\n[settings]\nbase_url = "https://file.example"\nlog_level = "info"\n')
+    path.write_text(
+        '[cohort]\nslug = "x"\n\n[settings]\nbase_url = "https://file.example"\nlog_level = "info"\n'
+    )
     return path
 
 
@@ -26,19 +28,26 @@ def test_defaults_without_any_source(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert settings.log_level == "WARNING"
 
 
-def test_precedence_defaults_file_env_flags(config_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_precedence_defaults_file_env_flags(
+    config_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     assert load_settings().base_url == "https://file.example"  # ./cohort.toml found by default
     assert load_settings().log_level == "INFO"
     monkeypatch.setenv("COHORT_BASE_URL", "https://env.example/")
     assert load_settings().base_url == "https://env.example"
     assert load_settings(base_url="https://flag.example").base_url == "https://flag.example"
-    assert load_settings(base_url=None).base_url == "https://env.example"  # an unset flag is no value
+    assert (
+        load_settings(base_url=None).base_url == "https://env.example"
+    )  # an unset flag is no value
 
 
 @pytest.mark.parametrize(
     ("where", "expected_source"),
-    [("file", "cohort.toml [settings]"), ("env", "environment variable COHORT_DATABASE_URL"),
-     ("flag", "command-line flag --database-url")],
+    [
+        ("file", "cohort.toml [settings]"),
+        ("env", "environment variable COHORT_DATABASE_URL"),
+        ("flag", "command-line flag --database-url"),
+    ],
 )
 def test_bad_value_names_its_source(
     config_file: Path, monkeypatch: pytest.MonkeyPatch, where: str, expected_source: str

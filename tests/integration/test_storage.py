@@ -21,7 +21,9 @@ def test_upgrade_matches_models_and_downgrades(db_url: str) -> None:
     migrations.upgrade(engine)
     assert migrations.current_revision(engine) == migrations.head_revision(engine)
     with engine.connect() as connection:
-        diff = compare_metadata(MigrationContext.configure(connection, opts={"compare_type": True}), Base.metadata)
+        diff = compare_metadata(
+            MigrationContext.configure(connection, opts={"compare_type": True}), Base.metadata
+        )
     assert diff == []
     assert set(inspect(engine).get_table_names()) >= set(Base.metadata.tables)
     migrations.downgrade(engine, "base")
@@ -78,10 +80,24 @@ def test_require_schema_explains_what_to_do(db_url: str) -> None:
 
 def test_cohort_slug_is_unique(runtime: Runtime) -> None:
     now = datetime(2027, 1, 1, tzinfo=UTC)
-    fields = dict(title="T", start_date=date(2027, 1, 4), weeks=1, home_zone="UTC", locale="en",
-                  default_availability="Mon 09:00-10:00", anchor="home", target_coverage=0.9, max_sections=6,
-                  grid_minutes=15, quiet_start=0, quiet_end=0, source_text="", created_at=now, updated_at=now)
-    with pytest.raises(Exception, match="(?i)unique"), runtime.transaction() as db:
+    fields = {
+        "title": "T",
+        "start_date": date(2027, 1, 4),
+        "weeks": 1,
+        "home_zone": "UTC",
+        "locale": "en",
+        "default_availability": "Mon 09:00-10:00",
+        "anchor": "home",
+        "target_coverage": 0.9,
+        "max_sections": 6,
+        "grid_minutes": 15,
+        "quiet_start": 0,
+        "quiet_end": 0,
+        "source_text": "",
+        "created_at": now,
+        "updated_at": now,
+    }
+    with pytest.raises(Exception, match=r"(?i)unique"), runtime.transaction() as db:
         db.add(CohortRow(slug="same", **fields))
         db.add(CohortRow(slug="same", **fields))
         db.flush()

@@ -25,12 +25,21 @@ def hm(h: int, m: int = 0) -> int:
             id="weekday_range_and_saturday",
         ),
         pytest.param("Fri 22:00-02:00", [(FRI + hm(22), SAT + hm(2))], id="crosses_midnight"),
-        pytest.param("Sun 22:00-02:00", [(0, hm(2)), (SUN + hm(22), MINUTES_PER_WEEK)], id="wraps_the_week"),
+        pytest.param(
+            "Sun 22:00-02:00", [(0, hm(2)), (SUN + hm(22), MINUTES_PER_WEEK)], id="wraps_the_week"
+        ),
         pytest.param("Mon 09:00-12:00, 11:00-14:00", [(hm(9), hm(14))], id="overlap_merged"),
         pytest.param("Mon 09:00-12:00; mon 12:00-13:00", [(hm(9), hm(13))], id="touching_merged"),
-        pytest.param("mon , wed 07:00 - 08:00", [(hm(7), hm(8)), (2 * MINUTES_PER_DAY + hm(7), 2 * MINUTES_PER_DAY + hm(8))],
-                     id="spaces_and_case"),
-        pytest.param("weekends 10:00-11:00", [(SAT + hm(10), SAT + hm(11)), (SUN + hm(10), SUN + hm(11))], id="weekends"),
+        pytest.param(
+            "mon , wed 07:00 - 08:00",
+            [(hm(7), hm(8)), (2 * MINUTES_PER_DAY + hm(7), 2 * MINUTES_PER_DAY + hm(8))],
+            id="spaces_and_case",
+        ),
+        pytest.param(
+            "weekends 10:00-11:00",
+            [(SAT + hm(10), SAT + hm(11)), (SUN + hm(10), SUN + hm(11))],
+            id="weekends",
+        ),
         pytest.param("Mon 20:00-24:00", [(hm(20), hm(24))], id="until_midnight"),
     ],
 )
@@ -98,7 +107,9 @@ def test_text_round_trip(raw: list[tuple[int, int]]) -> None:
 
 
 @given(windows, st.integers(0, MINUTES_PER_WEEK - 1), st.integers(1, 300))
-def test_covers_matches_minute_by_minute_check(raw: list[tuple[int, int]], start: int, duration: int) -> None:
+def test_covers_matches_minute_by_minute_check(
+    raw: list[tuple[int, int]], start: int, duration: int
+) -> None:
     value = Availability.from_windows(raw)
     free = set()
     for s, e in raw:

@@ -26,7 +26,11 @@ def test_example_file_parses(example_cohort_text: str) -> None:
     assert spec.series[1].max_blocks == 4
     assert [f.zone for f in spec.facilitators] == ["Africa/Lagos", "America/Bogota", "Asia/Tokyo"]
     reading = spec.assignments[0]
-    assert (reading.series, reading.prepares, reading.soft_offset) == ("class", True, timedelta(hours=24))
+    assert (reading.series, reading.prepares, reading.soft_offset) == (
+        "class",
+        True,
+        timedelta(hours=24),
+    )
     assert reading.snap_to == 20 * 60
     assert (reading.hard, reading.hard_after) == (HardKind.AFTER_SOFT, timedelta(hours=72))
     assert reading.release.kind is ReleaseKind.AFTER_PREVIOUS
@@ -115,7 +119,9 @@ def test_blackout_outside_course_is_reported(example_cohort_text: str) -> None:
 
 
 def test_assignment_direction_must_match(example_cohort_text: str) -> None:
-    problems = _problems(example_cohort_text.replace('soft_deadline = "24h before"', 'soft_deadline = "24h after"'))
+    problems = _problems(
+        example_cohort_text.replace('soft_deadline = "24h before"', 'soft_deadline = "24h after"')
+    )
     assert "due before it" in problems["assignments[1].soft_deadline"]
 
 

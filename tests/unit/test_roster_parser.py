@@ -3,8 +3,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from scheduler.domain.cohort import Role
+from scheduler.errors import Problem
 from scheduler.roster import parse_roster
 
 Build = Callable[..., bytes]
@@ -27,7 +30,9 @@ def test_valid_row_is_normalised(make_roster: Build) -> None:
     assert entry.line == 2
 
 
-@pytest.mark.parametrize(("bom", "delimiter"), [(False, ","), (True, ","), (False, ";"), (True, ";")])
+@pytest.mark.parametrize(
+    ("bom", "delimiter"), [(False, ","), (True, ","), (False, ";"), (True, ";")]
+)
 def test_bom_and_delimiter(make_roster: Build, bom: bool, delimiter: str) -> None:
     # The availability cell holds a comma: quoted with ",", bare with ";".
     availability = "Mon 09:00-10:00, 12:00-13:00"
@@ -70,7 +75,7 @@ def test_many_mistakes_all_reported_with_line_and_column(make_roster: Build) -> 
         ["Bad Locale", "bl@example.org", "UTC", "", "zz_ZZ", ""],  # 9
         ["Bad Role", "br@example.org", "UTC", "", "", "boss"],  # 10
         ["", "noname@example.org", "UTC", "", "", ""],  # 11
-        ["=HYPERLINK(\"http://evil\")", "formula@example.org", "UTC", "", "", ""],  # 12: kept as text
+        ['=HYPERLINK("http://evil")', "formula@example.org", "UTC", "", "", ""],  # 12: kept as text
     ]
     report = parse_roster(make_roster(rows))
     assert fields(report) == [
@@ -113,14 +118,18 @@ def test_missing_required_column(make_roster: Build) -> None:
 
 
 def test_unknown_column_is_a_warning(make_roster: Build) -> None:
-    report = parse_roster(make_roster([["A", "a@example.org", "UTC", "x"]], header=("name", "email", "tz", "shoe")))
+    report = parse_roster(
+        make_roster([["A", "a@example.org", "UTC", "x"]], header=("name", "email", "tz", "shoe"))
+    )
     assert report.ok
     assert "shoe" in report.warnings[0].message
     assert report.entries[0].zone == "UTC"
 
 
 def test_huge_field(make_roster: Build) -> None:
-    report = parse_roster(make_roster([["A" * 1_000_000, "a@example.org", "UTC", "", "", ""], GOOD]))
+    report = parse_roster(
+        make_roster([["A" * 1_000_000, "a@example.org", "UTC", "", "", ""], GOOD])
+    )
     assert fields(report) == [(2, "column 1")]
     assert [e.line for e in report.entries] == [3]
 
@@ -147,3 +156,27 @@ def test_wrong_cell_count(make_roster: Build) -> None:
 def test_facilitator_role(make_roster: Build) -> None:
     report = parse_roster(make_roster([["F", "f@example.org", "UTC", "", "", "Facilitator"]]))
     assert report.entries[0].role is Role.FACILITATOR
+
+
+def _full(value: str) -> str | None:
+    from email_validator import EmailNotValidError, validate_email
+
+    try:
+        return validate_email(value, check_deliverability=False).normalized.lower()
+    except EmailNotValidError:
+        return None
+
+
+@given(
+    st.one_of(
+        st.emails(),
+        st.text(max_size=40),
+        st.from_regex(r"[a-zA-Z0-9._%+=-]{0,70}@[a-zA-Z0-9.-]{0,20}"),
+    )
+)
+@settings(max_examples=300)
+def test_email_fast_path_agrees_with_email_validator(value: str) -> None:
+    from scheduler.roster.parser import _email
+
+    ours = _email(value.strip())
+    assert (None if isinstance(ours, Problem) else ours) == _full(value.strip())

@@ -43,21 +43,56 @@ def test_zone_rejects_unknown() -> None:
     ("zone_name", "day", "wall", "expected_utc"),
     [
         # Berlin springs forward 2027-03-28 02:00 -> 03:00: 02:30 does not exist, moves to 03:30 CEST.
-        pytest.param("Europe/Berlin", date(2027, 3, 28), time(2, 30), datetime(2027, 3, 28, 1, 30, tzinfo=UTC),
-                     id="spring_forward_gap"),
+        pytest.param(
+            "Europe/Berlin",
+            date(2027, 3, 28),
+            time(2, 30),
+            datetime(2027, 3, 28, 1, 30, tzinfo=UTC),
+            id="spring_forward_gap",
+        ),
         # Berlin falls back 2027-10-31 03:00 -> 02:00: 02:30 happens twice, the first (CEST) wins.
-        pytest.param("Europe/Berlin", date(2027, 10, 31), time(2, 30), datetime(2027, 10, 31, 0, 30, tzinfo=UTC),
-                     id="fall_back_fold"),
-        pytest.param("America/New_York", date(2027, 3, 14), time(2, 15), datetime(2027, 3, 14, 7, 15, tzinfo=UTC),
-                     id="new_york_gap"),
-        pytest.param("America/New_York", date(2027, 11, 7), time(1, 30), datetime(2027, 11, 7, 5, 30, tzinfo=UTC),
-                     id="new_york_fold"),
-        pytest.param("Asia/Kolkata", date(2027, 3, 28), time(18, 0), datetime(2027, 3, 28, 12, 30, tzinfo=UTC),
-                     id="half_hour_kolkata"),
-        pytest.param("Australia/Sydney", date(2027, 4, 4), time(2, 30), datetime(2027, 4, 3, 15, 30, tzinfo=UTC),
-                     id="southern_fall_back_fold"),
-        pytest.param("America/Bogota", date(2027, 3, 14), time(2, 30), datetime(2027, 3, 14, 7, 30, tzinfo=UTC),
-                     id="no_dst_bogota"),
+        pytest.param(
+            "Europe/Berlin",
+            date(2027, 10, 31),
+            time(2, 30),
+            datetime(2027, 10, 31, 0, 30, tzinfo=UTC),
+            id="fall_back_fold",
+        ),
+        pytest.param(
+            "America/New_York",
+            date(2027, 3, 14),
+            time(2, 15),
+            datetime(2027, 3, 14, 7, 15, tzinfo=UTC),
+            id="new_york_gap",
+        ),
+        pytest.param(
+            "America/New_York",
+            date(2027, 11, 7),
+            time(1, 30),
+            datetime(2027, 11, 7, 5, 30, tzinfo=UTC),
+            id="new_york_fold",
+        ),
+        pytest.param(
+            "Asia/Kolkata",
+            date(2027, 3, 28),
+            time(18, 0),
+            datetime(2027, 3, 28, 12, 30, tzinfo=UTC),
+            id="half_hour_kolkata",
+        ),
+        pytest.param(
+            "Australia/Sydney",
+            date(2027, 4, 4),
+            time(2, 30),
+            datetime(2027, 4, 3, 15, 30, tzinfo=UTC),
+            id="southern_fall_back_fold",
+        ),
+        pytest.param(
+            "America/Bogota",
+            date(2027, 3, 14),
+            time(2, 30),
+            datetime(2027, 3, 14, 7, 30, tzinfo=UTC),
+            id="no_dst_bogota",
+        ),
     ],
 )
 def test_wall_to_utc_policy(zone_name: str, day: date, wall: time, expected_utc: datetime) -> None:
@@ -70,8 +105,12 @@ def test_gap_time_moves_forward_by_gap_length() -> None:
 
 
 @given(
-    st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2040, 1, 1), timezones=st.timezones(),
-                 allow_imaginary=False)
+    st.datetimes(
+        min_value=datetime(2000, 1, 1),  # noqa: DTZ001 - hypothesis bounds are naive
+        max_value=datetime(2040, 1, 1),  # noqa: DTZ001
+        timezones=st.timezones(),
+        allow_imaginary=False,
+    )
 )
 def test_existing_wall_times_round_trip(moment: datetime) -> None:
     tz = moment.tzinfo
@@ -85,7 +124,16 @@ def test_existing_wall_times_round_trip(moment: datetime) -> None:
 
 @pytest.mark.parametrize(
     ("text", "minutes"),
-    [("90m", 90), ("1h30m", 90), ("2h", 120), ("48h", 2880), ("3d", 4320), ("1w", 10080), ("45", 45), (30, 30)],
+    [
+        ("90m", 90),
+        ("1h30m", 90),
+        ("2h", 120),
+        ("48h", 2880),
+        ("3d", 4320),
+        ("1w", 10080),
+        ("45", 45),
+        (30, 30),
+    ],
 )
 def test_parse_duration(text: str | int, minutes: int) -> None:
     assert parse_duration(text) == timedelta(minutes=minutes)

@@ -1,0 +1,134 @@
+"""The real `cohort` command, run as a user would, against SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+SLUG = "ml-foundations-2027"
+
+
+def cohort(env: dict[str, Any], cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    exe = shutil.which("cohort", path=str(Path(sys.executable).parent)) or "cohort"
+    return subprocess.run(
+        [exe, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_quick_start_flow(cli_env: dict[str, Any], tmp_path: Path) -> None:
+    init = cohort(cli_env, tmp_path, "init", "demo", "--learners", "150")
+    assert init.returncode == 0, init.stderr
+    assert "GeoNames" in init.stdout
+    not_ready = cohort(cli_env, tmp_path, "roster", "list", "--cohort", SLUG)
+    assert not_ready.returncode == 1
+    assert "cohort db upgrade" in not_ready.stderr
+    assert "Traceback" not in not_ready.stderr
+
+    assert cohort(cli_env, tmp_path, "db", "upgrade").returncode == 0
+    again = cohort(cli_env, tmp_path, "db", "upgrade")
+    assert "up to date" in again.stdout
+    load = cohort(cli_env, tmp_path, "cohort", "load", "demo/cohort.toml", "--json")
+    assert load.returncode == 0, load.stderr
+    assert json.loads(load.stdout)["created"] is True
+
+    imported = cohort(
+        cli_env, tmp_path, "roster", "import", "demo/roster.csv", "--cohort", SLUG, "--json"
+    )
+    assert imported.returncode == 0, imported.stderr
+    counts = json.loads(imported.stdout)
+    assert (counts["added"], counts["invalid_rows"]) == (150, 0)
+
+    reimport = cohort(cli_env, tmp_path, "roster", "import", "demo/roster.csv", "--cohort", SLUG)
+    assert reimport.returncode == 0
+    assert "unchanged          150" in " ".join(reimport.stdout.split("\n")).replace(
+        "  ", "  "
+    ) or ("150" in reimport.stdout and "unchanged" in reimport.stdout)
+
+    listed = json.loads(
+        cohort(cli_env, tmp_path, "roster", "list", "--cohort", SLUG, "--json").stdout
+    )
+    assert sum(p["role"] == "learner" for p in listed) == 150
+    assert sum(p["role"] == "facilitator" for p in listed) == 3
+    zones = {p["timezone"] for p in listed}
+    assert len(zones) > 20
+
+    table = cohort(cli_env, tmp_path, "roster", "list", "--cohort", SLUG, "--limit", "5")
+    assert "153 people" in table.stdout
+    assert "and 148 more" in table.stdout
+
+
+def test_validate_lists_every_mistake_and_writes_nothing(
+    cli_env: dict[str, Any], tmp_path: Path
+) -> None:
+    assert cohort(cli_env, tmp_path, "db", "upgrade").returncode == 0
+    assert (
+        cohort(
+            cli_env, tmp_path, "cohort", "load", str(REPO / "examples" / "cohort.toml")
+        ).returncode
+        == 0
+    )
+    bad = REPO / "examples" / "roster-with-mistakes.csv"
+    result = cohort(cli_env, tmp_path, "roster", "validate", str(bad), "--json")
+    assert result.returncode == 1
+    report = json.loads(result.stdout)
+    assert [(e["line"], e["field"]) for e in report["errors"]] == [
+        (3, "email"),
+        (4, "timezone"),
+        (5, "timezone"),
+        (6, "email"),
+        (7, "availability"),
+        (8, "availability"),
+        (9, "locale"),
+        (9, "role"),
+        (10, "name"),
+    ]
+    assert report["valid"] == 2
+
+    human = cohort(cli_env, tmp_path, "roster", "import", str(bad), "--cohort", SLUG)
+    assert human.returncode == 1
+    assert "line 5, timezone 'US'" in human.stderr
+    assert "nothing was imported" in human.stderr
+    assert "Traceback" not in human.stderr
+    listed = json.loads(
+        cohort(cli_env, tmp_path, "roster", "list", "--cohort", SLUG, "--json").stdout
+    )
+    assert [p["role"] for p in listed] == ["facilitator"] * 3  # nothing half-written
+
+    partial = cohort(
+        cli_env, tmp_path, "roster", "import", str(bad), "--cohort", SLUG, "--partial", "--json"
+    )
+    assert partial.returncode == 0
+    assert json.loads(partial.stdout)["added"] == 2
+
+
+def test_bad_cohort_file_and_bad_setting(cli_env: dict[str, Any], tmp_path: Path) -> None:
+    text = (
+        (REPO / "examples" / "cohort.toml")
+        .read_text()
+        .replace('duration = "90m"', 'duration = "ninety"')
+    )
+    (tmp_path / "c.toml").write_text(text)
+    assert cohort(cli_env, tmp_path, "db", "upgrade").returncode == 0
+    result = cohort(cli_env, tmp_path, "cohort", "load", "c.toml")
+    assert result.returncode == 1
+    assert "series[1].duration 'ninety'" in result.stderr
+    env = {**cli_env, "COHORT_DATABASE_URL": "mysql://nope"}
+    bad = cohort(env, tmp_path, "cohort", "list")
+    assert bad.returncode == 1
+    assert "environment variable COHORT_DATABASE_URL" in bad.stderr
+    assert "Traceback" not in bad.stderr
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_missing_file_is_a_clear_error(cli_env: dict[str, Any], tmp_path: Path) -> None:
+    result = cohort(cli_env, tmp_path, "roster", "validate", "nope.csv")
+    assert result.returncode == 1
+    assert "No such file" in result.stderr
+    assert "Traceback" not in result.stderr
