@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Annotated, Any, ParamSpec, TypeVar
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -459,27 +460,26 @@ def roster_list(
             ]
         )
         return
-    table = Table(
-        "name",
-        "email",
-        "role",
-        "time zone",
-        "availability",
-        "locale",
-        title=f"{cohort}: {len(people)} people",
-        title_justify="left",
-    )
     shown = people if limit == 0 else people[:limit]
+    table = Table(
+        title=f"{cohort}: {len(people)} people", title_justify="left", box=box.SIMPLE_HEAD
+    )
+    table.add_column("person", min_width=16, max_width=30, overflow="ellipsis")
+    table.add_column("time zone", no_wrap=True, overflow="ellipsis", max_width=20)
+    table.add_column("availability (local)", no_wrap=True, min_width=19)
+    table.add_column("locale", no_wrap=True)
+    current_role = ""
     for e, p in shown:
-        availability = p.availability or f"[dim]{default} (default)[/dim]"
-        table.add_row(
-            p.name,
-            p.email,
-            e.role + ("" if e.status == "active" else f" ({e.status})"),
-            p.zone,
-            availability,
-            p.locale or f"[dim]{locale}[/dim]",
-        )
+        if e.role != current_role:
+            current_role = e.role
+            table.add_section()
+            table.add_row(f"[bold]{current_role}s[/bold]")
+        availability = escape(p.availability or default).replace("; ", "\n")
+        if p.availability is None:
+            availability = f"[dim]{availability} (default)[/dim]"
+        name = escape(p.name) + ("" if e.status == "active" else f" [dim]({e.status})[/dim]")
+        person = f"{name}\n[dim]{escape(p.email)}[/dim]"
+        table.add_row(person, p.zone, availability, p.locale or f"[dim]{locale}[/dim]")
     out.print(table)
     if len(shown) < len(people):
         out.print(f"… and {len(people) - len(shown)} more (use --limit 0 or --json for all)")
