@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -170,3 +171,72 @@ class EnrollmentRow(Base):
     left_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     person: Mapped[PersonRow] = relationship()
+
+
+class PlanVersionRow(Base):
+    """One published plan of a cohort; ``summary`` keeps the planner's report (coverage,
+    left-out learners, DST warnings) as JSON for display."""
+
+    __tablename__ = "plan_version"
+    __table_args__ = (UniqueConstraint("cohort_id", "version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    cohort_id: Mapped[int] = mapped_column(ForeignKey("cohort.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    summary: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class LiveSeriesRow(Base):
+    """A published weekly series (one per section of a series request), stored as intent:
+    weekday and wall time in the anchor zone."""
+
+    __tablename__ = "live_series"
+    __table_args__ = (UniqueConstraint("cohort_id", "series_key", "section"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    cohort_id: Mapped[int] = mapped_column(ForeignKey("cohort.id", ondelete="CASCADE"))
+    series_key: Mapped[str] = mapped_column(String(40))
+    section: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(20))
+    title: Mapped[str] = mapped_column(String(200))
+    weekday: Mapped[int] = mapped_column(Integer)
+    wall_minute: Mapped[int] = mapped_column(Integer)
+    anchor_zone: Mapped[str] = mapped_column(String(64))
+    duration_minutes: Mapped[int] = mapped_column(Integer)
+    facilitator_email: Mapped[str | None] = mapped_column(String(254))
+    status: Mapped[str] = mapped_column(String(20))
+    changed_in_version: Mapped[int] = mapped_column(Integer)
+
+
+class OccurrenceRow(Base):
+    """One concrete meeting. Its ``uid`` never changes; ``sequence`` grows with every change."""
+
+    __tablename__ = "occurrence"
+    __table_args__ = (
+        UniqueConstraint("series_id", "week"),
+        Index("ix_occurrence_start", "start"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    series_id: Mapped[int] = mapped_column(ForeignKey("live_series.id", ondelete="CASCADE"))
+    week: Mapped[int] = mapped_column(Integer)
+    start: Mapped[datetime] = mapped_column(UTCDateTime)
+    end: Mapped[datetime] = mapped_column(UTCDateTime)
+    status: Mapped[str] = mapped_column(String(20))
+    sequence: Mapped[int] = mapped_column(Integer)
+    uid: Mapped[str] = mapped_column(String(120), unique=True)
+    changed_in_version: Mapped[int] = mapped_column(Integer)
+
+
+class SectionMemberRow(Base):
+    """Which section of a series a learner belongs to."""
+
+    __tablename__ = "section_member"
+    __table_args__ = (UniqueConstraint("cohort_id", "series_key", "person_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    cohort_id: Mapped[int] = mapped_column(ForeignKey("cohort.id", ondelete="CASCADE"))
+    series_key: Mapped[str] = mapped_column(String(40))
+    person_id: Mapped[int] = mapped_column(ForeignKey("person.id", ondelete="CASCADE"))
+    section: Mapped[int] = mapped_column(Integer)
