@@ -23,18 +23,22 @@ from rich.table import Table
 from sqlalchemy.exc import OperationalError
 
 from scheduler import __version__
-from scheduler.domain.cohort import Role
+from scheduler.domain.cohort import CohortSpec, Role
 from scheduler.domain.cohort_file import parse_cohort_file
 from scheduler.errors import InputError, Problem, SchedulerError
+from scheduler.outputs.heatmap import availability_heatmap, slot_of
 from scheduler.persistence import migrations, repo
 from scheduler.persistence.db import redact_url
+from scheduler.planning import LearnerInput, Plan
 from scheduler.resources import resource_dir
 from scheduler.roster import parse_roster
 from scheduler.runtime import Runtime, build_runtime
 from scheduler.sample import CREDIT, roster_csv, sample_learners
 from scheduler.services.cohorts import load_cohort
+from scheduler.services.plans import PlanDiff, diff_plan, plan_cohort, plan_summary, publish_plan
 from scheduler.services.roster import import_roster
 from scheduler.settings import load_settings
+from scheduler.timeutil import Weekday
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -485,6 +489,164 @@ def roster_list(
         out.print(f"… and {len(people) - len(shown)} more (use --limit 0 or --json for all)")
     zones = {p.zone for _, p in people}
     out.print(f"{len(people)} people in {len(zones)} time zones.")
+
+
+# --- plan ---------------------------------------------------------------------------------------
+
+_SHADES = " ·░▒▓█"
+_MARKS = {"class": "C", "coworking": "W", "office_hours": "O"}
+
+
+@app.command()
+@guarded
+def plan(
+    cohort: CohortOption,
+    publish: Annotated[
+        bool, typer.Option("--publish", help="Store the plan (one transaction).")
+    ] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Plan the live sessions: times that fit the most learners every week, DST included."""
+    runtime = STATE.runtime()
+    now = runtime.clock.now()
+    with _transaction() as db, err.status("planning…"):
+        spec, learners, result = plan_cohort(db, cohort)
+        diff = diff_plan(db, cohort, result, now)
+        published = (
+            publish_plan(db, cohort, result, now)[0]
+            if publish and (diff.changed or diff.published_version is None)
+            else None
+        )
+    if as_json:
+        _json({**plan_summary(result), "diff": diff.as_dict(), "published_version": published})
+        return
+    _print_plan(spec, learners, result)
+    _print_diff(diff)
+    if publish:
+        if published is None:
+            out.print(f"Nothing to publish: version {diff.published_version} is already this plan.")
+        else:
+            out.print(f"[green]Published[/green] version {published} of {cohort}.")
+    elif diff.changed or diff.published_version is None:
+        out.print(f"Not published yet: `cohort plan --cohort {cohort} --publish` stores it.")
+
+
+def _print_plan(spec: CohortSpec, learners: list[LearnerInput], result: Plan) -> None:
+    out.print(
+        f"[bold]{escape(spec.title)}[/bold]: {len(learners)} learners, {spec.weeks} weeks from "
+        f"{spec.start_date}; times in {result.anchor_zone}"
+    )
+    table = Table(box=box.SIMPLE_HEAD)
+    for column in ("series", "weekly time", "facilitator", "learners", "fit every week", "by week"):
+        table.add_column(column, no_wrap=column != "by week")
+    for s in result.sections:
+        times = ", ".join(t.label() for t in s.times)
+        if s.alternate:
+            times += " / " + ", ".join(t.label() for t in s.alternate)
+        weekly = [c for c in s.coverage_by_week if c is not None]
+        span = (
+            f"{min(weekly):.0%}-{max(weekly):.0%}"
+            if weekly and min(weekly) != max(weekly)
+            else (f"{weekly[0]:.0%}" if weekly else "-")
+        )
+        name = s.series + (
+            f" #{s.section + 1}" if len(result.series_sections(s.series)) > 1 else ""
+        )
+        share = f"{s.fitted}/{len(s.learners)}" if s.learners else "0"
+        table.add_row(
+            name, times, (s.facilitator or "-").split("@")[0], str(len(s.learners)), share, span
+        )
+    out.print(table)
+    for report in result.auto_sections:
+        steps = ", ".join(f"{st.sections}: {st.share:.0%} (+{st.gain})" for st in report.steps)
+        verdict = "reached" if report.reached else "not reached"
+        out.print(
+            f"{report.series}: sections \u2192 share of learners fitted: {steps}; "
+            f"chose {report.chosen} (target {report.target:.0%} {verdict})"
+        )
+    _print_heatmap(spec, learners, result)
+    if result.left_out:
+        by_reason: dict[tuple[str, str], list[str]] = {}
+        for x in result.left_out:
+            by_reason.setdefault((x.series, x.detail or x.reason.value), []).append(x.learner)
+        out.print(
+            f"[bold]Left out[/bold] ({len({x.learner for x in result.left_out})} learners; "
+            "they get the replays and co-working instead):"
+        )
+        for (series, why), who in sorted(by_reason.items(), key=lambda kv: (kv[0][0], -len(kv[1]))):
+            shown = ", ".join(who[:3]) + (f" and {len(who) - 3} more" if len(who) > 3 else "")
+            out.print(f"  {series}: {len(who)} \u2014 {escape(why)}: [dim]{escape(shown)}[/dim]")
+    _print_dst(result)
+    for note in result.notes:
+        out.print(f"[dim]note: {escape(note)}[/dim]")
+
+
+def _print_dst(result: Plan) -> None:
+    """DST warnings, one line per series section and clock change (zones grouped)."""
+    grouped: dict[tuple[str, int, int, int], list[tuple[str, int]]] = {}
+    for w in result.warnings:
+        grouped.setdefault((w.series, w.section, w.week, w.shift_minutes), []).append(
+            (w.zone_pattern, w.learners)
+        )
+    for (series, section, week, shift), zones in sorted(grouped.items()):
+        many = len(result.series_sections(series)) > 1
+        name = f"{series}" + (f" #{section + 1}" if many else "")
+        total = sum(n for _, n in zones)
+        where = ", ".join(f"{n} in {z}" for z, n in sorted(zones, key=lambda zn: -zn[1]))
+        direction = "later" if shift > 0 else "earlier"
+        amount = f"{abs(shift) // 60}h{abs(shift) % 60:02d}".replace("h00", "h")
+        out.print(
+            f"[yellow]DST[/yellow] {name}: from week {week + 1}, {amount} {direction} on the "
+            f"clocks of {total} learner{'s' if total != 1 else ''} ({where})"
+        )
+
+
+def _print_heatmap(spec: CohortSpec, learners: list[LearnerInput], result: Plan) -> None:
+    heat = availability_heatmap(spec, learners)
+    marks: dict[tuple[int, int], str] = {}
+    for s in result.sections:
+        for t in s.times:
+            for cell in slot_of(int(t.weekday), t.minute, s.duration, 60):
+                marks.setdefault(cell, _MARKS.get(s.kind.value, "*"))
+    peak = heat.peak or 1
+    out.print(
+        f"Learners available per hour in week 1 ({heat.anchor_zone}); peak {heat.peak}; "
+        "C class, W co-working, O office hours:"
+    )
+    out.print("     " + "".join(f"{h:<3d}" if h % 3 == 0 else "   " for h in range(24)).rstrip())
+    for day, row in enumerate(heat.counts):
+        cells = []
+        for hour, n in enumerate(row):
+            shade = _SHADES[min(len(_SHADES) - 1, round(n / peak * (len(_SHADES) - 1)))]
+            mark = marks.get((day, hour))
+            cells.append(f"[reverse]{mark}{shade}[/reverse] " if mark else f"{shade}{shade} ")
+        out.print(f"{Weekday(day).label:<4} " + "".join(cells))
+
+
+def _print_diff(diff: PlanDiff) -> None:
+    if diff.published_version is None:
+        return
+    if not diff.changed:
+        out.print(f"Same as published version {diff.published_version}.")
+        return
+    out.print(
+        f"[bold]Changes against published version {diff.published_version}[/bold]: "
+        f"{len(diff.added)} added, {len(diff.moved)} moved, {len(diff.cancelled)} cancelled, "
+        f"{diff.unchanged} unchanged" + (f", {diff.frozen} already held" if diff.frozen else "")
+    )
+    for label, changes in (
+        ("moved", diff.moved),
+        ("cancelled", diff.cancelled),
+        ("added", diff.added),
+    ):
+        for c in changes[:5]:
+            before = (
+                f"{c.old_start:%a %d %b %H:%M} \u2192 " if c.old_start and label == "moved" else ""
+            )
+            when = f"{before}{c.start:%a %d %b %H:%M} UTC"
+            out.print(f"  {label} {c.series} #{c.section + 1} week {c.week + 1}: {when}")
+        if len(changes) > 5:
+            out.print(f"  … and {len(changes) - 5} more {label}")
 
 
 @app.command()

@@ -2,7 +2,7 @@
 
 Revision ID: 0002_plans
 Revises: 0001_baseline
-Create Date: 2026-11-25 12:17:18.025987
+Create Date: 2026-11-25 12:22:38.737896
 """
 
 from __future__ import annotations
@@ -28,10 +28,13 @@ def upgrade() -> None:
     sa.Column('cohort_id', sa.Integer(), nullable=False),
     sa.Column('series_key', sa.String(length=40), nullable=False),
     sa.Column('section', sa.Integer(), nullable=False),
+    sa.Column('slot', sa.Integer(), nullable=False),
     sa.Column('kind', sa.String(length=20), nullable=False),
     sa.Column('title', sa.String(length=200), nullable=False),
     sa.Column('weekday', sa.Integer(), nullable=False),
     sa.Column('wall_minute', sa.Integer(), nullable=False),
+    sa.Column('alt_weekday', sa.Integer(), nullable=True),
+    sa.Column('alt_wall_minute', sa.Integer(), nullable=True),
     sa.Column('anchor_zone', sa.String(length=64), nullable=False),
     sa.Column('duration_minutes', sa.Integer(), nullable=False),
     sa.Column('facilitator_email', sa.String(length=254), nullable=True),
@@ -39,7 +42,7 @@ def upgrade() -> None:
     sa.Column('changed_in_version', sa.Integer(), nullable=False),
     sa.ForeignKeyConstraint(['cohort_id'], ['cohort.id'], name=op.f('fk_live_series_cohort_id_cohort'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_live_series')),
-    sa.UniqueConstraint('cohort_id', 'series_key', 'section', name=op.f('uq_live_series_cohort_id'))
+    sa.UniqueConstraint('cohort_id', 'series_key', 'section', 'slot', name=op.f('uq_live_series_cohort_id'))
     )
     op.create_table('plan_version',
     sa.Column('id', sa.Integer(), nullable=False),

@@ -188,20 +188,24 @@ class PlanVersionRow(Base):
 
 
 class LiveSeriesRow(Base):
-    """A published weekly series (one per section of a series request), stored as intent:
-    weekday and wall time in the anchor zone."""
+    """A published weekly series: one weekly time (``slot``) of one section of a series
+    request, stored as intent: weekday and wall time in the anchor zone. With rotation, odd
+    weeks use the ``alt_`` time."""
 
     __tablename__ = "live_series"
-    __table_args__ = (UniqueConstraint("cohort_id", "series_key", "section"),)
+    __table_args__ = (UniqueConstraint("cohort_id", "series_key", "section", "slot"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     cohort_id: Mapped[int] = mapped_column(ForeignKey("cohort.id", ondelete="CASCADE"))
     series_key: Mapped[str] = mapped_column(String(40))
     section: Mapped[int] = mapped_column(Integer)
+    slot: Mapped[int] = mapped_column(Integer)
     kind: Mapped[str] = mapped_column(String(20))
     title: Mapped[str] = mapped_column(String(200))
     weekday: Mapped[int] = mapped_column(Integer)
     wall_minute: Mapped[int] = mapped_column(Integer)
+    alt_weekday: Mapped[int | None] = mapped_column(Integer)
+    alt_wall_minute: Mapped[int | None] = mapped_column(Integer)
     anchor_zone: Mapped[str] = mapped_column(String(64))
     duration_minutes: Mapped[int] = mapped_column(Integer)
     facilitator_email: Mapped[str | None] = mapped_column(String(254))

@@ -315,7 +315,7 @@ class StoredEnrollment:
 _CHUNK = 5000  # stay under SQLite's limit on bound parameters
 
 
-def _table(row_type: type[Base]) -> Table:
+def table_of(row_type: type[Base]) -> Table:
     """The Core table of a mapped class: bulk inserts through Core are one ``executemany``,
     several times faster than the ORM's bulk path for 100k rows."""
     table = row_type.__table__
@@ -357,7 +357,7 @@ def insert_people(db: Session, values: Sequence[PersonValues], now: datetime) ->
     if not values:
         return {}
     db.execute(
-        insert(_table(PersonRow)),
+        insert(table_of(PersonRow)),
         [
             {
                 "email": v.email,
@@ -414,7 +414,7 @@ def enrollments(db: Session, cohort_id: int) -> dict[int, StoredEnrollment]:
 
 def insert_enrollments(db: Session, rows: Sequence[dict[str, Any]]) -> None:
     if rows:
-        db.execute(insert(_table(EnrollmentRow)), list(rows))
+        db.execute(insert(table_of(EnrollmentRow)), list(rows))
 
 
 def update_enrollments(db: Session, rows: Sequence[dict[str, Any]]) -> None:
@@ -443,3 +443,13 @@ def roster_counts(db: Session, cohort_id: int) -> dict[str, int]:
         .group_by(EnrollmentRow.role)
     )
     return {role: count for role, count in db.execute(query)}
+
+
+def cohort_person_ids(db: Session, cohort_id: int) -> dict[str, int]:
+    """Person ids by email for everyone enrolled in the cohort."""
+    query = (
+        select(PersonRow.email, PersonRow.id)
+        .join(EnrollmentRow, EnrollmentRow.person_id == PersonRow.id)
+        .where(EnrollmentRow.cohort_id == cohort_id)
+    )
+    return {email: pid for email, pid in db.execute(query)}

@@ -63,6 +63,20 @@ def test_quick_start_flow(cli_env: dict[str, Any], tmp_path: Path) -> None:
     assert "153 people" in table.stdout
     assert "and 148 more" in table.stdout
 
+    shown = cohort(cli_env, tmp_path, "plan", "--cohort", SLUG)
+    assert shown.returncode == 0, shown.stderr
+    assert "Learners available per hour" in shown.stdout
+    assert "class #1" in shown.stdout
+    assert "Not published yet" in shown.stdout
+    published = cohort(cli_env, tmp_path, "plan", "--cohort", SLUG, "--publish", "--json")
+    assert published.returncode == 0, published.stderr
+    report = json.loads(published.stdout)
+    assert report["published_version"] == 1
+    assert {s["series"] for s in report["sections"]} == {"class", "cowork", "office-hours"}
+    assert len(report["diff"]["added"]) > 0
+    again = cohort(cli_env, tmp_path, "plan", "--cohort", SLUG)
+    assert "Same as published version 1" in again.stdout
+
 
 def test_validate_lists_every_mistake_and_writes_nothing(
     cli_env: dict[str, Any], tmp_path: Path

@@ -1,0 +1,323 @@
+"""Plan a cohort from what is stored, compare a plan with the published one, publish it.
+
+Publishing keeps the identity of every occurrence that stays (its row and calendar UID): an
+occurrence is keyed by (series, section, slot, week). A moved occurrence keeps its UID and gets
+a higher SEQUENCE; one that disappears is kept as cancelled, so calendars can be told. Occurrences
+that have already started (before ``now``) are never changed.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select
+from sqlalchemy.orm import Session
+
+from scheduler.domain.availability import parse_availability
+from scheduler.domain.cohort import CohortSpec, Role, SeriesKind
+from scheduler.persistence import repo
+from scheduler.persistence.models import (
+    CohortRow,
+    LiveSeriesRow,
+    OccurrenceRow,
+    PlanVersionRow,
+    SectionMemberRow,
+)
+from scheduler.planning import LearnerInput, Occurrence, Plan, SectionPlan, make_plan
+
+UID_NAMESPACE = uuid.UUID("6f1c3c1e-2b7a-4c55-9a59-6f0f9a1d2c01")
+SCHEDULED, CANCELLED = "scheduled", "cancelled"
+
+OccurrenceKey = tuple[str, int, int, int]  # series key, section, slot, week
+
+
+def occurrence_uid(cohort_slug: str, key: OccurrenceKey) -> str:
+    """A stable calendar UID: the same occurrence always gets the same UID."""
+    series, section, slot, week = key
+    name = f"{cohort_slug}/{series}/{section}/{slot}/{week}"
+    return f"{uuid.uuid5(UID_NAMESPACE, name)}@cohort-scheduler"
+
+
+def learner_inputs(db: Session, cohort: CohortRow) -> list[LearnerInput]:
+    """The cohort's active learners as the planner sees them (default availability filled in)."""
+    default = parse_availability(cohort.default_availability)
+    return [
+        LearnerInput(
+            key=person.email,
+            zone=person.zone,
+            availability=parse_availability(person.availability)
+            if person.availability
+            else default,
+            has_availability=person.availability is not None,
+        )
+        for enrollment, person in repo.roster(db, cohort.id, Role.LEARNER)
+        if enrollment.status == "active"
+    ]
+
+
+def plan_cohort(db: Session, slug: str) -> tuple[CohortSpec, list[LearnerInput], Plan]:
+    """Plan the stored cohort for its active learners (pure planning over stored values)."""
+    cohort = repo.get_cohort(db, slug)
+    spec = repo.cohort_spec(db, cohort)
+    learners = learner_inputs(db, cohort)
+    return spec, learners, make_plan(spec, learners)
+
+
+@dataclass(frozen=True, slots=True)
+class OccurrenceChange:
+    series: str
+    section: int
+    slot: int
+    week: int
+    start: datetime
+    end: datetime
+    old_start: datetime | None = None  # moved or cancelled: where it was
+
+
+@dataclass(slots=True)
+class PlanDiff:
+    published_version: int | None  # the version compared against (None: never published)
+    added: list[OccurrenceChange] = field(default_factory=list)
+    moved: list[OccurrenceChange] = field(default_factory=list)
+    cancelled: list[OccurrenceChange] = field(default_factory=list)
+    unchanged: int = 0
+    frozen: int = 0  # already started: left as they are
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.added or self.moved or self.cancelled)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "published_version": self.published_version,
+            "added": [asdict(c) for c in self.added],
+            "moved": [asdict(c) for c in self.moved],
+            "cancelled": [asdict(c) for c in self.cancelled],
+            "unchanged": self.unchanged,
+            "frozen": self.frozen,
+        }
+
+
+def _key(o: Occurrence) -> OccurrenceKey:
+    return (o.series, o.section, o.slot, o.week)
+
+
+def _stored_occurrences(
+    db: Session, cohort_id: int
+) -> dict[OccurrenceKey, tuple[LiveSeriesRow, OccurrenceRow]]:
+    query = (
+        select(LiveSeriesRow, OccurrenceRow)
+        .join(OccurrenceRow, OccurrenceRow.series_id == LiveSeriesRow.id)
+        .where(LiveSeriesRow.cohort_id == cohort_id)
+    )
+    return {(s.series_key, s.section, s.slot, o.week): (s, o) for s, o in db.execute(query)}
+
+
+def published_version(db: Session, cohort_id: int) -> int | None:
+    return db.scalar(
+        select(func.max(PlanVersionRow.version)).where(PlanVersionRow.cohort_id == cohort_id)
+    )
+
+
+def diff_plan(db: Session, slug: str, plan: Plan, now: datetime) -> PlanDiff:
+    """What publishing ``plan`` would change, occurrence by occurrence."""
+    cohort = repo.get_cohort(db, slug)
+    return _diff(plan, _stored_occurrences(db, cohort.id), published_version(db, cohort.id), now)
+
+
+def _diff(
+    plan: Plan,
+    stored: dict[OccurrenceKey, tuple[LiveSeriesRow, OccurrenceRow]],
+    version: int | None,
+    now: datetime,
+) -> PlanDiff:
+    diff = PlanDiff(version)
+    wanted = {_key(o): o for o in plan.occurrences if not o.skipped}
+    for key, o in sorted(wanted.items()):
+        old = stored.get(key)
+        change = OccurrenceChange(*key, o.start, o.end)
+        if old is None:
+            diff.added.append(change)
+        elif old[1].start < now:
+            diff.frozen += 1
+        elif old[1].status != SCHEDULED or (old[1].start, old[1].end) != (o.start, o.end):
+            diff.moved.append(OccurrenceChange(*key, o.start, o.end, old[1].start))
+        else:
+            diff.unchanged += 1
+    for key, (_, row) in sorted(stored.items()):
+        if key not in wanted and row.status == SCHEDULED:
+            if row.start < now:
+                diff.frozen += 1
+            else:
+                diff.cancelled.append(OccurrenceChange(*key, row.start, row.end, row.start))
+    return diff
+
+
+def publish_plan(db: Session, slug: str, plan: Plan, now: datetime) -> tuple[int, PlanDiff]:
+    """Store ``plan`` as the cohort's next version: series, occurrences, section members.
+
+    Returns the new version number and what changed. The caller owns the transaction: on any
+    error nothing is written.
+    """
+    cohort = repo.get_cohort(db, slug)
+    spec = repo.cohort_spec(db, cohort)
+    stored = _stored_occurrences(db, cohort.id)
+    diff = _diff(plan, stored, published_version(db, cohort.id), now)
+    version = (diff.published_version or 0) + 1
+    series_rows = _publish_series(db, cohort.id, spec, plan.sections, version)
+    by_key = {_key(o): o for o in plan.occurrences if not o.skipped}
+    for change in diff.added:
+        key = (change.series, change.section, change.slot, change.week)
+        db.add(
+            OccurrenceRow(
+                series_id=series_rows[key[:3]].id,
+                week=change.week,
+                start=change.start,
+                end=change.end,
+                status=SCHEDULED,
+                sequence=0,
+                uid=occurrence_uid(slug, key),
+                changed_in_version=version,
+            )
+        )
+    for change in diff.moved:
+        key = (change.series, change.section, change.slot, change.week)
+        row = stored[key][1]
+        row.start, row.end = by_key[key].start, by_key[key].end
+        row.status = SCHEDULED
+        row.sequence += 1
+        row.changed_in_version = version
+    for change in diff.cancelled:
+        row = stored[(change.series, change.section, change.slot, change.week)][1]
+        row.status = CANCELLED
+        row.sequence += 1
+        row.changed_in_version = version
+    _publish_members(db, cohort.id, plan.sections)
+    db.add(
+        PlanVersionRow(
+            cohort_id=cohort.id, version=version, created_at=now, summary=plan_summary(plan)
+        )
+    )
+    db.flush()
+    return version, diff
+
+
+def _publish_series(
+    db: Session, cohort_id: int, spec: CohortSpec, sections: Sequence[SectionPlan], version: int
+) -> dict[tuple[str, int, int], LiveSeriesRow]:
+    titles = {s.key: s.title for s in spec.series}
+    existing = {
+        (row.series_key, row.section, row.slot): row
+        for row in db.scalars(select(LiveSeriesRow).where(LiveSeriesRow.cohort_id == cohort_id))
+    }
+    kept: dict[tuple[str, int, int], LiveSeriesRow] = {}
+    for section in sections:
+        for slot, time in enumerate(section.times):
+            alternate = section.alternate[slot] if slot < len(section.alternate) else None
+            values = {
+                "kind": section.kind.value,
+                "title": titles.get(section.series, section.series),
+                "weekday": int(time.weekday),
+                "wall_minute": time.minute,
+                "alt_weekday": None if alternate is None else int(alternate.weekday),
+                "alt_wall_minute": None if alternate is None else alternate.minute,
+                "anchor_zone": section.anchor_zone,
+                "duration_minutes": int(section.duration / timedelta(minutes=1)),
+                "facilitator_email": section.facilitator,
+                "status": "active",
+            }
+            key = (section.series, section.section, slot)
+            row = existing.get(key)
+            if row is None:
+                row = LiveSeriesRow(
+                    cohort_id=cohort_id,
+                    series_key=key[0],
+                    section=key[1],
+                    slot=slot,
+                    changed_in_version=version,
+                    **values,
+                )
+                db.add(row)
+            elif any(getattr(row, name) != value for name, value in values.items()):
+                for name, value in values.items():
+                    setattr(row, name, value)
+                row.changed_in_version = version
+            kept[key] = row
+    for key, row in existing.items():
+        if key not in kept and row.status != "cancelled":
+            row.status = "cancelled"
+            row.changed_in_version = version
+        kept.setdefault(key, row)
+    db.flush()
+    return kept
+
+
+def _publish_members(db: Session, cohort_id: int, sections: Sequence[SectionPlan]) -> None:
+    """Replace the section membership of learners in sectioned (non co-working) series."""
+    ids = repo.cohort_person_ids(db, cohort_id)
+    db.execute(delete(SectionMemberRow).where(SectionMemberRow.cohort_id == cohort_id))
+    rows = [
+        {
+            "cohort_id": cohort_id,
+            "series_key": s.series,
+            "person_id": ids[learner],
+            "section": s.section,
+        }
+        for s in sections
+        if s.kind != SeriesKind.COWORKING
+        for learner in s.learners
+        if learner in ids
+    ]
+    if rows:
+        db.execute(insert(repo.table_of(SectionMemberRow)), rows)
+
+
+def plan_summary(plan: Plan) -> dict[str, Any]:
+    """The plan's report as JSON-ready data (also what `cohort plan --json` prints)."""
+    return {
+        "cohort": plan.cohort,
+        "anchor_zone": plan.anchor_zone,
+        "weeks": plan.weeks,
+        "sections": [
+            {
+                "series": s.series,
+                "kind": s.kind.value,
+                "section": s.section,
+                "times": [t.label() for t in s.times],
+                "alternate": [t.label() for t in s.alternate],
+                "duration_minutes": int(s.duration / timedelta(minutes=1)),
+                "facilitator": s.facilitator,
+                "size": len(s.learners),
+                "fitted": s.fitted,
+                "coverage_by_week": list(s.coverage_by_week),
+            }
+            for s in plan.sections
+        ],
+        "left_out": [
+            {
+                "learner": x.learner,
+                "series": x.series,
+                "reason": x.reason.value,
+                "week": x.week,
+                "detail": x.detail,
+            }
+            for x in plan.left_out
+        ],
+        "warnings": [w.text for w in plan.warnings],
+        "auto_sections": [
+            {
+                "series": r.series,
+                "chosen": r.chosen,
+                "target": r.target,
+                "reached": r.reached,
+                "steps": [asdict(step) for step in r.steps],
+            }
+            for r in plan.auto_sections
+        ],
+        "notes": list(plan.notes),
+        "objective": dict(plan.objective),
+    }
