@@ -518,7 +518,10 @@ def plan(
             else None
         )
     if as_json:
-        _json({**plan_summary(result), "diff": diff.as_dict(), "published_version": published})
+        zones = {x.key: x.zone for x in learners}
+        _json(
+            {**plan_summary(result, zones), "diff": diff.as_dict(), "published_version": published}
+        )
         return
     _print_plan(spec, learners, result)
     _print_diff(diff)

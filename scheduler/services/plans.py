@@ -28,6 +28,7 @@ from scheduler.persistence.models import (
     SectionMemberRow,
 )
 from scheduler.planning import LearnerInput, Occurrence, Plan, SectionPlan, make_plan
+from scheduler.timeutil import zone
 
 UID_NAMESPACE = uuid.UUID("6f1c3c1e-2b7a-4c55-9a59-6f0f9a1d2c01")
 SCHEDULED, CANCELLED = "scheduled", "cancelled"
@@ -276,8 +277,10 @@ def _publish_members(db: Session, cohort_id: int, sections: Sequence[SectionPlan
         db.execute(insert(repo.table_of(SectionMemberRow)), rows)
 
 
-def plan_summary(plan: Plan) -> dict[str, Any]:
-    """The plan's report as JSON-ready data (also what `cohort plan --json` prints)."""
+def plan_summary(plan: Plan, zones: dict[str, str] | None = None) -> dict[str, Any]:
+    """The plan's report as JSON-ready data (also what `cohort plan --json` prints).
+
+    ``zones`` (learner key -> zone) adds each learner's local times of their section."""
     return {
         "cohort": plan.cohort,
         "anchor_zone": plan.anchor_zone,
@@ -320,4 +323,42 @@ def plan_summary(plan: Plan) -> dict[str, Any]:
         ],
         "notes": list(plan.notes),
         "objective": dict(plan.objective),
+        "learners": _learner_summary(plan, zones or {}),
     }
+
+
+def _learner_summary(plan: Plan, zones: dict[str, str]) -> list[dict[str, Any]]:
+    """Per learner and series: section, coverage, and the first week's times on their clock."""
+    first_week: dict[tuple[str, int], list[datetime]] = {}
+    for o in sorted(plan.occurrences, key=lambda o: (o.week, o.slot)):
+        if not o.skipped:
+            times = first_week.setdefault((o.series, o.section), [])
+            if len(times) <= o.slot:
+                times.append(o.start)
+    out: dict[str, dict[str, Any]] = {}
+    rows = (columns.row(i) for columns in plan.coverage for i in range(len(columns.learners)))
+    for c in rows:
+        entry = out.setdefault(
+            c.learner, {"learner": c.learner, "zone": zones.get(c.learner), "series": []}
+        )
+        tz = zone(entry["zone"]) if entry["zone"] else None
+        local = (
+            [
+                t.astimezone(tz).strftime("%a %H:%M")
+                for t in first_week.get((c.series, c.section or 0), [])
+            ]
+            if tz is not None and c.section is not None
+            else []
+        )
+        entry["series"].append(
+            {
+                "series": c.series,
+                "section": c.section,
+                "fitted": c.fitted,
+                "occurrences": c.occurrences,
+                "coverage": round(c.coverage, 4),
+                "by_week": list(c.by_week),
+                "local_times": local,
+            }
+        )
+    return [out[k] for k in sorted(out)]
