@@ -8,7 +8,12 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from scheduler.persistence.models import LiveSeriesRow, OccurrenceRow, PlanVersionRow, SectionMemberRow
+from scheduler.persistence.models import (
+    LiveSeriesRow,
+    OccurrenceRow,
+    PlanVersionRow,
+    SectionMemberRow,
+)
 from scheduler.runtime import Runtime
 from scheduler.services.cohorts import load_cohort
 from scheduler.services.plans import CANCELLED, SCHEDULED, diff_plan, plan_cohort, publish_plan
@@ -83,7 +88,9 @@ def test_replan_after_roster_change_keeps_uids_and_bumps_sequence(
     with cohort.transaction() as db:
         _, _, plan = plan_cohort(db, SLUG)
         publish_plan(db, SLUG, plan, now)
-        before = {(o.series_id, o.week): (o.uid, o.start) for o in db.scalars(select(OccurrenceRow))}
+        before = {
+            (o.series_id, o.week): (o.uid, o.start) for o in db.scalars(select(OccurrenceRow))
+        }
     # Everyone moves to Tokyo afternoons (Berlin mornings): the evening class fits nobody now.
     moved_rows = [[r[0], r[1], "Asia/Tokyo", "Mon-Fri 16:00-19:00", "", ""] for r in ROWS]
     with cohort.transaction() as db:
@@ -112,8 +119,9 @@ def test_past_occurrences_are_frozen(cohort: Runtime) -> None:
         publish_plan(db, SLUG, plan, now)
         first_start = min(o.start for o in db.scalars(select(OccurrenceRow)))
         later = first_start + timedelta(days=8)  # the first week has been held
-        trimmed = plan.__class__(**{**{f: getattr(plan, f) for f in plan.__dataclass_fields__},
-                                    "occurrences": ()})
+        trimmed = plan.__class__(
+            **{**{f: getattr(plan, f) for f in plan.__dataclass_fields__}, "occurrences": ()}
+        )
         diff = diff_plan(db, SLUG, trimmed, later)
     assert diff.frozen >= 2
     assert len(diff.cancelled) == 8 - diff.frozen
@@ -125,8 +133,13 @@ def test_cancelled_occurrences_stay_as_cancelled(cohort: Runtime) -> None:
     with cohort.transaction() as db:
         _, _, plan = plan_cohort(db, SLUG)
         publish_plan(db, SLUG, plan, now)
-        empty = plan.__class__(**{**{f: getattr(plan, f) for f in plan.__dataclass_fields__},
-                                  "occurrences": (), "sections": ()})
+        empty = plan.__class__(
+            **{
+                **{f: getattr(plan, f) for f in plan.__dataclass_fields__},
+                "occurrences": (),
+                "sections": (),
+            }
+        )
         _, diff = publish_plan(db, SLUG, empty, now)
     assert len(diff.cancelled) == 8
     with cohort.transaction() as db:
