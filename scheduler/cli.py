@@ -572,9 +572,10 @@ def _print_plan(spec: CohortSpec, learners: list[LearnerInput], result: Plan) ->
         by_reason: dict[tuple[str, str], list[str]] = {}
         for x in result.left_out:
             by_reason.setdefault((x.series, x.detail or x.reason.value), []).append(x.learner)
+        missing = len({x.learner for x in result.left_out})
         out.print(
-            f"[bold]Left out[/bold] ({len({x.learner for x in result.left_out})} learners; "
-            "they get the replays and co-working instead):"
+            f"[bold]Left out[/bold] of at least one series: {missing} learners "
+            "(classes they miss come as replays):"
         )
         for (series, why), who in sorted(by_reason.items(), key=lambda kv: (kv[0][0], -len(kv[1]))):
             shown = ", ".join(who[:3]) + (f" and {len(who) - 3} more" if len(who) > 3 else "")
