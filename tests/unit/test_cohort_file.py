@@ -23,7 +23,7 @@ def test_example_file_parses(example_cohort_text: str) -> None:
     assert live.min_gap == timedelta(hours=48)
     assert live.auto_sections
     assert live.max_section_size == 60
-    assert spec.series[1].max_blocks == 4
+    assert spec.series[1].max_blocks == 6
     assert [f.zone for f in spec.facilitators] == ["Africa/Lagos", "America/Bogota", "Asia/Tokyo"]
     reading = spec.assignments[0]
     assert (reading.series, reading.prepares, reading.soft_offset) == (
