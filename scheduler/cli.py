@@ -11,7 +11,7 @@ import random
 import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, ParamSpec, TypeVar
 
@@ -26,6 +26,7 @@ from scheduler import __version__
 from scheduler.domain.cohort import CohortSpec, Role
 from scheduler.domain.cohort_file import parse_cohort_file
 from scheduler.errors import InputError, Problem, SchedulerError
+from scheduler.outputs.formatting import local_datetime
 from scheduler.outputs.heatmap import availability_heatmap, slot_of
 from scheduler.persistence import migrations, repo
 from scheduler.persistence.db import redact_url
@@ -34,11 +35,14 @@ from scheduler.resources import resource_dir
 from scheduler.roster import parse_roster
 from scheduler.runtime import Runtime, build_runtime
 from scheduler.sample import CREDIT, roster_csv, sample_learners
+from scheduler.services import schedule as schedule_service
 from scheduler.services.cohorts import load_cohort
-from scheduler.services.plans import PlanDiff, diff_plan, plan_cohort, plan_summary, publish_plan
+from scheduler.services.deadlines import deadline_summary
+from scheduler.services.plans import PlanDiff, diff_plan, plan_cohort, plan_summary
 from scheduler.services.roster import import_roster
+from scheduler.services.schedule import duration_text, learner_schedule
 from scheduler.settings import load_settings
-from scheduler.timeutil import Weekday
+from scheduler.timeutil import Weekday, zone
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -511,12 +515,11 @@ def plan(
     now = runtime.clock.now()
     with _transaction() as db, err.status("planning…"):
         spec, learners, result = plan_cohort(db, cohort)
-        diff = diff_plan(db, cohort, result, now)
-        published = (
-            publish_plan(db, cohort, result, now)[0]
-            if publish and (diff.changed or diff.published_version is None)
-            else None
-        )
+        summary = None
+        if publish:
+            published, diff, summary = schedule_service.publish(db, cohort, result, now)
+        else:
+            published, diff = None, diff_plan(db, cohort, result, now)
     if as_json:
         zones = {x.key: x.zone for x in learners}
         _json(
@@ -530,6 +533,11 @@ def plan(
             out.print(f"Nothing to publish: version {diff.published_version} is already this plan.")
         else:
             out.print(f"[green]Published[/green] version {published} of {cohort}.")
+    if summary is not None:
+        out.print(
+            f"Deadlines: {summary.items} async items for {summary.learners} learners "
+            f"({summary.changed_learners} changed); see `cohort deadlines --cohort {cohort}`."
+        )
     elif diff.changed or diff.published_version is None:
         out.print(f"Not published yet: `cohort plan --cohort {cohort} --publish` stores it.")
 
@@ -651,6 +659,105 @@ def _print_diff(diff: PlanDiff) -> None:
             out.print(f"  {label} {c.series} #{c.section + 1} week {c.week + 1}: {when}")
         if len(changes) > 5:
             out.print(f"  … and {len(changes) - 5} more {label}")
+
+
+# --- deadlines ----------------------------------------------------------------------------------
+
+_KIND_LABELS = {
+    "class": "live",
+    "office_hours": "live",
+    "coworking": "co-working",
+    "assignment": "due",
+    "catch_up": "catch up",
+    "replay": "replay",
+}
+
+
+@app.command()
+@guarded
+def deadlines(
+    cohort: CohortOption,
+    learner: Annotated[
+        str | None, typer.Option("--learner", "-l", help="A learner's email.")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """A learner's schedule (live, co-working, async work, replays) on their clock and in their
+    language; without --learner, a summary of the cohort's deadlines."""
+    with _transaction() as db:
+        if learner is None:
+            summary = deadline_summary(db, cohort)
+        else:
+            schedule = learner_schedule(db, cohort, learner)
+    if learner is None:
+        if as_json:
+            _json(asdict(summary))
+            return
+        kinds = (
+            ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in summary.by_kind.items()) or "none"
+        )
+        out.print(
+            f"[bold]{cohort}[/bold]: {summary.learners} learners, {summary.items} async items "
+            f"({kinds or 'none'}), stored as {summary.groups} shared lists"
+        )
+        if summary.warnings:
+            out.print(
+                f"[yellow]{summary.warnings} item(s) carry a warning[/yellow] (see --learner)"
+            )
+        out.print(
+            f"{summary.learners_with_replays} learners get replays of classes outside their window."
+        )
+        out.print(f"One learner's schedule: cohort deadlines --cohort {cohort} --learner EMAIL")
+        return
+    if as_json:
+        _json(
+            {
+                "email": schedule.email,
+                "zone": schedule.zone,
+                "locale": schedule.locale,
+                "entries": [
+                    {
+                        "at": e.at.isoformat(),
+                        "end": e.end.isoformat() if e.end else None,
+                        "local": e.at.astimezone(zone(schedule.zone)).isoformat(),
+                        "kind": e.kind,
+                        "title": e.title,
+                        "detail": e.detail,
+                        "fits": e.fits,
+                        "release": e.release.isoformat() if e.release else None,
+                        "hard": e.hard.isoformat() if e.hard else None,
+                        "warnings": list(e.warnings),
+                    }
+                    for e in schedule.entries
+                ],
+            }
+        )
+        return
+    out.print(
+        f"[bold]{escape(schedule.name)}[/bold] <{schedule.email}>: times in {schedule.zone}, "
+        f"locale {schedule.locale}"
+    )
+    table = Table(box=box.SIMPLE_HEAD)
+    table.add_column("when (local)", no_wrap=True)
+    table.add_column("", no_wrap=True)
+    table.add_column("what")
+    table.add_column("note")
+    for e in schedule.entries:
+        when = local_datetime(e.at, schedule.zone, schedule.locale)
+        note = e.detail
+        if e.end is not None:
+            note = f"{duration_text(e.at, e.end)}, {note}"
+            if not e.fits:
+                note += "; [yellow]outside your window[/yellow]"
+        if e.hard is not None:
+            note += f"; late work until {local_datetime(e.hard, schedule.zone, schedule.locale)}"
+        if e.warnings:
+            note += f"; [yellow]{escape('; '.join(e.warnings))}[/yellow]"
+        title = escape(e.title)
+        if e.kind in ("class", "office_hours"):
+            title = f"[bold]{title}[/bold]"
+        table.add_row(when, _KIND_LABELS.get(e.kind, e.kind), title, note)
+    out.print(table)
 
 
 @app.command()

@@ -244,3 +244,61 @@ class SectionMemberRow(Base):
     series_key: Mapped[str] = mapped_column(String(40))
     person_id: Mapped[int] = mapped_column(ForeignKey("person.id", ondelete="CASCADE"))
     section: Mapped[int] = mapped_column(Integer)
+
+
+class DeadlineGroupRow(Base):
+    """A list of deadline items shared by every learner whose items are identical (same zone,
+    section and rules give the same instants and local times). 100k learners need ~1k groups."""
+
+    __tablename__ = "deadline_group"
+    __table_args__ = (UniqueConstraint("cohort_id", "signature"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    cohort_id: Mapped[int] = mapped_column(ForeignKey("cohort.id", ondelete="CASCADE"))
+    signature: Mapped[str] = mapped_column(String(64))  # sha256 of the items' content
+    zone: Mapped[str] = mapped_column(String(64))
+    items: Mapped[list[DeadlineItemRow]] = relationship(
+        cascade="all, delete-orphan", passive_deletes=True, order_by="DeadlineItemRow.soft"
+    )
+
+
+class DeadlineItemRow(Base):
+    """One async item (assignment, catch-up or replay) with its soft and hard deadlines."""
+
+    __tablename__ = "deadline_item"
+    __table_args__ = (UniqueConstraint("group_id", "key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    group_id: Mapped[int] = mapped_column(ForeignKey("deadline_group.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(160))
+    kind: Mapped[str] = mapped_column(String(20))
+    title: Mapped[str] = mapped_column(String(300))
+    assignment_key: Mapped[str | None] = mapped_column(String(40))
+    series_key: Mapped[str] = mapped_column(String(40))
+    section: Mapped[int] = mapped_column(Integer)
+    slot: Mapped[int] = mapped_column(Integer)
+    week: Mapped[int] = mapped_column(Integer)
+    release: Mapped[datetime] = mapped_column(UTCDateTime)
+    soft: Mapped[datetime] = mapped_column(UTCDateTime)
+    soft_local: Mapped[str] = mapped_column(String(32))  # wall time on the learner's clock
+    hard: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    effort_minutes: Mapped[int] = mapped_column(Integer)
+    coworking_start: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    coworking_ref: Mapped[str | None] = mapped_column(String(120))  # series/section/slot/week
+    warnings: Mapped[list[str]] = mapped_column(JSON)
+
+
+class LearnerDeadlinesRow(Base):
+    """Which deadline group a learner of a cohort follows."""
+
+    __tablename__ = "learner_deadlines"
+    __table_args__ = (
+        UniqueConstraint("cohort_id", "person_id"),
+        Index("ix_learner_deadlines_group", "group_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    cohort_id: Mapped[int] = mapped_column(ForeignKey("cohort.id", ondelete="CASCADE"))
+    person_id: Mapped[int] = mapped_column(ForeignKey("person.id", ondelete="CASCADE"))
+    group_id: Mapped[int] = mapped_column(ForeignKey("deadline_group.id", ondelete="CASCADE"))
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -13,6 +13,8 @@ from scheduler.errors import RosterError
 from scheduler.persistence import repo
 from scheduler.persistence.repo import PersonValues
 from scheduler.roster import RosterReport, parse_roster
+from scheduler.services.deadlines import DeadlineSummary, publish_deadlines
+from scheduler.services.plans import published_version
 
 
 @dataclass(slots=True)
@@ -24,6 +26,7 @@ class ImportResult:
     unchanged: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)  # enrolled learners not in the file (kept)
     written: bool = False
+    deadlines: DeadlineSummary | None = None  # recomputed when the cohort has a published plan
 
     def counts(self) -> dict[str, int]:
         return {
@@ -125,4 +128,7 @@ def import_roster(
     )
     repo.update_enrollments(db, changed_enrollments)
     result.written = True
+    if (result.added or result.updated) and published_version(db, cohort.id) is not None:
+        # A published cohort keeps every learner's deadlines right, newcomers included.
+        result.deadlines = publish_deadlines(db, cohort_slug, now)
     return result

@@ -1,0 +1,255 @@
+"""Compute every learner's async deadlines from the published plan, store them, show them.
+
+Deadline items are stored once per distinct list (a "group": learners in the same zone and
+section with the same rules get identical items), so 100k learners cost ~1k groups of ~20
+items plus one row per learner. Recomputing diffs by content: an unchanged list keeps its group.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import bindparam, delete, func, insert, select, update
+from sqlalchemy.orm import Session
+
+from scheduler.domain.availability import parse_availability
+from scheduler.domain.cohort import Role
+from scheduler.persistence import repo
+from scheduler.persistence.models import (
+    CohortRow,
+    DeadlineGroupRow,
+    DeadlineItemRow,
+    LearnerDeadlinesRow,
+    LiveSeriesRow,
+    OccurrenceRow,
+    SectionMemberRow,
+)
+from scheduler.planning import Occurrence
+from scheduler.planning.deadlines import DeadlineItem, DeadlineLearner, compute_deadlines
+from scheduler.services.plans import SCHEDULED
+
+
+@dataclass(frozen=True, slots=True)
+class DeadlineSummary:
+    learners: int
+    groups: int
+    new_groups: int
+    items: int  # learner-items (learners x their items)
+    changed_learners: int  # learners whose list differs from the stored one
+
+
+def published_occurrences(db: Session, cohort_id: int) -> list[Occurrence]:
+    """The scheduled occurrences of the published plan, as planner values."""
+    query = (
+        select(LiveSeriesRow.series_key, LiveSeriesRow.section, LiveSeriesRow.slot, OccurrenceRow)
+        .join(OccurrenceRow, OccurrenceRow.series_id == LiveSeriesRow.id)
+        .where(LiveSeriesRow.cohort_id == cohort_id, OccurrenceRow.status == SCHEDULED)
+        .order_by(OccurrenceRow.start)
+    )
+    return [
+        Occurrence(key, section, slot, o.week, o.start, o.end)
+        for key, section, slot, o in db.execute(query)
+    ]
+
+
+def deadline_learners(db: Session, cohort: CohortRow) -> list[DeadlineLearner]:
+    sections: dict[int, dict[str, int]] = {}
+    query = select(
+        SectionMemberRow.person_id, SectionMemberRow.series_key, SectionMemberRow.section
+    ).where(SectionMemberRow.cohort_id == cohort.id)
+    for person_id, series_key, section in db.execute(query):
+        sections.setdefault(person_id, {})[series_key] = section
+    default = parse_availability(cohort.default_availability)
+    return [
+        DeadlineLearner(
+            key=person.email,
+            zone=person.zone,
+            availability=parse_availability(person.availability)
+            if person.availability
+            else default,
+            sections=sections.get(person.id, {}),
+            enrolled_at=enrollment.enrolled_at,
+        )
+        for enrollment, person in repo.roster(db, cohort.id, Role.LEARNER)
+        if enrollment.status == "active"
+    ]
+
+
+def _signature(items: Sequence[DeadlineItem], zone_name: str) -> str:
+    """A content hash of a learner's list (their zone included: it decides local wall times)."""
+    digest = hashlib.sha256(zone_name.encode())
+    for item in items:
+        digest.update(repr(item).encode())
+    return digest.hexdigest()
+
+
+def _item_row(group_id: int, item: DeadlineItem) -> dict[str, object]:
+    return {
+        "group_id": group_id,
+        "key": item.key,
+        "kind": item.kind.value,
+        "title": item.title,
+        "assignment_key": item.assignment,
+        "series_key": item.target.series,
+        "section": item.target.section,
+        "slot": item.target.slot,
+        "week": item.target.week,
+        "release": item.release,
+        "soft": item.soft,
+        "soft_local": item.soft_local.strftime("%Y-%m-%dT%H:%M"),
+        "hard": item.hard,
+        "effort_minutes": int(item.effort / timedelta(minutes=1)),
+        "coworking_start": item.coworking,
+        "coworking_ref": item.coworking_occurrence.path if item.coworking_occurrence else None,
+        "warnings": list(item.warnings),
+    }
+
+
+def publish_deadlines(db: Session, slug: str, now: datetime) -> DeadlineSummary:
+    """Recompute and store every active learner's deadlines for the published plan."""
+    cohort = repo.get_cohort(db, slug)
+    spec = repo.cohort_spec(db, cohort)
+    learners = deadline_learners(db, cohort)
+    computed = compute_deadlines(spec, published_occurrences(db, cohort.id), learners)
+    zones = {x.key: x.zone for x in learners}
+    # The engine returns one shared tuple per group of identical learners: store each once.
+    by_list: dict[
+        int, tuple[str, str, tuple[DeadlineItem, ...]]
+    ] = {}  # id -> signature, zone, items
+    for key, items in computed.items():
+        if id(items) not in by_list:
+            by_list[id(items)] = (_signature(items, zones[key]), zones[key], items)
+
+    existing = {
+        signature: group_id
+        for signature, group_id in db.execute(
+            select(DeadlineGroupRow.signature, DeadlineGroupRow.id).where(
+                DeadlineGroupRow.cohort_id == cohort.id
+            )
+        )
+    }
+    group_of_list: dict[int, int] = {}
+    new_groups = 0
+    for list_id, (signature, zone_name, items) in by_list.items():
+        group_id = existing.get(signature)
+        if group_id is None:
+            group = DeadlineGroupRow(cohort_id=cohort.id, signature=signature, zone=zone_name)
+            db.add(group)
+            db.flush()
+            group_id = group.id
+            if items:
+                db.execute(
+                    insert(repo.table_of(DeadlineItemRow)), [_item_row(group_id, i) for i in items]
+                )
+            new_groups += 1
+        group_of_list[list_id] = group_id
+
+    ids = repo.cohort_person_ids(db, cohort.id)
+    current = dict(
+        db.execute(
+            select(LearnerDeadlinesRow.person_id, LearnerDeadlinesRow.group_id).where(
+                LearnerDeadlinesRow.cohort_id == cohort.id
+            )
+        ).all()
+    )
+    inserts, updates = [], []
+    for key, items in computed.items():
+        person_id, group_id = ids[key], group_of_list[id(items)]
+        if person_id not in current:
+            inserts.append(
+                {
+                    "cohort_id": cohort.id,
+                    "person_id": person_id,
+                    "group_id": group_id,
+                    "changed_at": now,
+                }
+            )
+        elif current[person_id] != group_id:
+            updates.append({"pid": person_id, "gid": group_id})
+    if inserts:
+        db.execute(insert(repo.table_of(LearnerDeadlinesRow)), inserts)
+    if updates:
+        table = repo.table_of(LearnerDeadlinesRow)
+        db.execute(
+            update(table)
+            .where(table.c.cohort_id == cohort.id, table.c.person_id == bindparam("pid"))
+            .values(group_id=bindparam("gid"), changed_at=now),
+            updates,
+        )
+    gone = set(current) - {ids[k] for k in computed}
+    if gone:
+        db.execute(
+            delete(LearnerDeadlinesRow).where(
+                LearnerDeadlinesRow.cohort_id == cohort.id, LearnerDeadlinesRow.person_id.in_(gone)
+            )
+        )
+    used = set(group_of_list.values())
+    stale = [gid for gid in existing.values() if gid not in used]
+    if stale:
+        db.execute(delete(DeadlineGroupRow).where(DeadlineGroupRow.id.in_(stale)))
+    return DeadlineSummary(
+        learners=len(computed),
+        groups=len(by_list),
+        new_groups=new_groups,
+        items=sum(len(items) for items in computed.values()),
+        changed_learners=len(inserts) + len(updates),
+    )
+
+
+def learner_items(db: Session, cohort_id: int, person_id: int) -> list[DeadlineItemRow]:
+    query = (
+        select(DeadlineItemRow)
+        .join(LearnerDeadlinesRow, LearnerDeadlinesRow.group_id == DeadlineItemRow.group_id)
+        .where(
+            LearnerDeadlinesRow.cohort_id == cohort_id, LearnerDeadlinesRow.person_id == person_id
+        )
+        .order_by(DeadlineItemRow.soft, DeadlineItemRow.key)
+    )
+    return list(db.scalars(query))
+
+
+@dataclass(frozen=True, slots=True)
+class DeadlineCounts:
+    cohort: str
+    learners: int
+    groups: int  # distinct stored lists
+    items: int  # learner-items
+    by_kind: dict[str, int]
+    warnings: int  # learner-items with a warning
+    learners_with_replays: int
+
+
+def deadline_summary(db: Session, slug: str) -> DeadlineCounts:
+    """Counts for the cohort: learners, shared lists, learner-items by kind, warnings, replays."""
+    cohort = repo.get_cohort(db, slug)
+    sizes: dict[int, int] = {
+        group_id: count
+        for group_id, count in db.execute(
+            select(LearnerDeadlinesRow.group_id, func.count())
+            .where(LearnerDeadlinesRow.cohort_id == cohort.id)
+            .group_by(LearnerDeadlinesRow.group_id)
+        )
+    }
+    by_kind: dict[str, int] = {}
+    warnings = 0
+    with_replays: set[int] = set()
+    query = select(DeadlineItemRow.group_id, DeadlineItemRow.kind, DeadlineItemRow.warnings).where(
+        DeadlineItemRow.group_id.in_(list(sizes))
+    )
+    for group_id, kind, item_warnings in db.execute(query):
+        by_kind[kind] = by_kind.get(kind, 0) + sizes[group_id]
+        warnings += sizes[group_id] if item_warnings else 0
+        if kind == "replay":
+            with_replays.add(group_id)
+    return DeadlineCounts(
+        cohort=slug,
+        learners=sum(sizes.values()),
+        groups=len(sizes),
+        items=sum(by_kind.values()),
+        by_kind=dict(sorted(by_kind.items())),
+        warnings=warnings,
+        learners_with_replays=sum(sizes[g] for g in with_replays),
+    )
