@@ -16,7 +16,6 @@ from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from scheduler.domain.availability import parse_availability
-from scheduler.domain.cohort import Role
 from scheduler.persistence import repo
 from scheduler.persistence.models import (
     CohortRow,
@@ -65,16 +64,15 @@ def deadline_learners(db: Session, cohort: CohortRow) -> list[DeadlineLearner]:
     default = parse_availability(cohort.default_availability)
     return [
         DeadlineLearner(
-            key=person.email,
-            zone=person.zone,
-            availability=parse_availability(person.availability)
-            if person.availability
+            key=learner.email,
+            zone=learner.zone,
+            availability=parse_availability(learner.availability)
+            if learner.availability
             else default,
-            sections=sections.get(person.id, {}),
-            enrolled_at=enrollment.enrolled_at,
+            sections=sections.get(learner.person_id, {}),
+            enrolled_at=learner.enrolled_at,
         )
-        for enrollment, person in repo.roster(db, cohort.id, Role.LEARNER)
-        if enrollment.status == "active"
+        for learner in repo.active_learners(db, cohort.id)
     ]
 
 
@@ -115,15 +113,17 @@ def publish_deadlines(db: Session, slug: str, now: datetime) -> DeadlineSummary:
     learners = deadline_learners(db, cohort)
     computed = compute_deadlines(spec, published_occurrences(db, cohort.id), learners)
     zones = {x.key: x.zone for x in learners}
-    # The engine returns one shared tuple per group of identical learners: store each once.
-    by_list: dict[
-        int, tuple[str, str, tuple[DeadlineItem, ...]]
-    ] = {}  # id -> signature, zone, items
+    # The engine returns one shared tuple per group of like learners; different groups can
+    # still get equal lists, so lists are stored once per content signature.
+    signature_of: dict[int, str] = {}  # id(list) -> signature
+    lists: dict[str, tuple[str, tuple[DeadlineItem, ...]]] = {}  # signature -> zone, items
     for key, items in computed.items():
-        if id(items) not in by_list:
-            by_list[id(items)] = (_signature(items, zones[key]), zones[key], items)
+        if id(items) not in signature_of:
+            signature = _signature(items, zones[key])
+            signature_of[id(items)] = signature
+            lists.setdefault(signature, (zones[key], items))
 
-    existing = {
+    group_ids = {
         signature: group_id
         for signature, group_id in db.execute(
             select(DeadlineGroupRow.signature, DeadlineGroupRow.id).where(
@@ -131,21 +131,20 @@ def publish_deadlines(db: Session, slug: str, now: datetime) -> DeadlineSummary:
             )
         )
     }
-    group_of_list: dict[int, int] = {}
+    stale = [gid for signature, gid in group_ids.items() if signature not in lists]
     new_groups = 0
-    for list_id, (signature, zone_name, items) in by_list.items():
-        group_id = existing.get(signature)
-        if group_id is None:
-            group = DeadlineGroupRow(cohort_id=cohort.id, signature=signature, zone=zone_name)
-            db.add(group)
-            db.flush()
-            group_id = group.id
-            if items:
-                db.execute(
-                    insert(repo.table_of(DeadlineItemRow)), [_item_row(group_id, i) for i in items]
-                )
-            new_groups += 1
-        group_of_list[list_id] = group_id
+    for signature, (zone_name, items) in lists.items():
+        if signature in group_ids:
+            continue
+        group = DeadlineGroupRow(cohort_id=cohort.id, signature=signature, zone=zone_name)
+        db.add(group)
+        db.flush()
+        group_ids[signature] = group.id
+        if items:
+            db.execute(
+                insert(repo.table_of(DeadlineItemRow)), [_item_row(group.id, i) for i in items]
+            )
+        new_groups += 1
 
     ids = repo.cohort_person_ids(db, cohort.id)
     current = dict(
@@ -157,7 +156,7 @@ def publish_deadlines(db: Session, slug: str, now: datetime) -> DeadlineSummary:
     )
     inserts, updates = [], []
     for key, items in computed.items():
-        person_id, group_id = ids[key], group_of_list[id(items)]
+        person_id, group_id = ids[key], group_ids[signature_of[id(items)]]
         if person_id not in current:
             inserts.append(
                 {
@@ -186,13 +185,11 @@ def publish_deadlines(db: Session, slug: str, now: datetime) -> DeadlineSummary:
                 LearnerDeadlinesRow.cohort_id == cohort.id, LearnerDeadlinesRow.person_id.in_(gone)
             )
         )
-    used = set(group_of_list.values())
-    stale = [gid for gid in existing.values() if gid not in used]
     if stale:
         db.execute(delete(DeadlineGroupRow).where(DeadlineGroupRow.id.in_(stale)))
     return DeadlineSummary(
         learners=len(computed),
-        groups=len(by_list),
+        groups=len(lists),
         new_groups=new_groups,
         items=sum(len(items) for items in computed.values()),
         changed_learners=len(inserts) + len(updates),

@@ -18,7 +18,7 @@ from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from scheduler.domain.availability import parse_availability
-from scheduler.domain.cohort import CohortSpec, Role, SeriesKind
+from scheduler.domain.cohort import CohortSpec, SeriesKind
 from scheduler.persistence import repo
 from scheduler.persistence.models import (
     CohortRow,
@@ -48,15 +48,14 @@ def learner_inputs(db: Session, cohort: CohortRow) -> list[LearnerInput]:
     default = parse_availability(cohort.default_availability)
     return [
         LearnerInput(
-            key=person.email,
-            zone=person.zone,
-            availability=parse_availability(person.availability)
-            if person.availability
+            key=learner.email,
+            zone=learner.zone,
+            availability=parse_availability(learner.availability)
+            if learner.availability
             else default,
-            has_availability=person.availability is not None,
+            has_availability=learner.availability is not None,
         )
-        for enrollment, person in repo.roster(db, cohort.id, Role.LEARNER)
-        if enrollment.status == "active"
+        for learner in repo.active_learners(db, cohort.id)
     ]
 
 
