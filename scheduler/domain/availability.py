@@ -102,6 +102,8 @@ class Availability:
         A joined window may end after minute 10080 (i.e. on next Monday).
         """
         windows = list(self.windows)
+        if windows == [(0, MINUTES_PER_WEEK)]:
+            return [(0, 2 * MINUTES_PER_WEEK)]  # always available: every session fits
         if len(windows) >= 2 and windows[0][0] == 0 and windows[-1][1] == MINUTES_PER_WEEK:
             first, last = windows[0], windows[-1]
             windows = [*windows[1:-1], (last[0], first[1] + MINUTES_PER_WEEK)]

@@ -85,12 +85,17 @@ class _Staff:
     busy: list[list[tuple[int, int]]]
 
     def free(self, f: int, start: int, length: int, extra: Sequence[tuple[int, int]]) -> bool:
-        for b_start, b_len in (*self.busy[f], *extra):
-            if (start - b_start) % MINUTES_PER_WEEK < b_len:
-                return False
-            if (b_start - start) % MINUTES_PER_WEEK < length:
-                return False
-        return True
+        return not _meets(start, length, (*self.busy[f], *extra))
+
+
+def _meets(start: int, length: int, busy: Sequence[tuple[int, int]]) -> bool:
+    """Whether ``[start, start + length)`` overlaps one of ``busy`` on the weekly circle."""
+    for b_start, b_len in busy:
+        if (start - b_start) % MINUTES_PER_WEEK < b_len or (
+            b_start - start
+        ) % MINUTES_PER_WEEK < length:
+            return True
+    return False
 
 
 @dataclass
@@ -113,6 +118,7 @@ class _Context:
     staff: _Staff
     fits: dict[int, FitData] = field(default_factory=dict)
     fac_ok: dict[int, BoolArray] = field(default_factory=dict)  # duration -> [f, c]
+    busy: list[tuple[int, int]] = field(default_factory=list)  # live (minute of week, length)
     _regions: tuple[IntArray, list[str]] | None = None
 
     def regions(self) -> tuple[IntArray, list[str]]:
@@ -165,7 +171,9 @@ def make_plan(spec: CohortSpec, learners: Sequence[LearnerInput]) -> Plan:
     notes: list[str] = []
     problems: list[str] = []
     objective: list[tuple[str, int]] = []
-    for request in spec.series:
+    # Co-working comes last so its blocks can avoid the live sessions already chosen: a block at
+    # the same time as a learner's class is one they cannot use.
+    for request in sorted(spec.series, key=lambda r: r.kind == SeriesKind.COWORKING):
         try:
             if request.kind == SeriesKind.COWORKING:
                 picked, value = _plan_coworking(ctx, request)
@@ -184,6 +192,11 @@ def make_plan(spec: CohortSpec, learners: Sequence[LearnerInput]) -> Plan:
             continue
         chosen.extend(picked)
         objective.append((request.key, value))
+        if request.kind != SeriesKind.COWORKING:
+            length = _minutes(request.duration)
+            ctx.busy.extend(
+                (c * grid.step, length) for item in picked for c in item.times + item.alternate
+            )
     if problems:
         raise PlanningError("; ".join(problems))
     return _assemble(ctx, chosen, reports, notes, objective)
@@ -601,7 +614,11 @@ def _plan_coworking(ctx: _Context, request: SeriesRequest) -> tuple[list[_Chosen
     fit = ctx.fit(duration)
     n = ctx.classes.count
     has_week = ctx.grid.active.any(axis=1)
-    cands = np.flatnonzero(has_week)
+    step = ctx.grid.step
+    free = np.array([not _meets(c * step, duration, ctx.busy) for c in range(ctx.grid.size)])
+    cands = np.flatnonzero(has_week & free)
+    if cands.size == 0:
+        cands = np.flatnonzero(has_week)  # the live sessions fill the week: allow overlaps
     sets = fit.full[:, cands].T
     coverable = sets.any(axis=0)
     goal = int(n[coverable].sum())

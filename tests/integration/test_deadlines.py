@@ -27,7 +27,9 @@ ROWS = [
 
 
 @pytest.fixture
-def published(runtime: Runtime, example_cohort_text: str, make_roster: Callable[..., bytes]) -> Runtime:
+def published(
+    runtime: Runtime, example_cohort_text: str, make_roster: Callable[..., bytes]
+) -> Runtime:
     now = runtime.clock.now()
     with runtime.transaction() as db:
         load_cohort(db, example_cohort_text, "cohort.toml", now)
@@ -78,7 +80,10 @@ def test_recompute_is_a_no_op_and_lists_are_shared(published: Runtime) -> None:
 def test_roster_change_recomputes_only_what_changed(
     published: Runtime, make_roster: Callable[..., bytes]
 ) -> None:
-    moved = [*ROWS[:4], ["Lea", "lea@example.org", "Asia/Tokyo", "Mon-Fri 18:00-23:00", "ja_JP", ""]]
+    moved = [
+        *ROWS[:4],
+        ["Lea", "lea@example.org", "Asia/Tokyo", "Mon-Fri 18:00-23:00", "ja_JP", ""],
+    ]
     with published.transaction() as db:
         result = import_roster(db, SLUG, make_roster(moved), "r.csv", published.clock.now())
         lea = schedule.learner_schedule(db, SLUG, "lea@example.org")

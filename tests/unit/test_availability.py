@@ -79,6 +79,13 @@ def test_covers_across_week_wrap() -> None:
     assert not sunday_night.covers(hm(1), 120)
 
 
+def test_always_available_covers_sessions_across_sunday_midnight() -> None:
+    always = parse_availability("daily 00:00-24:00")
+    assert always.covers(SUN + hm(23, 45), 60)
+    assert always.covers(0, 24 * 60)
+    assert always.to_text() == "Mon-Sun 00:00-24:00"
+
+
 def test_covers_needs_the_whole_session() -> None:
     evenings = parse_availability("Mon 18:00-22:00")
     assert evenings.covers(hm(18), 240)
