@@ -29,6 +29,8 @@ demo: $(VENV)/.demo-installed
 	$(BIN)/cohort roster import $(DEMO)/roster.csv --cohort $(SLUG)
 	$(BIN)/cohort roster list --cohort $(SLUG) --limit 8
 	$(BIN)/cohort plan --cohort $(SLUG) --publish
+	$(BIN)/cohort deadlines --cohort $(SLUG)
+	$(BIN)/cohort deadlines --cohort $(SLUG) --learner yuki.sato@example.org
 	@echo "Try the validator on a roster full of mistakes:"
 	@$(BIN)/cohort roster validate examples/roster-with-mistakes.csv \
 	  || echo "(exit status 1: the validator found the mistakes above and wrote nothing)"
@@ -55,6 +57,7 @@ integration: $(VENV)/.test-installed
 bench: $(VENV)/.test-installed
 	$(BIN)/python bench/roster_import.py
 	$(BIN)/python bench/planner.py
+	$(BIN)/python bench/deadlines.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -34,7 +34,7 @@ from scheduler.planning import LearnerInput, Plan
 from scheduler.resources import resource_dir
 from scheduler.roster import parse_roster
 from scheduler.runtime import Runtime, build_runtime
-from scheduler.sample import CREDIT, roster_csv, sample_learners
+from scheduler.sample import CREDIT, example_roster, roster_csv
 from scheduler.services import schedule as schedule_service
 from scheduler.services.cohorts import load_cohort
 from scheduler.services.deadlines import deadline_summary
@@ -188,7 +188,7 @@ def init(
         raise typer.Exit(1)
     shutil.copyfile(resource_dir("examples") / "cohort.toml", cohort_file)
     roster_file.write_text(
-        roster_csv(sample_learners(learners, random.Random(seed))), encoding="utf-8"
+        roster_csv(example_roster(learners, random.Random(seed))), encoding="utf-8"
     )
     out.print(
         f"Wrote [bold]{cohort_file}[/bold] and [bold]{roster_file}[/bold] ({learners} learners)."

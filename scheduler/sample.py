@@ -210,6 +210,42 @@ def sample_learners(
     return learners
 
 
+# Three learners every example roster starts with, so the docs can point at them: the West
+# Coast before work, Tokyo after work, New Zealand at breakfast (across the date line).
+SHOWCASE = (
+    SampleLearner(
+        "Sam Rivera",
+        "sam.rivera@example.org",
+        City("Los Angeles", "US", "America/Los_Angeles", 0),
+        "Mon-Fri 07:00-12:00",
+        "en_US",
+        "showcase",
+    ),
+    SampleLearner(
+        "Yuki Sato",
+        "yuki.sato@example.org",
+        City("Tokyo", "JP", "Asia/Tokyo", 0),
+        "Mon-Fri 19:00-23:00; Sat 09:00-12:00",
+        "ja_JP",
+        "showcase",
+    ),
+    SampleLearner(
+        "Aroha Ngata",
+        "aroha.ngata@example.org",
+        City("Auckland", "NZ", "Pacific/Auckland", 0),
+        "Mon-Fri 06:00-09:00",
+        "en_NZ",
+        "showcase",
+    ),
+)
+
+
+def example_roster(count: int, rng: random.Random) -> list[SampleLearner]:
+    """The showcase learners followed by ``count - 3`` sampled ones (``cohort init``)."""
+    showcase = list(SHOWCASE[: min(count, len(SHOWCASE))])
+    return showcase + sample_learners(count - len(showcase), rng)
+
+
 def roster_csv(learners: list[SampleLearner]) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")

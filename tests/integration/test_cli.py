@@ -77,6 +77,25 @@ def test_quick_start_flow(cli_env: dict[str, Any], tmp_path: Path) -> None:
     again = cohort(cli_env, tmp_path, "plan", "--cohort", SLUG)
     assert "Same as published version 1" in again.stdout
 
+    summary = json.loads(cohort(cli_env, tmp_path, "deadlines", "--cohort", SLUG, "--json").stdout)
+    assert summary["learners"] == 150
+    assert summary["by_kind"]["assignment"] > 0
+    sam = cohort(
+        cli_env, tmp_path, "deadlines", "--cohort", SLUG, "--learner", "sam.rivera@example.org"
+    )
+    assert sam.returncode == 0, sam.stderr
+    assert "America/Los_Angeles" in sam.stdout
+    assert "Read the week's notes" in sam.stdout
+    yuki = json.loads(
+        cohort(
+            cli_env, tmp_path, "deadlines", "-c", SLUG, "-l", "yuki.sato@example.org", "--json"
+        ).stdout
+    )
+    assert yuki["zone"] == "Asia/Tokyo"
+    due = [e for e in yuki["entries"] if e["kind"] == "assignment"]
+    assert due
+    assert all(e["local"].endswith("+09:00") for e in due)
+
 
 def test_validate_lists_every_mistake_and_writes_nothing(
     cli_env: dict[str, Any], tmp_path: Path

@@ -152,3 +152,19 @@ def test_duplicate_learner_keys_are_refused(make_spec: SpecFactory) -> None:
     same = learner("a", "Europe/Berlin", "Mon 18:00-19:00")
     with pytest.raises(PlanningError, match="unique"):
         make_plan(make_spec(), [same, same])
+
+
+def test_coworking_blocks_avoid_live_sessions_even_when_listed_first(
+    make_spec: SpecFactory,
+) -> None:
+    # Everyone is free only Monday 09:00-13:00 Berlin: the class takes the best hour there and
+    # the co-working block must use the rest of the window rather than sit on top of the class.
+    people = [learner(f"b{i}", "Europe/Berlin", "Mon 09:00-13:00") for i in range(5)]
+    cowork = series("cowork", kind=SeriesKind.COWORKING, duration=timedelta(hours=2))
+    spec = make_spec(series=(cowork, series()))  # co-working listed before the class
+    plan = make_plan(spec, people)
+    (live,) = plan.series_sections("class")
+    (block,) = plan.series_sections("cowork")
+    class_start, block_start = live.times[0].minute, block.times[0].minute
+    assert class_start + 60 <= block_start or block_start + 120 <= class_start
+    assert block.fitted == 5
