@@ -118,8 +118,16 @@ def test_existing_wall_times_round_trip(moment: datetime) -> None:
     if moment.fold == 1:  # the policy picks the first of two; only unambiguous times round-trip
         return
     back = wall_to_utc(moment.date(), moment.time(), tz)
-    assert back == moment
+    # Compare in UTC: Python's inter-zone == is always False for a time inside a fold (PEP 495).
+    assert back == moment.astimezone(UTC)
     assert back.tzinfo is UTC
+
+
+def test_fold_time_takes_the_first_occurrence() -> None:
+    moment = datetime(2016, 11, 6, 1, 0, tzinfo=ZoneInfo("America/Dawson"))  # found by hypothesis
+    assert wall_to_utc(moment.date(), moment.time(), ZoneInfo("America/Dawson")) == datetime(
+        2016, 11, 6, 8, 0, tzinfo=UTC
+    )
 
 
 @pytest.mark.parametrize(
