@@ -28,6 +28,7 @@ from scheduler.domain.cohort_file import parse_cohort_file
 from scheduler.errors import InputError, Problem, SchedulerError
 from scheduler.outputs.formatting import local_datetime
 from scheduler.outputs.heatmap import availability_heatmap, slot_of
+from scheduler.outputs.links import feed_links
 from scheduler.persistence import migrations, repo
 from scheduler.persistence.db import redact_url
 from scheduler.planning import LearnerInput, Plan
@@ -38,6 +39,7 @@ from scheduler.sample import CREDIT, example_roster, roster_csv
 from scheduler.services import schedule as schedule_service
 from scheduler.services.cohorts import load_cohort
 from scheduler.services.deadlines import deadline_summary
+from scheduler.services.feeds import feed_name, issue_token, reset_tokens
 from scheduler.services.plans import PlanDiff, diff_plan, plan_cohort, plan_summary
 from scheduler.services.roster import import_roster
 from scheduler.services.schedule import duration_text, learner_schedule
@@ -59,12 +61,17 @@ roster_app = typer.Typer(help="Learners and facilitators from a roster CSV.", no
 app.add_typer(db_app, name="db")
 app.add_typer(cohort_app, name="cohort")
 app.add_typer(roster_app, name="roster")
+feeds_app = typer.Typer(help="Personal calendar feeds at secret URLs.", no_args_is_help=True)
+app.add_typer(feeds_app, name="feeds")
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of tables.")]
 CohortOption = Annotated[str, typer.Option("--cohort", "-c", help="The cohort's slug.")]
+EmailArgument = Annotated[
+    str | None, typer.Argument(help="Learner or facilitator; omit for the cohort's own feed.")
+]
 
 
 @dataclass(slots=True)
@@ -758,6 +765,80 @@ def deadlines(
             title = f"[bold]{title}[/bold]"
         table.add_row(when, _KIND_LABELS.get(e.kind, e.kind), title, note)
     out.print(table)
+
+
+# --- feeds and serving -------------------------------------------------------------------------
+
+
+def _print_links(target_name: str, token: str, as_json: bool, revoked: int | None = None) -> None:
+    links = feed_links(STATE.runtime().settings.base_url, token, target_name)
+    if as_json:
+        _json({**asdict(links), "revoked": revoked})
+        return
+    if revoked is not None:
+        out.print(f"Revoked {revoked} earlier link(s); the old URLs now answer 404.")
+    out.print(f"Calendar feed for [bold]{escape(target_name)}[/bold]")
+    out.print("[dim]Keep it private: anyone with the link can read the calendar.[/dim]")
+    out.print(f"  https:   {links.https}")
+    out.print(f"  webcal:  {links.webcal}")
+    out.print(f"  Google:  {links.google}")
+    out.print(f"  Outlook: {links.outlook}")
+
+
+@feeds_app.command("url")
+@guarded
+def feeds_url(
+    email: Annotated[
+        str | None, typer.Argument(help="Learner or facilitator; omit for the cohort's feed.")
+    ] = None,
+    cohort: CohortOption = "",
+    as_json: JsonFlag = False,
+) -> None:
+    """Issue a feed link (a new secret URL; earlier ones keep working until reset)."""
+    with _transaction() as db:
+        token, target = issue_token(db, cohort, email, STATE.runtime().clock.now())
+    _print_links(feed_name(target), token, as_json)
+
+
+@feeds_app.command("reset")
+@guarded
+def feeds_reset(
+    email: Annotated[
+        str | None, typer.Argument(help="Learner or facilitator; omit for the cohort's feed.")
+    ] = None,
+    cohort: CohortOption = "",
+    as_json: JsonFlag = False,
+) -> None:
+    """Revoke every link to this feed and issue a new one (for a leaked link)."""
+    with _transaction() as db:
+        token, revoked, target = reset_tokens(db, cohort, email, STATE.runtime().clock.now())
+    _print_links(feed_name(target), token, as_json, revoked)
+
+
+@app.command()
+@guarded
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+) -> None:
+    """Serve calendar feeds (and health checks) over HTTP with uvicorn."""
+    import uvicorn  # the web stack loads only for this command
+
+    from scheduler.web.app import create_app
+    from scheduler.web.logs import log_config
+
+    runtime = STATE.runtime()
+    runtime.require_schema()
+    level = runtime.settings.log_level
+    err.print(f"serving on http://{host}:{port} (public base URL: {runtime.settings.base_url})")
+    uvicorn.run(
+        create_app(runtime),
+        host=host,
+        port=port,
+        log_config=log_config("INFO" if level == "WARNING" else level),
+        proxy_headers=False,
+        server_header=False,
+    )
 
 
 @app.command()

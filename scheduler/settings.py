@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "WARNING", description="log verbosity"
     )
+    feed_rate_per_minute: int = Field(
+        120, ge=1, description="calendar feed fetches allowed per client IP per minute"
+    )
 
     @field_validator("database_url")
     @classmethod

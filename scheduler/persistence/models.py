@@ -302,3 +302,18 @@ class LearnerDeadlinesRow(Base):
     person_id: Mapped[int] = mapped_column(ForeignKey("person.id", ondelete="CASCADE"))
     group_id: Mapped[int] = mapped_column(ForeignKey("deadline_group.id", ondelete="CASCADE"))
     changed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class FeedTokenRow(Base):
+    """A capability for one calendar feed. Only the SHA-256 of the token is stored; a person may
+    hold several; revoking sets ``revoked_at``. ``person_id`` is None for the cohort's feed."""
+
+    __tablename__ = "feed_token"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    cohort_id: Mapped[int] = mapped_column(ForeignKey("cohort.id", ondelete="CASCADE"))
+    person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(20))  # learner, facilitator, cohort
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

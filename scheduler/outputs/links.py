@@ -1,0 +1,33 @@
+"""Links that put a feed into people's calendars: webcal, Google Calendar, Outlook."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from urllib.parse import quote, urlencode
+
+_FEED_PATH = re.compile(r"/feeds/[^/\s\"'?#]+")
+
+
+@dataclass(frozen=True, slots=True)
+class FeedLinks:
+    https: str
+    webcal: str
+    google: str
+    outlook: str
+
+
+def feed_links(base_url: str, token: str, name: str) -> FeedLinks:
+    """The ways to subscribe to the feed at ``{base_url}/feeds/{token}.ics``."""
+    https = f"{base_url.rstrip('/')}/feeds/{quote(token, safe='')}.ics"
+    webcal = "webcal://" + https.split("://", 1)[1]
+    google = "https://calendar.google.com/calendar/render?" + urlencode({"cid": webcal})
+    outlook = "https://outlook.live.com/calendar/0/addfromweb?" + urlencode(
+        {"url": https, "name": name}
+    )
+    return FeedLinks(https, webcal, google, outlook)
+
+
+def redact_feed_path(text: str) -> str:
+    """Hide the capability in any ``/feeds/<token>`` path (for log lines)."""
+    return _FEED_PATH.sub("/feeds/[redacted]", text)

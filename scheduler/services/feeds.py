@@ -1,0 +1,278 @@
+"""Calendar feeds: capability tokens, and the events each feed holds.
+
+A feed URL is a capability: ``secrets.token_urlsafe(32)``, of which only the SHA-256 is stored.
+A person may hold several tokens (each `cohort feeds url` issues one); `reset` revokes them all
+and issues a new one. Unknown and revoked tokens resolve to nothing (the web answers 404).
+
+What a feed holds:
+
+* a learner: the live occurrences of their sections (classes, office hours), the co-working
+  blocks that fit their window, their soft deadlines and replays;
+* a facilitator: the occurrences they host;
+* the cohort: every occurrence, with no personal data.
+
+Cancelled occurrences stay in feeds with ``STATUS:CANCELLED`` so calendar apps remove them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from scheduler.domain.availability import parse_availability
+from scheduler.domain.cohort import Role, SeriesKind
+from scheduler.errors import NotFoundError
+from scheduler.outputs.ics import CalendarEvent
+from scheduler.persistence import repo
+from scheduler.persistence.models import (
+    CohortRow,
+    FeedTokenRow,
+    LiveSeriesRow,
+    OccurrenceRow,
+    PersonRow,
+    PlanVersionRow,
+    SectionMemberRow,
+    SeriesRequestRow,
+)
+from scheduler.services.deadlines import learner_items
+from scheduler.services.plans import CANCELLED, UID_NAMESPACE
+from scheduler.timeutil import MINUTES_PER_DAY, zone
+
+DEADLINE_BLOCK = timedelta(minutes=30)  # a deadline shows as a half-hour slot ending when due
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class FeedTarget:
+    cohort_id: int
+    cohort_slug: str
+    cohort_title: str
+    kind: str  # learner, facilitator, cohort
+    person_id: int | None
+    email: str | None
+    name: str | None
+
+
+def issue_token(db: Session, slug: str, email: str | None, now: datetime) -> tuple[str, FeedTarget]:
+    """A new feed token for ``email``'s feed in the cohort (``None``: the cohort's own feed)."""
+    cohort = repo.get_cohort(db, slug)
+    person, kind = _member(db, cohort, email)
+    token = secrets.token_urlsafe(32)
+    db.add(
+        FeedTokenRow(
+            cohort_id=cohort.id,
+            person_id=person.id if person else None,
+            kind=kind,
+            token_hash=hash_token(token),
+            created_at=now,
+        )
+    )
+    db.flush()
+    return token, _target(cohort, kind, person)
+
+
+def reset_tokens(
+    db: Session, slug: str, email: str | None, now: datetime
+) -> tuple[str, int, FeedTarget]:
+    """Revoke every live token of the feed and issue a new one; returns it and the revoked count."""
+    cohort = repo.get_cohort(db, slug)
+    person, _ = _member(db, cohort, email)
+    query = update(FeedTokenRow).where(
+        FeedTokenRow.cohort_id == cohort.id,
+        FeedTokenRow.revoked_at.is_(None),
+        FeedTokenRow.person_id == person.id if person else FeedTokenRow.person_id.is_(None),
+    )
+    revoked = db.execute(query.values(revoked_at=now)).rowcount  # type: ignore[attr-defined]
+    token, target = issue_token(db, slug, email, now)
+    return token, int(revoked or 0), target
+
+
+def resolve_token(db: Session, token: str) -> FeedTarget | None:
+    row = db.scalar(
+        select(FeedTokenRow).where(
+            FeedTokenRow.token_hash == hash_token(token), FeedTokenRow.revoked_at.is_(None)
+        )
+    )
+    if row is None:
+        return None
+    cohort = db.get(CohortRow, row.cohort_id)
+    person = db.get(PersonRow, row.person_id) if row.person_id is not None else None
+    if cohort is None:
+        return None
+    return _target(cohort, row.kind, person)
+
+
+def _member(db: Session, cohort: CohortRow, email: str | None) -> tuple[PersonRow | None, str]:
+    if email is None:
+        return None, "cohort"
+    person = db.scalar(select(PersonRow).where(PersonRow.email == email.strip().lower()))
+    enrollment = repo.enrollments(db, cohort.id).get(person.id) if person else None
+    if person is None or enrollment is None or enrollment.status != "active":
+        raise NotFoundError(f"{email} is not enrolled in {cohort.slug}")
+    return person, enrollment.role
+
+
+def _target(cohort: CohortRow, kind: str, person: PersonRow | None) -> FeedTarget:
+    return FeedTarget(
+        cohort.id,
+        cohort.slug,
+        cohort.title,
+        kind,
+        person.id if person else None,
+        person.email if person else None,
+        person.name if person else None,
+    )
+
+
+def feed_stamp(db: Session, cohort_id: int) -> datetime | None:
+    """The time of the published plan: every event's DTSTAMP, so equal plans give equal bytes."""
+    return db.scalar(
+        select(PlanVersionRow.created_at)
+        .where(PlanVersionRow.cohort_id == cohort_id)
+        .order_by(PlanVersionRow.version.desc())
+        .limit(1)
+    )
+
+
+def feed_name(target: FeedTarget) -> str:
+    if target.kind == "cohort":
+        return target.cohort_title
+    return f"{target.cohort_title} ({target.name})"
+
+
+def feed_events(db: Session, target: FeedTarget) -> list[CalendarEvent]:
+    """Every event of the feed (live sessions, co-working, deadlines), cancelled ones included."""
+    agendas = {
+        key: agenda
+        for key, agenda in db.execute(
+            select(SeriesRequestRow.key, SeriesRequestRow.agenda).where(
+                SeriesRequestRow.cohort_id == target.cohort_id
+            )
+        )
+    }
+    rows = [
+        (series, occurrence)
+        for series, occurrence in db.execute(
+            select(LiveSeriesRow, OccurrenceRow)
+            .join(OccurrenceRow, OccurrenceRow.series_id == LiveSeriesRow.id)
+            .where(LiveSeriesRow.cohort_id == target.cohort_id)
+        )
+    ]
+    sections_per_series: dict[str, int] = {}
+    for series, _ in rows:
+        sections_per_series[series.series_key] = max(
+            sections_per_series.get(series.series_key, 0), series.section + 1
+        )
+    keep = _occurrence_filter(db, target)
+    events = []
+    for series, occurrence in rows:
+        if not keep(series, occurrence):
+            continue
+        many = (
+            series.kind != SeriesKind.COWORKING.value and sections_per_series[series.series_key] > 1
+        )
+        title = series.title + (f" · section {series.section + 1}" if many else "")
+        lines = [
+            f"Week {occurrence.week + 1} of {target.cohort_title}.",
+            *agendas.get(series.series_key, []),
+        ]
+        events.append(
+            CalendarEvent(
+                uid=occurrence.uid,
+                sequence=occurrence.sequence,
+                start=occurrence.start,
+                end=occurrence.end,
+                tzid=series.anchor_zone,
+                summary=title,
+                description="\n".join(lines),
+                status="CANCELLED" if occurrence.status == CANCELLED else "CONFIRMED",
+                categories=(series.kind,),
+                alarm_minutes=15,
+            )
+        )
+    if target.kind == Role.LEARNER.value and target.person_id is not None:
+        events.extend(_deadline_events(db, target))
+    return events
+
+
+def _occurrence_filter(
+    db: Session, target: FeedTarget
+) -> Callable[[LiveSeriesRow, OccurrenceRow], bool]:
+    """Which of the cohort's occurrences belong in this feed."""
+    if target.kind == "cohort" or target.person_id is None:
+        return lambda series, occurrence: True  # the cohort's feed holds every occurrence
+    person = db.get(PersonRow, target.person_id)
+    assert person is not None
+    if target.kind == Role.FACILITATOR.value:
+        return lambda series, occurrence: series.facilitator_email == person.email
+    cohort = db.get(CohortRow, target.cohort_id)
+    assert cohort is not None
+    availability = parse_availability(person.availability or cohort.default_availability)
+    tz = zone(person.zone)
+    sections = {
+        key: section
+        for key, section in db.execute(
+            select(SectionMemberRow.series_key, SectionMemberRow.section).where(
+                SectionMemberRow.cohort_id == target.cohort_id,
+                SectionMemberRow.person_id == person.id,
+            )
+        )
+    }
+
+    def keep(series: LiveSeriesRow, occurrence: OccurrenceRow) -> bool:
+        if series.kind != SeriesKind.COWORKING.value:
+            return sections.get(series.series_key) == series.section
+        local = occurrence.start.astimezone(tz)
+        minute = local.weekday() * MINUTES_PER_DAY + local.hour * 60 + local.minute
+        return availability.covers(minute, series.duration_minutes)
+
+    return keep
+
+
+def _deadline_uid(slug: str, email: str, key: str) -> str:
+    return f"{uuid.uuid5(UID_NAMESPACE, f'{slug}/deadline/{email}/{key}')}@cohort-scheduler"
+
+
+def _deadline_events(db: Session, target: FeedTarget) -> list[CalendarEvent]:
+    assert target.person_id is not None
+    person = db.get(PersonRow, target.person_id)
+    assert person is not None
+    version = db.scalar(
+        select(PlanVersionRow.version)
+        .where(PlanVersionRow.cohort_id == target.cohort_id)
+        .order_by(PlanVersionRow.version.desc())
+        .limit(1)
+    )
+    events = []
+    for item in learner_items(db, target.cohort_id, target.person_id):
+        prefix = "Watch the replay" if item.kind == "replay" else "Due"
+        title = item.title if item.kind == "replay" else f"{prefix}: {item.title}"
+        lines = [f"Soft deadline for week {item.week + 1} of {target.cohort_title}."]
+        if item.hard is not None:
+            lines.append(f"Late work is still accepted until {item.hard:%Y-%m-%d %H:%M} UTC.")
+        if item.coworking_start is not None:
+            lines.append(f"Co-working block for it: {item.coworking_start:%Y-%m-%d %H:%M} UTC.")
+        events.append(
+            CalendarEvent(
+                uid=_deadline_uid(target.cohort_slug, person.email, item.key),
+                sequence=version or 0,
+                start=item.soft - DEADLINE_BLOCK,
+                end=item.soft,
+                tzid=person.zone,
+                summary=title,
+                description="\n".join(lines),
+                categories=(item.kind,),
+                transparent=True,
+            )
+        )
+    return events
