@@ -31,6 +31,8 @@ demo: $(VENV)/.demo-installed
 	$(BIN)/cohort plan --cohort $(SLUG) --publish
 	$(BIN)/cohort deadlines --cohort $(SLUG)
 	$(BIN)/cohort deadlines --cohort $(SLUG) --learner yuki.sato@example.org
+	$(BIN)/cohort feeds url yuki.sato@example.org --cohort $(SLUG)
+	@echo "Serve the feeds with: $(BIN)/cohort serve   (then fetch the https link above)"
 	@echo "Try the validator on a roster full of mistakes:"
 	@$(BIN)/cohort roster validate examples/roster-with-mistakes.csv \
 	  || echo "(exit status 1: the validator found the mistakes above and wrote nothing)"
