@@ -9,6 +9,7 @@ import functools
 import json
 import random
 import shutil
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -37,6 +38,13 @@ from scheduler.roster import parse_roster
 from scheduler.runtime import Runtime, build_runtime
 from scheduler.sample import CREDIT, example_roster, roster_csv
 from scheduler.services import schedule as schedule_service
+from scheduler.services.changes import (
+    Change,
+    ChangePreview,
+    apply_change,
+    parse_wall_time,
+    preview_change,
+)
 from scheduler.services.cohorts import load_cohort
 from scheduler.services.deadlines import deadline_summary
 from scheduler.services.feeds import feed_name, issue_token, reset_tokens
@@ -765,6 +773,107 @@ def deadlines(
             title = f"[bold]{title}[/bold]"
         table.add_row(when, _KIND_LABELS.get(e.kind, e.kind), title, note)
     out.print(table)
+
+
+# --- changes ------------------------------------------------------------------------------------
+
+SeriesOption = Annotated[str, typer.Option("--series", "-s", help="The series key, e.g. class.")]
+SectionOption = Annotated[int, typer.Option("--section", min=1, help="Section number (1 = first).")]
+SlotOption = Annotated[
+    int, typer.Option("--time", min=1, help="Which weekly time of the section (1 = first).")
+]
+WeekOption = Annotated[int | None, typer.Option("--week", min=1, help="Only this course week.")]
+FromWeekOption = Annotated[
+    int | None, typer.Option("--from-week", min=1, help="This week and later.")
+]
+YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Apply without asking.")]
+
+
+def _change(change: Change, cohort: str, yes: bool, as_json: bool) -> None:
+    runtime = STATE.runtime()
+    now = runtime.clock.now()
+    with _transaction() as db:
+        preview = preview_change(db, cohort, change, now)
+    if not as_json:
+        _print_preview(preview)
+    if not yes and not (sys.stdin.isatty() and typer.confirm("Apply this change?", default=False)):
+        if as_json:
+            _json({"applied": False, **asdict(preview)})
+        else:
+            out.print("Nothing changed (use --yes to apply without asking).")
+        return
+    with _transaction() as db:
+        result = apply_change(db, cohort, change, now)
+    if as_json:
+        _json({"applied": True, "version": result.version, **asdict(result.preview)})
+        return
+    out.print(
+        f"[green]Done[/green]: plan version {result.version}; {result.preview.emails} email(s) "
+        f"queued; deadlines recomputed ({result.deadlines.changed_learners} learners changed)."
+    )
+
+
+def _print_preview(preview: ChangePreview) -> None:
+    out.print(f"[bold]{escape(preview.description)}[/bold]")
+    for moved in preview.occurrences:
+        after = "cancelled" if moved.new_start is None else f"{moved.new_start:%a %d %b %H:%M} UTC"
+        out.print(f"  week {moved.week + 1}: {moved.old_start:%a %d %b %H:%M} UTC \u2192 {after}")
+    if preview.learner_occurrences:
+        before = preview.fits_before / preview.learner_occurrences
+        after_share = preview.fits_after / preview.learner_occurrences
+        out.print(
+            f"Fits learners: {before:.0%} of learner-sessions before, {after_share:.0%} after."
+        )
+    out.print(
+        f"Affects {preview.people} people ({', '.join(preview.sample)}"
+        f"{', …' if preview.people > len(preview.sample) else ''}); "
+        f"{preview.emails} email(s) will go out."
+    )
+
+
+@app.command()
+@guarded
+def reschedule(
+    cohort: CohortOption,
+    series: SeriesOption,
+    to: Annotated[
+        str,
+        typer.Option("--to", help="New weekday and time in the series' zone, e.g. 'Wed 18:30'."),
+    ],
+    section: SectionOption = 1,
+    slot: SlotOption = 1,
+    week: WeekOption = None,
+    from_week: FromWeekOption = None,
+    yes: YesOption = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Move one occurrence (--week) or a series from a week on (--from-week) to a new time."""
+    change = Change(
+        series, section - 1, slot - 1, _week(week), _week(from_week), parse_wall_time(to)
+    )
+    _change(change, cohort, yes, as_json)
+
+
+@app.command()
+@guarded
+def cancel(
+    cohort: CohortOption,
+    series: SeriesOption,
+    section: SectionOption = 1,
+    slot: SlotOption = 1,
+    week: WeekOption = None,
+    from_week: FromWeekOption = None,
+    yes: YesOption = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Cancel one occurrence (--week), a series from a week on, or all its future occurrences."""
+    _change(
+        Change(series, section - 1, slot - 1, _week(week), _week(from_week)), cohort, yes, as_json
+    )
+
+
+def _week(value: int | None) -> int | None:
+    return None if value is None else value - 1
 
 
 # --- feeds and serving -------------------------------------------------------------------------

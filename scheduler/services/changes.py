@@ -1,0 +1,297 @@
+"""Changing a published plan by hand: move or cancel one occurrence, or a series from a week on.
+
+One service serves the CLI (`cohort reschedule`, `cohort cancel`) and, later, the dashboard:
+``preview_change`` says who is affected, coverage before and after, and which emails will go
+out; ``apply_change`` does it in the caller's transaction — new times (same UID, SEQUENCE + 1),
+or ``STATUS:CANCELLED`` —, records a plan version, recomputes deadlines, and queues one update
+or cancellation notification per affected person and occurrence in the outbox.
+Occurrences that have already started are never changed.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from scheduler.domain.availability import parse_availability
+from scheduler.domain.cohort import SeriesKind
+from scheduler.errors import ConfigError, NotFoundError, Problem
+from scheduler.persistence import repo
+from scheduler.persistence.models import (
+    CohortRow,
+    LiveSeriesRow,
+    NotificationRow,
+    OccurrenceRow,
+    PersonRow,
+    PlanVersionRow,
+    SectionMemberRow,
+)
+from scheduler.planning.fit import occurrence_date
+from scheduler.services.deadlines import DeadlineSummary, publish_deadlines
+from scheduler.services.plans import CANCELLED, SCHEDULED, UID_NAMESPACE, published_version
+from scheduler.timeutil import MINUTES_PER_DAY, Weekday, parse_clock, wall_to_utc, zone
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """What to change. ``week`` (0-based) alone: that one occurrence; ``from_week``: the series
+    from that week on; neither: every future occurrence. ``to`` is (weekday, minute) in the
+    series' anchor zone for a move, None to cancel."""
+
+    series: str
+    section: int = 0
+    slot: int = 0
+    week: int | None = None
+    from_week: int | None = None
+    to: tuple[int, int] | None = None
+
+    @property
+    def cancels(self) -> bool:
+        return self.to is None
+
+
+def parse_wall_time(text: str) -> tuple[int, int]:
+    """``Wed 18:30`` -> (2, 1110); raises ConfigError with a hint."""
+    day, _, clock = text.strip().partition(" ")
+    try:
+        return int(Weekday.parse(day)), parse_clock(clock.strip())
+    except ValueError as e:
+        raise ConfigError(
+            [
+                Problem(
+                    str(e),
+                    field="--to",
+                    value=text,
+                    hint="write a weekday and a time like 'Wed 18:30'",
+                )
+            ],
+            "the new time cannot be read",
+        ) from e
+
+
+@dataclass(frozen=True, slots=True)
+class Moved:
+    week: int
+    uid: str
+    old_start: datetime
+    new_start: datetime | None  # None: cancelled
+
+
+@dataclass(slots=True)
+class ChangePreview:
+    description: str
+    occurrences: list[Moved] = field(default_factory=list)
+    people: int = 0  # learners and the facilitator who get an email
+    fits_before: int = 0  # learner-occurrences that fit, over the changed occurrences
+    fits_after: int = 0
+    learner_occurrences: int = 0
+    emails: int = 0
+    sample: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class ChangeResult:
+    preview: ChangePreview
+    version: int
+    deadlines: DeadlineSummary
+
+
+def _series(db: Session, cohort: CohortRow, change: Change) -> LiveSeriesRow:
+    row = db.scalar(
+        select(LiveSeriesRow).where(
+            LiveSeriesRow.cohort_id == cohort.id,
+            LiveSeriesRow.series_key == change.series,
+            LiveSeriesRow.section == change.section,
+            LiveSeriesRow.slot == change.slot,
+        )
+    )
+    if row is None:
+        known = db.execute(
+            select(LiveSeriesRow.series_key, func.max(LiveSeriesRow.section) + 1)
+            .where(LiveSeriesRow.cohort_id == cohort.id)
+            .group_by(LiveSeriesRow.series_key)
+        ).all()
+        listed = (
+            ", ".join(f"{key} (sections 1-{n})" for key, n in known) or "none: publish a plan first"
+        )
+        raise NotFoundError(
+            f"no published series {change.series!r} section {change.section + 1} "
+            f"time {change.slot + 1}; published: {listed}"
+        )
+    return row
+
+
+def _targets(
+    db: Session, series: LiveSeriesRow, change: Change, now: datetime
+) -> list[OccurrenceRow]:
+    query = select(OccurrenceRow).where(
+        OccurrenceRow.series_id == series.id, OccurrenceRow.status == SCHEDULED
+    )
+    if change.week is not None:
+        query = query.where(OccurrenceRow.week == change.week)
+    elif change.from_week is not None:
+        query = query.where(OccurrenceRow.week >= change.from_week)
+    rows = [o for o in db.scalars(query.order_by(OccurrenceRow.week)) if o.start >= now]
+    if not rows:
+        which = f"week {change.week + 1}" if change.week is not None else "the rest of the series"
+        raise NotFoundError(f"nothing to change: {which} has no future scheduled occurrence")
+    return rows
+
+
+def _audience(
+    db: Session, cohort: CohortRow, series: LiveSeriesRow
+) -> list[tuple[PersonRow, bool]]:
+    """The learners the series is for (its section; for co-working, everyone) and its host."""
+    if series.kind == SeriesKind.COWORKING.value:
+        ids = [x.person_id for x in repo.active_learners(db, cohort.id)]
+    else:
+        ids = list(
+            db.scalars(
+                select(SectionMemberRow.person_id).where(
+                    SectionMemberRow.cohort_id == cohort.id,
+                    SectionMemberRow.series_key == series.series_key,
+                    SectionMemberRow.section == series.section,
+                )
+            )
+        )
+    people = (
+        [(p, True) for p in db.scalars(select(PersonRow).where(PersonRow.id.in_(ids)))]
+        if ids
+        else []
+    )
+    if series.facilitator_email:
+        host = db.scalar(select(PersonRow).where(PersonRow.email == series.facilitator_email))
+        if host is not None:
+            people.append((host, False))
+    return people
+
+
+def _fits(person: PersonRow, default: str, start: datetime, minutes: int) -> bool:
+    local = start.astimezone(zone(person.zone))
+    week_minute = local.weekday() * MINUTES_PER_DAY + local.hour * 60 + local.minute
+    return parse_availability(person.availability or default).covers(week_minute, minutes)
+
+
+def _new_start(
+    db: Session, cohort: CohortRow, series: LiveSeriesRow, week: int, to: tuple[int, int]
+) -> datetime:
+    spec = repo.cohort_spec(db, cohort)
+    day = occurrence_date(spec, week, to[0])
+    return wall_to_utc(day, time(to[1] // 60, to[1] % 60), zone(series.anchor_zone))
+
+
+def preview_change(db: Session, slug: str, change: Change, now: datetime) -> ChangePreview:
+    cohort = repo.get_cohort(db, slug)
+    series = _series(db, cohort, change)
+    targets = _targets(db, series, change, now)
+    audience = _audience(db, cohort, series)
+    learners = [p for p, is_learner in audience if is_learner]
+    if change.to is None:
+        verb = "cancel"
+    else:
+        day, minute = change.to
+        clock = f"{minute // 60:02d}:{minute % 60:02d}"
+        verb = f"move to {Weekday(day).label} {clock} {series.anchor_zone}"
+    scope = (
+        f"week {targets[0].week + 1}"
+        if change.week is not None
+        else (f"weeks {targets[0].week + 1}-{targets[-1].week + 1}")
+    )
+    preview = ChangePreview(f"{verb} {series.title} (section {series.section + 1}), {scope}")
+    for o in targets:
+        new = None if change.to is None else _new_start(db, cohort, series, o.week, change.to)
+        preview.occurrences.append(Moved(o.week, o.uid, o.start, new))
+        for person in learners:
+            preview.learner_occurrences += 1
+            preview.fits_before += _fits(
+                person, cohort.default_availability, o.start, series.duration_minutes
+            )
+            if new is not None:
+                preview.fits_after += _fits(
+                    person, cohort.default_availability, new, series.duration_minutes
+                )
+    preview.people = len(audience)
+    preview.emails = len(audience) * len(targets)
+    preview.sample = sorted(p.email for p, _ in audience)[:5]
+    return preview
+
+
+def apply_change(db: Session, slug: str, change: Change, now: datetime) -> ChangeResult:
+    preview = preview_change(db, slug, change, now)
+    cohort = repo.get_cohort(db, slug)
+    series = _series(db, cohort, change)
+    version = (published_version(db, cohort.id) or 0) + 1
+    rows = {o.uid: o for o in _targets(db, series, change, now)}
+    duration = timedelta(minutes=series.duration_minutes)
+    for moved in preview.occurrences:
+        row = rows[moved.uid]
+        if moved.new_start is None:
+            row.status = CANCELLED
+        else:
+            row.start, row.end = moved.new_start, moved.new_start + duration
+        row.sequence += 1
+        row.changed_in_version = version
+    if change.week is None and change.to is not None:
+        series.weekday, series.wall_minute = change.to  # the intent changes from then on
+        series.changed_in_version = version
+    elif change.week is None and change.to is None and change.from_week is None:
+        series.status = "cancelled"
+        series.changed_in_version = version
+    last = db.scalar(
+        select(PlanVersionRow).where(
+            PlanVersionRow.cohort_id == cohort.id, PlanVersionRow.version == version - 1
+        )
+    )
+    summary = dict(last.summary) if last is not None else {}
+    summary["change"] = preview.description
+    db.add(PlanVersionRow(cohort_id=cohort.id, version=version, created_at=now, summary=summary))
+    _queue(db, cohort, series, change, preview, rows, now)
+    db.flush()
+    return ChangeResult(preview, version, publish_deadlines(db, slug, now))
+
+
+def _queue(
+    db: Session,
+    cohort: CohortRow,
+    series: LiveSeriesRow,
+    change: Change,
+    preview: ChangePreview,
+    rows: dict[str, OccurrenceRow],
+    now: datetime,
+) -> None:
+    kind = "cancellation" if change.cancels else "update"
+    values = []
+    for person, _ in _audience(db, cohort, series):
+        for moved in preview.occurrences:
+            row = rows[moved.uid]
+            key = f"{kind}/{person.id}/{row.uid}/{row.sequence}"
+            values.append(
+                {
+                    "cohort_id": cohort.id,
+                    "person_id": person.id,
+                    "kind": kind,
+                    "key": key,
+                    "target": row.uid,
+                    "rule": kind,
+                    "target_version": row.sequence,
+                    "due_at": now,
+                    "status": "pending",
+                    "attempts": 0,
+                    "next_attempt_at": now,
+                    "message_id": f"<{uuid.uuid5(UID_NAMESPACE, key)}@cohort-scheduler>",
+                    "payload": {
+                        "method": "CANCEL" if change.cancels else "REQUEST",
+                        "uid": row.uid,
+                        "sequence": row.sequence,
+                        "old_start": moved.old_start.isoformat(),
+                        "new_start": moved.new_start.isoformat() if moved.new_start else None,
+                    },
+                    "created_at": now,
+                }
+            )
+    if values:
+        db.execute(repo.table_of(NotificationRow).insert(), values)
