@@ -12,11 +12,8 @@ from sqlalchemy import func, select
 from scheduler.errors import ConfigError, NotFoundError
 from scheduler.persistence.models import LiveSeriesRow, NotificationRow, OccurrenceRow
 from scheduler.runtime import Runtime
-from scheduler.services import schedule
 from scheduler.services.changes import Change, apply_change, parse_wall_time, preview_change
-from scheduler.services.cohorts import load_cohort
-from scheduler.services.plans import CANCELLED, plan_cohort
-from scheduler.services.roster import import_roster
+from scheduler.services.plans import CANCELLED
 
 SLUG = "ml-foundations-2027"
 ROWS = [
@@ -27,16 +24,8 @@ ROWS = [
 
 
 @pytest.fixture
-def published(
-    runtime: Runtime, example_cohort_text: str, make_roster: Callable[..., bytes]
-) -> Runtime:
-    now = runtime.clock.now()
-    with runtime.transaction() as db:
-        load_cohort(db, example_cohort_text, "cohort.toml", now)
-        import_roster(db, SLUG, make_roster(ROWS), "r.csv", now)
-        _, _, plan = plan_cohort(db, SLUG)
-        schedule.publish(db, SLUG, plan, now)
-    return runtime
+def published(make_published: Callable[[list[list[str]]], Runtime]) -> Runtime:
+    return make_published(ROWS)
 
 
 def _occurrence(runtime: Runtime, week: int) -> OccurrenceRow:

@@ -10,7 +10,6 @@ from sqlalchemy import func, select
 from scheduler.persistence.models import DeadlineGroupRow, DeadlineItemRow, LearnerDeadlinesRow
 from scheduler.runtime import Runtime
 from scheduler.services import schedule
-from scheduler.services.cohorts import load_cohort
 from scheduler.services.deadlines import deadline_summary, publish_deadlines
 from scheduler.services.plans import plan_cohort
 from scheduler.services.roster import import_roster
@@ -27,16 +26,8 @@ ROWS = [
 
 
 @pytest.fixture
-def published(
-    runtime: Runtime, example_cohort_text: str, make_roster: Callable[..., bytes]
-) -> Runtime:
-    now = runtime.clock.now()
-    with runtime.transaction() as db:
-        load_cohort(db, example_cohort_text, "cohort.toml", now)
-        import_roster(db, SLUG, make_roster(ROWS), "r.csv", now)
-        _, _, plan = plan_cohort(db, SLUG)
-        schedule.publish(db, SLUG, plan, now)
-    return runtime
+def published(make_published: Callable[[list[list[str]]], Runtime]) -> Runtime:
+    return make_published(ROWS)
 
 
 def test_every_learner_gets_a_complete_async_path(published: Runtime) -> None:

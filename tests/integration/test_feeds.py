@@ -11,7 +11,6 @@ from scheduler.errors import NotFoundError
 from scheduler.persistence.models import FeedTokenRow, OccurrenceRow
 from scheduler.runtime import Runtime
 from scheduler.services import schedule
-from scheduler.services.cohorts import load_cohort
 from scheduler.services.feeds import (
     feed_events,
     hash_token,
@@ -20,7 +19,6 @@ from scheduler.services.feeds import (
     resolve_token,
 )
 from scheduler.services.plans import plan_cohort
-from scheduler.services.roster import import_roster
 
 SLUG = "ml-foundations-2027"
 ROWS = [
@@ -31,16 +29,8 @@ ROWS = [
 
 
 @pytest.fixture
-def published(
-    runtime: Runtime, example_cohort_text: str, make_roster: Callable[..., bytes]
-) -> Runtime:
-    now = runtime.clock.now()
-    with runtime.transaction() as db:
-        load_cohort(db, example_cohort_text, "cohort.toml", now)
-        import_roster(db, SLUG, make_roster(ROWS), "r.csv", now)
-        _, _, plan = plan_cohort(db, SLUG)
-        schedule.publish(db, SLUG, plan, now)
-    return runtime
+def published(make_published: Callable[[list[list[str]]], Runtime]) -> Runtime:
+    return make_published(ROWS)
 
 
 def test_tokens_are_hashed_resolvable_and_revocable(published: Runtime) -> None:
