@@ -507,7 +507,7 @@ class FeedBuilder:
         ]
         if clean:
             lines.append(_fold("NAME:" + _escape(clean)))
-            lines.append(_fold("X-WR-CALNAME:" + clean))
+            lines.append(_fold("X-WR-CALNAME:" + _escape(clean)))
         lines.append("REFRESH-INTERVAL;VALUE=DURATION:" + duration)
         lines.append("X-PUBLISHED-TTL:" + duration)
         lines.append("")
@@ -593,7 +593,7 @@ def feed_calendar(
     clean = sanitize_text(name, limit=NAME_LIMIT)
     if clean:
         cal.add("NAME", vText(clean))  # RFC 7986 TEXT; icalendar would not escape it
-        cal.add("X-WR-CALNAME", clean)
+        cal.add("X-WR-CALNAME", vText(clean))  # X- properties are TEXT too: commas escaped
     cal.add("REFRESH-INTERVAL", refresh, parameters={"VALUE": "DURATION"})
     cal.add("X-PUBLISHED-TTL", _duration(refresh))
     for key, first, last in _zone_windows(map(_zone_span, events), stamp):
