@@ -54,6 +54,8 @@ class CohortRow(Base):
     quiet_start: Mapped[int] = mapped_column(Integer)
     quiet_end: Mapped[int] = mapped_column(Integer)
     source_text: Mapped[str] = mapped_column(Text)
+    # Bumped by every change that can alter a calendar feed; the web keys its feed cache on it.
+    feeds_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 

@@ -486,3 +486,12 @@ def active_learners(db: Session, cohort_id: int) -> list[ActiveLearner]:
         .order_by(PersonRow.email)
     )
     return [ActiveLearner(*row) for row in db.execute(query)]
+
+
+def touch_feeds(db: Session, cohort_id: int) -> None:
+    """Mark every feed of the cohort as changed (the web's feed cache keys on this counter)."""
+    db.execute(
+        update(CohortRow)
+        .where(CohortRow.id == cohort_id)
+        .values(feeds_version=CohortRow.feeds_version + 1)
+    )

@@ -249,6 +249,7 @@ def apply_change(db: Session, slug: str, change: Change, now: datetime) -> Chang
     summary = dict(last.summary) if last is not None else {}
     summary["change"] = preview.description
     db.add(PlanVersionRow(cohort_id=cohort.id, version=version, created_at=now, summary=summary))
+    repo.touch_feeds(db, cohort.id)
     _queue(db, cohort, series, change, preview, rows, now)
     db.flush()
     return ChangeResult(preview, version, publish_deadlines(db, slug, now))

@@ -25,6 +25,7 @@ def load_cohort(db: Session, text: str, source: str, now: datetime) -> LoadResul
     facilitators; loading the same file again changes nothing but ``updated_at``."""
     spec = parse_cohort_file(text, source)
     row, created = repo.save_cohort(db, spec, text, now)
+    repo.touch_feeds(db, row.id)
     warnings = _sync_facilitators(db, row.id, spec, now)
     return LoadResult(spec, created, warnings)
 

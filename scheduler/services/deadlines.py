@@ -187,6 +187,7 @@ def publish_deadlines(db: Session, slug: str, now: datetime) -> DeadlineSummary:
         )
     if stale:
         db.execute(delete(DeadlineGroupRow).where(DeadlineGroupRow.id.in_(stale)))
+    repo.touch_feeds(db, cohort.id)
     return DeadlineSummary(
         learners=len(computed),
         groups=len(lists),

@@ -202,6 +202,7 @@ def publish_plan(db: Session, slug: str, plan: Plan, now: datetime) -> tuple[int
             cohort_id=cohort.id, version=version, created_at=now, summary=plan_summary(plan)
         )
     )
+    repo.touch_feeds(db, cohort.id)
     db.flush()
     return version, diff
 

@@ -128,6 +128,7 @@ def import_roster(
     )
     repo.update_enrollments(db, changed_enrollments)
     result.written = True
+    repo.touch_feeds(db, cohort.id)
     if (result.added or result.updated) and published_version(db, cohort.id) is not None:
         # A published cohort keeps every learner's deadlines right, newcomers included.
         result.deadlines = publish_deadlines(db, cohort_slug, now)

@@ -12,16 +12,18 @@ import hashlib
 import threading
 import time
 from collections import OrderedDict, deque
-from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
+from sqlalchemy import bindparam, select
+from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from scheduler.outputs.ics import FeedBuilder
-from scheduler.persistence.models import CohortRow
+from scheduler.persistence.models import CohortRow, FeedTokenRow
 from scheduler.runtime import NotMigratedError, Runtime
-from scheduler.services.feeds import feed_events, feed_name, feed_stamp, resolve_token
+from scheduler.services.feeds import feed_events, feed_name, feed_stamp, hash_token, resolve_token
 
 SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
@@ -74,33 +76,51 @@ class _Builders:
             return builder
 
 
+class _Bodies:
+    """Finished feed bodies and ETags by (token hash, cohort, feeds version), least recently used
+    dropped first. A change to the cohort bumps its feeds version, so stale bodies are never
+    served; a revoked token fails the lookup before the cache is consulted."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self._items: OrderedDict[tuple[str, int, int], tuple[bytes, str]] = OrderedDict()
+        self._size = size
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, int, int]) -> tuple[bytes, str] | None:
+        with self._lock:
+            found = self._items.get(key)
+            if found is not None:
+                self._items.move_to_end(key)
+            return found
+
+    def put(self, key: tuple[str, int, int], value: tuple[bytes, str]) -> None:
+        with self._lock:
+            self._items[key] = value
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+
+
 def create_app(runtime: Runtime) -> FastAPI:
     app = FastAPI(
         title="cohort-scheduler", docs_url=None, redoc_url=None, openapi_url="/api/openapi.json"
     )
     limiter = RateLimiter(runtime.settings.feed_rate_per_minute)
     builders = _Builders()
+    bodies = _Bodies()
 
-    @app.middleware("http")
-    async def security_headers(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        response = await call_next(request)
-        for name, value in SECURITY_HEADERS.items():
-            response.headers.setdefault(name, value)
-        return response
+    lookup = (
+        select(FeedTokenRow.cohort_id, CohortRow.feeds_version)
+        .join(CohortRow, CohortRow.id == FeedTokenRow.cohort_id)
+        .where(
+            FeedTokenRow.token_hash == bindparam("token_hash"), FeedTokenRow.revoked_at.is_(None)
+        )
+    )
 
-    @app.get("/feeds/{token}.ics", include_in_schema=False)
-    def feed(token: str, request: Request) -> Response:
-        client = request.client.host if request.client else "unknown"
-        if not limiter.allow(client):
-            return PlainTextResponse(
-                "too many requests\n", status_code=429, headers={"Retry-After": "60"}
-            )
+    def render(token: str) -> tuple[bytes, str] | None:
         with runtime.transaction() as db:
             target = resolve_token(db, token)
             if target is None:
-                return PlainTextResponse("no such feed\n", status_code=404)
+                return None
             stamp = feed_stamp(db, target.cohort_id)
             if stamp is None:
                 cohort = db.get(CohortRow, target.cohort_id)
@@ -108,7 +128,31 @@ def create_app(runtime: Runtime) -> FastAPI:
                 stamp = cohort.updated_at
             events = feed_events(db, target)
         body = builders.get(target.cohort_id, stamp).feed(feed_name(target), events)
-        etag = f'"{hashlib.sha256(body).hexdigest()[:32]}"'
+        return body, f'"{hashlib.sha256(body).hexdigest()[:32]}"'
+
+    @app.get("/feeds/{token}.ics", include_in_schema=False)
+    async def feed(token: str, request: Request) -> Response:
+        # async: the lookup is one indexed query, cheaper than a hop to the thread pool; only a
+        # cache miss renders the feed, in the thread pool.
+        client = request.client.host if request.client else "unknown"
+        if not limiter.allow(client):
+            return PlainTextResponse(
+                "too many requests\n", status_code=429, headers={"Retry-After": "60"}
+            )
+        token_hash = hash_token(token)
+        # One indexed query per request: is the token live, and which version are the feeds at?
+        with runtime.engine.connect() as connection:
+            row = connection.execute(lookup, {"token_hash": token_hash}).first()
+        if row is None:
+            return PlainTextResponse("no such feed\n", status_code=404)
+        key = (token_hash, row.cohort_id, row.feeds_version)
+        cached = bodies.get(key)
+        if cached is None:
+            cached = await run_in_threadpool(render, token)
+            if cached is None:
+                return PlainTextResponse("no such feed\n", status_code=404)
+            bodies.put(key, cached)
+        body, etag = cached
         headers = {**FEED_HEADERS, "ETag": etag}
         wanted = request.headers.get("if-none-match", "")
         if etag in [tag.strip() for tag in wanted.split(",")] or wanted.strip() == "*":
@@ -131,4 +175,27 @@ def create_app(runtime: Runtime) -> FastAPI:
             return JSONResponse({"status": "not ready", "reason": str(e)}, status_code=503)
         return JSONResponse({"status": "ready"})
 
+    app.add_middleware(SecurityHeaders)
     return app
+
+
+class SecurityHeaders:
+    """Adds the security headers to every response (plain ASGI: no per-request task overhead)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.headers = [(k.lower().encode(), v.encode()) for k, v in SECURITY_HEADERS.items()]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                present = {name.lower() for name, _ in message.get("headers", [])}
+                extra = [(k, v) for k, v in self.headers if k not in present]
+                message["headers"] = [*message.get("headers", []), *extra]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
