@@ -30,4 +30,4 @@ def feed_links(base_url: str, token: str, name: str) -> FeedLinks:
 
 def redact_feed_path(text: str) -> str:
     """Hide the capability in any ``/feeds/<token>`` path (for log lines)."""
-    return _FEED_PATH.sub("/feeds/[redacted]", text)
+    return _FEED_PATH.sub("/feeds/[redacted]", text) if "/feeds/" in text else text

@@ -30,6 +30,7 @@ SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
 }
+LOOKUP_SECONDS = 1.0  # how long a token check is trusted (revocation takes effect within this)
 FEED_HEADERS = {"Cache-Control": "private, max-age=300", "X-Robots-Tag": "noindex, nofollow"}
 
 
@@ -107,6 +108,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     limiter = RateLimiter(runtime.settings.feed_rate_per_minute)
     builders = _Builders()
     bodies = _Bodies()
+    lookups: dict[str, tuple[float, tuple[int, int] | None]] = {}
 
     lookup = (
         select(FeedTokenRow.cohort_id, CohortRow.feeds_version)
@@ -130,22 +132,30 @@ def create_app(runtime: Runtime) -> FastAPI:
         body = builders.get(target.cohort_id, stamp).feed(feed_name(target), events)
         return body, f'"{hashlib.sha256(body).hexdigest()[:32]}"'
 
-    @app.get("/feeds/{token}.ics", include_in_schema=False)
-    async def feed(token: str, request: Request) -> Response:
+    async def feed(request: Request) -> Response:
         # async: the lookup is one indexed query, cheaper than a hop to the thread pool; only a
         # cache miss renders the feed, in the thread pool.
+        token = str(request.path_params["token"])
         client = request.client.host if request.client else "unknown"
         if not limiter.allow(client):
             return PlainTextResponse(
                 "too many requests\n", status_code=429, headers={"Retry-After": "60"}
             )
         token_hash = hash_token(token)
-        # One indexed query per request: is the token live, and which version are the feeds at?
-        with runtime.engine.connect() as connection:
-            row = connection.execute(lookup, {"token_hash": token_hash}).first()
-        if row is None:
+        # Is the token live, and which version are the cohort's feeds at? One indexed query,
+        # remembered for LOOKUP_SECONDS: a revoked link stops working within that time.
+        now = time.monotonic()
+        seen = lookups.get(token_hash)
+        if seen is None or now - seen[0] > LOOKUP_SECONDS:
+            with runtime.engine.connect() as connection:
+                row = connection.execute(lookup, {"token_hash": token_hash}).first()
+            seen = (now, None if row is None else (row.cohort_id, row.feeds_version))
+            lookups[token_hash] = seen
+            if len(lookups) > 100_000:
+                lookups.clear()
+        if seen[1] is None:
             return PlainTextResponse("no such feed\n", status_code=404)
-        key = (token_hash, row.cohort_id, row.feeds_version)
+        key = (token_hash, *seen[1])
         cached = bodies.get(key)
         if cached is None:
             cached = await run_in_threadpool(render, token)
@@ -158,6 +168,9 @@ def create_app(runtime: Runtime) -> FastAPI:
         if etag in [tag.strip() for tag in wanted.split(",")] or wanted.strip() == "*":
             return Response(status_code=304, headers=headers)
         return Response(body, media_type="text/calendar; charset=utf-8", headers=headers)
+
+    # A plain Starlette route: the hot path skips FastAPI's parameter machinery.
+    app.add_route("/feeds/{token}.ics", feed, methods=["GET", "HEAD"], include_in_schema=False)
 
     @app.get("/robots.txt", include_in_schema=False)
     def robots() -> PlainTextResponse:

@@ -103,6 +103,7 @@ def test_unknown_and_revoked_links_are_404(server: dict[str, object]) -> None:
     reset = json.loads(
         _cohort(env, work, "feeds", "reset", "yuki.sato@example.org", "-c", SLUG, "--json").stdout
     )
+    time.sleep(1.1)  # the server trusts a token check for a second (LOOKUP_SECONDS)
     assert httpx.get(links["https"]).status_code == 404
     assert httpx.get(reset["https"]).status_code == 200
     server["links"] = reset
