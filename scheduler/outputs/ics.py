@@ -650,3 +650,90 @@ def invite(
     cal.add_component(vevent)
     data: bytes = cal.to_ical()
     return data
+
+
+@dataclass(frozen=True, slots=True)
+class WeekOccurrence:
+    """Week ``week`` of a weekly series as held: when, and whether it was cancelled."""
+
+    rule_start: datetime  # where the weekly rule puts it (the series' intended wall time)
+    start: datetime
+    end: datetime
+    cancelled: bool = False
+
+
+def series_invite(
+    series: CalendarEvent,
+    weeks: Sequence[WeekOccurrence | None],
+    *,
+    method: str,
+    organizer: tuple[str, str],
+    attendee: tuple[str, str],
+    stamp: datetime,
+    product_id: str = PRODUCT_ID,
+) -> bytes:
+    """An iTIP message for a whole weekly series: one recurring VEVENT, built with icalendar.
+
+    Feeds carry one event per occurrence; an invitation cannot (an iTIP message holds one UID),
+    and one email per meeting would bury learners. So an invitation is one event with
+    ``RRULE:FREQ=WEEKLY;COUNT=<weeks>`` from the first week's intended wall time in the series'
+    zone (RFC 5545 expands a nonexistent local time forward and an ambiguous one to the first,
+    which is the planner's own DST policy, so the expansion lands on the planned instants),
+    ``EXDATE`` for weeks without a meeting (``None``: a blackout) and cancelled ones, and a
+    ``RECURRENCE-ID`` override for every week held at another time. Any change is sent as a new
+    REQUEST of the whole series with a higher SEQUENCE (what Gmail, Outlook and Apple Calendar
+    apply reliably); a series cancelled as a whole is a CANCEL of its UID.
+    """
+    method = method.upper()
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {sorted(METHODS)}, got {method!r}")
+    if all(w is None for w in weeks):
+        raise ValueError("a series needs at least one week")
+    first = next(w for w in weeks if w is not None)
+    length = series.end - series.start
+    base = replace(series, start=first.rule_start, end=first.rule_start + length)
+    if method == "CANCEL":
+        base = replace(base, status="CANCELLED")
+    tz: tzinfo = _clean(base).start.tzinfo or UTC  # the zone DTSTART is written in
+    attendee_params = {"CUTYPE": "INDIVIDUAL", "ROLE": "REQ-PARTICIPANT"}
+    if method == "REQUEST":
+        attendee_params |= {"PARTSTAT": "NEEDS-ACTION", "RSVP": "TRUE"}
+    cal = _calendar(product_id)
+    cal.add("METHOD", method)
+    for key, f_year, l_year in _zone_windows([_zone_span(base)], stamp):
+        cal.add_component(Timezone.from_ical(_timezone_bytes(key, f_year, l_year)))
+
+    def people(vevent: Event) -> Event:
+        vevent.add("ORGANIZER", _address(organizer))
+        vevent.add("ATTENDEE", _address(attendee, **attendee_params))
+        return vevent
+
+    master = people(event_component(base, stamp=stamp))
+    offset = weeks.index(first)
+    master.add("RRULE", {"FREQ": "WEEKLY", "COUNT": len(weeks) - offset})
+
+    def local(moment: datetime) -> datetime:
+        return moment.astimezone(tz)
+
+    excluded = [local(w.rule_start) for w in weeks[offset:] if w is not None and w.cancelled]
+    # A blackout week has no meeting, but the rule still counts it: exclude its date too (same
+    # wall time a whole number of weeks on: aware arithmetic in one zone keeps the wall clock).
+    for i, w in enumerate(weeks[offset:]):
+        if w is None:
+            excluded.append(local(first.rule_start) + timedelta(weeks=i))
+    if excluded and method == "REQUEST":
+        master.add("EXDATE", sorted(excluded))
+    cal.add_component(master)
+    if method == "REQUEST":
+        for w in weeks[offset:]:
+            if (
+                w is None
+                or w.cancelled
+                or (w.start, w.end) == (w.rule_start, w.rule_start + length)
+            ):
+                continue
+            moved = people(event_component(replace(series, start=w.start, end=w.end), stamp=stamp))
+            moved.add("RECURRENCE-ID", local(w.rule_start))
+            cal.add_component(moved)
+    data: bytes = cal.to_ical()
+    return data
