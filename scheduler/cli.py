@@ -808,7 +808,8 @@ def _change(change: Change, cohort: str, yes: bool, as_json: bool) -> None:
         _json({"applied": True, "version": result.version, **asdict(result.preview)})
         return
     out.print(
-        f"[green]Done[/green]: plan version {result.version}; {result.preview.emails} email(s) "
+        f"[green]Done[/green]: plan version {result.version}; "
+        f"{result.invites.updates} update(s) and {result.invites.cancellations} cancellation(s) "
         f"queued; deadlines recomputed ({result.deadlines.changed_learners} learners changed)."
     )
 

@@ -3,14 +3,13 @@
 One service serves the CLI (`cohort reschedule`, `cohort cancel`) and, later, the dashboard:
 ``preview_change`` says who is affected, coverage before and after, and which emails will go
 out; ``apply_change`` does it in the caller's transaction — new times (same UID, SEQUENCE + 1),
-or ``STATUS:CANCELLED`` —, records a plan version, recomputes deadlines, and queues one update
-or cancellation notification per affected person and occurrence in the outbox.
+or ``STATUS:CANCELLED`` —, records a plan version, recomputes deadlines, and queues an updated
+series invitation (or a cancellation) for every affected person in the outbox.
 Occurrences that have already started are never changed.
 """
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 
@@ -24,7 +23,6 @@ from scheduler.persistence import repo
 from scheduler.persistence.models import (
     CohortRow,
     LiveSeriesRow,
-    NotificationRow,
     OccurrenceRow,
     PersonRow,
     PlanVersionRow,
@@ -32,7 +30,8 @@ from scheduler.persistence.models import (
 )
 from scheduler.planning.fit import occurrence_date
 from scheduler.services.deadlines import DeadlineSummary, publish_deadlines
-from scheduler.services.plans import CANCELLED, SCHEDULED, UID_NAMESPACE, published_version
+from scheduler.services.invites import InviteCounts, queue_invites
+from scheduler.services.plans import CANCELLED, SCHEDULED, published_version
 from scheduler.timeutil import MINUTES_PER_DAY, Weekday, parse_clock, wall_to_utc, zone
 
 
@@ -98,6 +97,7 @@ class ChangeResult:
     preview: ChangePreview
     version: int
     deadlines: DeadlineSummary
+    invites: InviteCounts
 
 
 def _series(db: Session, cohort: CohortRow, change: Change) -> LiveSeriesRow:
@@ -215,7 +215,7 @@ def preview_change(db: Session, slug: str, change: Change, now: datetime) -> Cha
                     person, cohort.default_availability, new, series.duration_minutes
                 )
     preview.people = len(audience)
-    preview.emails = len(audience) * len(targets)
+    preview.emails = len(audience)  # one updated (or cancelled) series invitation each
     preview.sample = sorted(p.email for p, _ in audience)[:5]
     return preview
 
@@ -250,49 +250,6 @@ def apply_change(db: Session, slug: str, change: Change, now: datetime) -> Chang
     summary["change"] = preview.description
     db.add(PlanVersionRow(cohort_id=cohort.id, version=version, created_at=now, summary=summary))
     repo.touch_feeds(db, cohort.id)
-    _queue(db, cohort, series, change, preview, rows, now)
     db.flush()
-    return ChangeResult(preview, version, publish_deadlines(db, slug, now))
-
-
-def _queue(
-    db: Session,
-    cohort: CohortRow,
-    series: LiveSeriesRow,
-    change: Change,
-    preview: ChangePreview,
-    rows: dict[str, OccurrenceRow],
-    now: datetime,
-) -> None:
-    kind = "cancellation" if change.cancels else "update"
-    values = []
-    for person, _ in _audience(db, cohort, series):
-        for moved in preview.occurrences:
-            row = rows[moved.uid]
-            key = f"{kind}/{person.id}/{row.uid}/{row.sequence}"
-            values.append(
-                {
-                    "cohort_id": cohort.id,
-                    "person_id": person.id,
-                    "kind": kind,
-                    "key": key,
-                    "target": row.uid,
-                    "rule": kind,
-                    "target_version": row.sequence,
-                    "due_at": now,
-                    "status": "pending",
-                    "attempts": 0,
-                    "next_attempt_at": now,
-                    "message_id": f"<{uuid.uuid5(UID_NAMESPACE, key)}@cohort-scheduler>",
-                    "payload": {
-                        "method": "CANCEL" if change.cancels else "REQUEST",
-                        "uid": row.uid,
-                        "sequence": row.sequence,
-                        "old_start": moved.old_start.isoformat(),
-                        "new_start": moved.new_start.isoformat() if moved.new_start else None,
-                    },
-                    "created_at": now,
-                }
-            )
-    if values:
-        db.execute(repo.table_of(NotificationRow).insert(), values)
+    deadlines = publish_deadlines(db, slug, now)
+    return ChangeResult(preview, version, deadlines, queue_invites(db, slug, now))

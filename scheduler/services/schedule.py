@@ -15,6 +15,7 @@ from scheduler.persistence import repo
 from scheduler.persistence.models import LiveSeriesRow, OccurrenceRow, PersonRow, SectionMemberRow
 from scheduler.planning import Plan
 from scheduler.services.deadlines import DeadlineSummary, learner_items, publish_deadlines
+from scheduler.services.invites import queue_invites
 from scheduler.services.plans import SCHEDULED, PlanDiff, diff_plan, publish_plan
 from scheduler.timeutil import MINUTES_PER_DAY, zone
 
@@ -31,7 +32,9 @@ def publish(
     version = None
     if diff.changed or diff.published_version is None:
         version, diff = publish_plan(db, slug, plan, now)
-    return version, diff, publish_deadlines(db, slug, now)
+    deadlines = publish_deadlines(db, slug, now)
+    queue_invites(db, slug, now)  # invitations, updates and cancellations by diff
+    return version, diff, deadlines
 
 
 @dataclass(frozen=True, slots=True)

@@ -65,10 +65,10 @@ def test_move_one_occurrence_keeps_uid_and_queues_updates(published: Runtime) ->
     assert after.start.astimezone(ZoneInfo("Europe/Berlin")).hour == 9
     assert _occurrence(published, 3).sequence == 0  # the other weeks stay
     with published.transaction() as db:
-        rows = list(db.scalars(select(NotificationRow)))
-    assert len(rows) == preview.emails
-    assert {r.kind for r in rows} == {"update"}
-    assert {r.payload["uid"] for r in rows} == {before.uid}
+        rows = list(db.scalars(select(NotificationRow).where(NotificationRow.kind == "update")))
+    assert len(rows) == preview.emails == result.invites.updates  # one updated invitation each
+    assert len({r.payload["uid"] for r in rows}) == 1  # the series' invitation
+    assert all(r.target_version == 2 for r in rows)
     assert len({r.message_id for r in rows}) == len(rows)
     assert result.version == 2
 
@@ -82,7 +82,8 @@ def test_cancel_series_from_a_week(published: Runtime) -> None:
         )
         kinds = set(db.scalars(select(NotificationRow.kind)))
     assert cancelled == len(result.preview.occurrences) == 3  # weeks 6, 7, 8
-    assert kinds == {"cancellation"}
+    assert kinds == {"invite", "update"}  # the rest of the series still meets: an update
+    assert result.invites.updates == result.preview.people
     assert _occurrence(published, 4).status != CANCELLED
 
 
