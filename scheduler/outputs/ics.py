@@ -159,7 +159,9 @@ def _clean_email(value: str) -> str:
 
 def _clean_person(name: str) -> str:
     # A double quote cannot appear in a parameter value; RFC 6868 escapes are not read everywhere.
-    return sanitize_text(name, limit=PERSON_LIMIT).replace('"', "'")
+    # A backslash is legal there but parsers (icalendar's among them) read "\:" as an escape and
+    # lose the address after it, so it becomes a slash.
+    return sanitize_text(name, limit=PERSON_LIMIT).replace('"', "'").replace("\\", "/")
 
 
 # --- the event value --------------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 from ical.calendar_stream import IcsCalendarStream
 from icalendar import Calendar, vUnknown
@@ -193,6 +193,7 @@ def test_sanitize_text_is_idempotent_capped_and_clean(text, limit, multiline):
 
 
 @given(hostile, hostile, st.sampled_from(["REQUEST", "CANCEL"]))
+@example("\\", "", "REQUEST")  # a name that is one backslash once swallowed the address
 def test_invites_with_hostile_names_parse(organizer_name, attendee_name, method):
     event = make(1, organizer_name, attendee_name, "", (), 15)
     data = invite(
@@ -210,7 +211,7 @@ def test_invites_with_hostile_names_parse(organizer_name, attendee_name, method)
     assert strict.events[0].attendees[0].uri == "mailto:ana@example.org"
     assert (strict.events[0].attendees[0].common_name or "") == sanitize_text(
         attendee_name, limit=200
-    ).replace('"', "'")
+    ).replace('"', "'").replace("\\", "/")
     assert count_lines(data) == count_lines(cal.to_ical())
 
 
