@@ -60,6 +60,8 @@ bench: $(VENV)/.test-installed
 	$(BIN)/python bench/roster_import.py
 	$(BIN)/python bench/planner.py
 	$(BIN)/python bench/deadlines.py
+	$(BIN)/python bench/feeds_build.py
+	$(BIN)/python bench/feeds.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -256,6 +256,9 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=8, help="concurrent connections (8)")
     parser.add_argument("--threads", type=int, default=1, help="wrk threads (1)")
     parser.add_argument("--client", choices=["auto", "wrk", "httpx"], default="auto")
+    parser.add_argument(
+        "--no-access-log", action="store_true", help="run cohort serve without its access log"
+    )
     parser.add_argument("--serve-static", nargs=2, metavar=("PORT", "FILE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_static:
@@ -267,6 +270,7 @@ def main() -> None:
         parser.error("wrk is not installed (apt-get install -y wrk)")
     client = "wrk" if wrk else "httpx (asyncio)"
     cohort_exe = shutil.which("cohort", path=str(Path(sys.executable).parent)) or "cohort"
+    extra_serve_args = ["--no-access-log"] if args.no_access_log else []
 
     with (
         tempfile.TemporaryDirectory(prefix="bench-feeds-") as name,
@@ -292,7 +296,7 @@ def main() -> None:
         base = f"http://127.0.0.1:{port}"
         stack.enter_context(
             _server(
-                [cohort_exe, "serve", "--port", str(port)],
+                [cohort_exe, "serve", "--port", str(port), *extra_serve_args],
                 f"{base}/healthz",
                 folder / "cohort.log",
                 env,

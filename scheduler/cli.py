@@ -930,6 +930,10 @@ def feeds_reset(
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    access_log: Annotated[
+        bool,
+        typer.Option("--access-log/--no-access-log", help="Log every request (tokens redacted)."),
+    ] = True,
 ) -> None:
     """Serve calendar feeds (and health checks) over HTTP with uvicorn."""
     import uvicorn  # the web stack loads only for this command
@@ -947,6 +951,7 @@ def serve(
         port=port,
         log_config=log_config("INFO" if level == "WARNING" else level),
         proxy_headers=False,
+        access_log=access_log,
         server_header=False,
     )
 
