@@ -33,6 +33,7 @@ __all__ = [
     "parse_duration",
     "suggest_zones",
     "wall_to_utc",
+    "week_minute",
     "zone",
 ]
 
@@ -164,6 +165,11 @@ def zone(name: str) -> ZoneInfo:
         return ZoneInfo(canonical)
     except ZoneInfoNotFoundError as e:  # pragma: no cover - tzdata and zone.tab disagree
         raise ValueError(f"unknown time zone {name!r}") from e
+
+
+def week_minute(moment: datetime) -> int:
+    """Minutes since Monday 00:00 on ``moment``'s own wall clock (0 to 10079)."""
+    return moment.weekday() * MINUTES_PER_DAY + moment.hour * 60 + moment.minute
 
 
 # --- the DST policy ------------------------------------------------------------------------

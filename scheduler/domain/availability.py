@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import datetime, tzinfo
 from functools import lru_cache
 
-from scheduler.timeutil import MINUTES_PER_DAY, MINUTES_PER_WEEK, Weekday, parse_clock
+from scheduler.timeutil import MINUTES_PER_DAY, MINUTES_PER_WEEK, Weekday, parse_clock, week_minute
 
 MAX_OVERNIGHT_MINUTES = 12 * 60
 
@@ -95,6 +96,11 @@ class Availability:
                 if w_start <= shifted and shifted + duration <= w_end:
                     return True
         return False
+
+    def covers_at(self, start: datetime, duration: int, tz: tzinfo) -> bool:
+        """Whether a session of ``duration`` minutes starting at the instant ``start`` lies
+        inside a window on the clock of ``tz`` (the person's zone) that week."""
+        return self.covers(week_minute(start.astimezone(tz)), duration)
 
     def joined(self) -> list[tuple[int, int]]:
         """The windows with the piece that wraps past Sunday midnight joined back into one.

@@ -49,9 +49,7 @@ def availability_heatmap(
             instant = wall_to_utc(day, time(minute // 60, minute % 60), tz)
             here: Counter[str] = Counter()
             for (zone_name, availability), n in groups.items():
-                local = instant.astimezone(zone(zone_name))
-                week_minute = local.weekday() * MINUTES_PER_DAY + local.hour * 60 + local.minute
-                if availability.covers(week_minute, slot_minutes):
+                if availability.covers_at(instant, slot_minutes, zone(zone_name)):
                     here[zone_name] += n
             row.append(sum(here.values()))
             zones_row.append(here)

@@ -144,7 +144,14 @@ from scheduler.domain.cohort import (
     SeriesKind,
 )
 from scheduler.planning.model import Occurrence
-from scheduler.timeutil import MINUTES_PER_DAY, format_duration, is_aware, wall_to_utc, zone
+from scheduler.timeutil import (
+    MINUTES_PER_DAY,
+    format_duration,
+    is_aware,
+    wall_to_utc,
+    week_minute,
+    zone,
+)
 
 __all__ = [
     "CATCH_UP_PACE",
@@ -376,8 +383,7 @@ class _Clock:
         """(local minute of the week the occurrence starts, its length in elapsed minutes)."""
         found = self._week_minute.get(id(occurrence))
         if found is None:
-            local = occurrence.start.astimezone(self.tz)
-            minute = local.weekday() * MINUTES_PER_DAY + local.hour * 60 + local.minute
+            minute = week_minute(occurrence.start.astimezone(self.tz))
             length = int((occurrence.end - occurrence.start).total_seconds()) // 60
             found = self._week_minute[id(occurrence)] = (minute, length)
         return found

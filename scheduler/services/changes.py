@@ -32,7 +32,7 @@ from scheduler.planning.fit import occurrence_date
 from scheduler.services.deadlines import DeadlineSummary, publish_deadlines
 from scheduler.services.invites import InviteCounts, queue_invites
 from scheduler.services.plans import CANCELLED, SCHEDULED, published_version
-from scheduler.timeutil import MINUTES_PER_DAY, Weekday, parse_clock, wall_to_utc, zone
+from scheduler.timeutil import Weekday, parse_clock, wall_to_utc, zone
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,9 +171,8 @@ def _audience(
 
 
 def _fits(person: PersonRow, default: str, start: datetime, minutes: int) -> bool:
-    local = start.astimezone(zone(person.zone))
-    week_minute = local.weekday() * MINUTES_PER_DAY + local.hour * 60 + local.minute
-    return parse_availability(person.availability or default).covers(week_minute, minutes)
+    availability = parse_availability(person.availability or default)
+    return availability.covers_at(start, minutes, zone(person.zone))
 
 
 def _new_start(

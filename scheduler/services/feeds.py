@@ -43,7 +43,7 @@ from scheduler.persistence.models import (
 )
 from scheduler.services.deadlines import learner_items
 from scheduler.services.plans import CANCELLED, UID_NAMESPACE
-from scheduler.timeutil import MINUTES_PER_DAY, zone
+from scheduler.timeutil import zone
 
 DEADLINE_BLOCK = timedelta(minutes=30)  # a deadline shows as a half-hour slot ending when due
 
@@ -232,9 +232,7 @@ def _occurrence_filter(
     def keep(series: LiveSeriesRow, occurrence: OccurrenceRow) -> bool:
         if series.kind != SeriesKind.COWORKING.value:
             return sections.get(series.series_key) == series.section
-        local = occurrence.start.astimezone(tz)
-        minute = local.weekday() * MINUTES_PER_DAY + local.hour * 60 + local.minute
-        return availability.covers(minute, series.duration_minutes)
+        return availability.covers_at(occurrence.start, series.duration_minutes, tz)
 
     return keep
 

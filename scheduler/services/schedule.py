@@ -17,7 +17,7 @@ from scheduler.planning import Plan
 from scheduler.services.deadlines import DeadlineSummary, learner_items, publish_deadlines
 from scheduler.services.invites import queue_invites
 from scheduler.services.plans import SCHEDULED, PlanDiff, diff_plan, publish_plan
-from scheduler.timeutil import MINUTES_PER_DAY, zone
+from scheduler.timeutil import zone
 
 
 def publish(
@@ -91,9 +91,7 @@ def learner_schedule(db: Session, slug: str, email: str) -> LearnerSchedule:
             section_count.get(series.series_key, 0), series.section + 1
         )
     for series, occurrence in rows:
-        local = occurrence.start.astimezone(tz)
-        week_minute = local.weekday() * MINUTES_PER_DAY + local.hour * 60 + local.minute
-        fits = availability.covers(week_minute, series.duration_minutes)
+        fits = availability.covers_at(occurrence.start, series.duration_minutes, tz)
         if series.kind == SeriesKind.COWORKING.value:
             if not fits:
                 continue  # only the blocks inside their window
