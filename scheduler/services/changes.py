@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from scheduler.domain.availability import parse_availability
-from scheduler.domain.cohort import SeriesKind
+from scheduler.domain.cohort import CohortSpec, SeriesKind
 from scheduler.errors import ConfigError, NotFoundError, Problem
 from scheduler.persistence import repo
 from scheduler.persistence.models import (
@@ -175,10 +175,7 @@ def _fits(person: PersonRow, default: str, start: datetime, minutes: int) -> boo
     return availability.covers_at(start, minutes, zone(person.zone))
 
 
-def _new_start(
-    db: Session, cohort: CohortRow, series: LiveSeriesRow, week: int, to: tuple[int, int]
-) -> datetime:
-    spec = repo.cohort_spec(db, cohort)
+def _new_start(spec: CohortSpec, series: LiveSeriesRow, week: int, to: tuple[int, int]) -> datetime:
     day = occurrence_date(spec, week, to[0])
     return wall_to_utc(day, time(to[1] // 60, to[1] % 60), zone(series.anchor_zone))
 
@@ -201,8 +198,9 @@ def preview_change(db: Session, slug: str, change: Change, now: datetime) -> Cha
         else (f"weeks {targets[0].week + 1}-{targets[-1].week + 1}")
     )
     preview = ChangePreview(f"{verb} {series.title} (section {series.section + 1}), {scope}")
+    spec = repo.cohort_spec(db, cohort)  # once: the cohort's calendar for every moved week
     for o in targets:
-        new = None if change.to is None else _new_start(db, cohort, series, o.week, change.to)
+        new = None if change.to is None else _new_start(spec, series, o.week, change.to)
         preview.occurrences.append(Moved(o.week, o.uid, o.start, new))
         for person in learners:
             preview.learner_occurrences += 1
