@@ -400,6 +400,19 @@ def update_people(db: Session, changes: Sequence[tuple[int, PersonValues]], now:
     )
 
 
+def enrollment_of(db: Session, cohort_id: int, person_id: int) -> StoredEnrollment | None:
+    """One person's enrollment in a cohort (one indexed row, not the whole roster)."""
+    query = select(
+        EnrollmentRow.id,
+        EnrollmentRow.person_id,
+        EnrollmentRow.role,
+        EnrollmentRow.status,
+        EnrollmentRow.max_sessions_per_week,
+    ).where(EnrollmentRow.cohort_id == cohort_id, EnrollmentRow.person_id == person_id)
+    row = db.execute(query).first()
+    return None if row is None else StoredEnrollment(*row)
+
+
 def enrollments(db: Session, cohort_id: int) -> dict[int, StoredEnrollment]:
     """The cohort's enrollments by person id."""
     query = select(

@@ -116,7 +116,7 @@ def _member(db: Session, cohort: CohortRow, email: str | None) -> tuple[PersonRo
     if email is None:
         return None, "cohort"
     person = db.scalar(select(PersonRow).where(PersonRow.email == email.strip().lower()))
-    enrollment = repo.enrollments(db, cohort.id).get(person.id) if person else None
+    enrollment = repo.enrollment_of(db, cohort.id, person.id) if person else None
     if person is None or enrollment is None or enrollment.status != "active":
         raise NotFoundError(f"{email} is not enrolled in {cohort.slug}")
     return person, enrollment.role

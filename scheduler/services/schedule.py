@@ -64,7 +64,7 @@ def learner_schedule(db: Session, slug: str, email: str) -> LearnerSchedule:
     items and replays, in time order."""
     cohort = repo.get_cohort(db, slug)
     person = db.scalar(select(PersonRow).where(PersonRow.email == email.strip().lower()))
-    if person is None or person.id not in repo.enrollments(db, cohort.id):
+    if person is None or repo.enrollment_of(db, cohort.id, person.id) is None:
         raise NotFoundError(f"{email} is not enrolled in {slug}")
     tz = zone(person.zone)
     availability = parse_availability(person.availability or cohort.default_availability)
