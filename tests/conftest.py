@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 from sqlalchemy import create_engine, text
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -22,6 +23,12 @@ from scheduler.persistence import migrations
 from scheduler.persistence.db import make_engine, make_session_factory
 from scheduler.runtime import Runtime
 from scheduler.settings import Settings
+
+# CI runs the property tests on a fixed seed so a landing never depends on luck; local runs keep
+# exploring new examples (a failure found here gets a regression test of its own).
+hypothesis_settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    hypothesis_settings.load_profile("ci")
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE_COHORT = REPO / "examples" / "cohort.toml"
