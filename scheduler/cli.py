@@ -415,6 +415,7 @@ def roster_import(
             STATE.runtime().clock.now(),
             dry_run=dry_run,
             partial=partial,
+            horizon=STATE.runtime().horizon,
         )
     counts = result.counts()
     if as_json:
@@ -532,7 +533,9 @@ def plan(
         spec, learners, result = plan_cohort(db, cohort)
         summary = None
         if publish:
-            published, diff, summary = schedule_service.publish(db, cohort, result, now)
+            published, diff, summary = schedule_service.publish(
+                db, cohort, result, now, STATE.runtime().horizon
+            )
         else:
             published, diff = None, diff_plan(db, cohort, result, now)
     if as_json:
@@ -803,7 +806,7 @@ def _change(change: Change, cohort: str, yes: bool, as_json: bool) -> None:
             out.print("Nothing changed (use --yes to apply without asking).")
         return
     with _transaction() as db:
-        result = apply_change(db, cohort, change, now)
+        result = apply_change(db, cohort, change, now, STATE.runtime().horizon)
     if as_json:
         _json({"applied": True, "version": result.version, **asdict(result.preview)})
         return
@@ -954,6 +957,87 @@ def serve(
         access_log=access_log,
         server_header=False,
     )
+
+
+@app.command()
+@guarded
+def worker(
+    once: Annotated[
+        bool, typer.Option("--once", help="Deliver what is due now, then exit (no scheduler).")
+    ] = False,
+) -> None:
+    """Deliver the outbox: invitations, reminders, digests (runs until SIGTERM).
+
+    Mail goes to the maildir folder (default var/outbox/) or the SMTP server in the settings.
+    On SQLite one worker runs at a time; on PostgreSQL run as many as you like.
+    """
+    from jobs.worker import Worker, sqlite_lock
+
+    runtime = STATE.runtime()
+    runtime.require_schema()
+    settings = runtime.settings
+    where = settings.mail_dir if settings.mail_backend == "maildir" else settings.smtp_host
+    with sqlite_lock(settings.database_url):
+        w = Worker(runtime)
+        if once:
+            totals = w.drain()
+        else:
+            err.print(
+                f"worker {w.id}: delivering to {settings.mail_backend} {where}; "
+                "Ctrl+C or SIGTERM to stop"
+            )
+            totals = w.run(settings.worker_tick_seconds)
+    c = totals.counts
+    err.print(
+        f"sent {c.sent}, retrying {c.retried}, failed {c.failed}, skipped {c.skipped}, "
+        f"superseded {c.cancelled} ({settings.mail_backend}: {where})"
+    )
+
+
+@app.command()
+@guarded
+def status(as_json: JsonFlag = False) -> None:
+    """The outbox and the workers: pending, due, sent, failed, skipped; last tick's age."""
+    from scheduler.services.delivery import outbox_status, worker_status
+
+    runtime = STATE.runtime()
+    now = runtime.clock.now()
+    with _transaction() as db:
+        box_ = outbox_status(db, now)
+        workers = worker_status(db, now)
+    if as_json:
+        _json(
+            {
+                "notifications": box_.counts,
+                "due": box_.due,
+                "workers": [asdict(w) for w in workers],
+                "recent_failures": [
+                    {"kind": k, "to": to, "error": e} for k, to, e in box_.failed_recent
+                ],
+            }
+        )
+        return
+    table = Table(box=box.SIMPLE, title="Outbox")
+    for name in ("pending", "due", "sent", "failed", "skipped", "cancelled"):
+        table.add_column(name, justify="right")
+    c = box_.counts
+    table.add_row(
+        str(c["pending"]),
+        str(box_.due),
+        str(c["sent"]),
+        str(c["failed"]),
+        str(c["skipped"]),
+        str(c["cancelled"]),
+    )
+    out.print(table)
+    if not workers:
+        out.print("no worker has run yet: start one with `cohort worker`")
+    for w in workers:
+        tick = "never" if w.last_tick_age is None else f"{w.last_tick_age:.0f} s ago"
+        state = "stopped" if w.stopped else "running"
+        out.print(f"worker {escape(w.id)}: {state}, last tick {tick}, sent {w.sent}")
+    for kind, to, error in box_.failed_recent:
+        out.print(f"[red]failed[/red] {kind} to {escape(to)}: {escape(error)}")
 
 
 @app.command()

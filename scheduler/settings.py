@@ -4,10 +4,11 @@
 from __future__ import annotations
 
 import os
+from email.utils import parseaddr
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -39,6 +40,62 @@ class Settings(BaseSettings):
     feed_rate_per_minute: int = Field(
         120, ge=1, description="calendar feed fetches allowed per client IP per minute"
     )
+
+    secret_key: SecretStr | None = Field(
+        None,
+        description="key that signs the feed links put in emails; unset: kept in secret_key_file",
+    )
+    secret_key_file: Path = Field(
+        Path("var/secret.key"), description="where the generated secret key is kept (mode 0600)"
+    )
+    mail_backend: Literal["maildir", "smtp"] = Field(
+        "maildir", description="maildir: write mail to mail_dir (no server needed); smtp: send"
+    )
+    mail_dir: Path = Field(
+        Path("var/outbox"), description="the maildir folder for mail_backend=maildir"
+    )
+    mail_from: str = Field(
+        "Cohort Scheduler <cohort@localhost>",
+        description="sender of every email and organizer of invitations: 'Name <address>'",
+    )
+    smtp_host: str = Field("localhost", description="SMTP server")
+    smtp_port: int = Field(587, ge=1, le=65535, description="SMTP port (587 STARTTLS, 465 TLS)")
+    smtp_security: Literal["none", "starttls", "tls"] = Field(
+        "starttls", description="none (loopback only), starttls, or tls (implicit)"
+    )
+    smtp_username: str | None = Field(None, description="SMTP login; unset: no AUTH")
+    smtp_password: SecretStr | None = Field(None, description="SMTP password (never logged)")
+    smtp_timeout: float = Field(30.0, gt=0, description="seconds before an SMTP call gives up")
+    worker_batch_size: int = Field(
+        50, ge=1, le=1000, description="notifications a worker claims and sends per batch"
+    )
+    worker_tick_seconds: float = Field(
+        1.0, gt=0, le=60, description="how often the worker looks for due notifications"
+    )
+    worker_lease_seconds: int = Field(
+        120, ge=10, description="a claimed batch returns to the queue after this if its worker dies"
+    )
+    reminder_horizon_hours: int = Field(
+        48, ge=1, le=24 * 14, description="reminders are written to the outbox this far ahead"
+    )
+    retry_base_seconds: float = Field(
+        30.0, gt=0, description="first retry delay after a temporary failure; doubles each time"
+    )
+    max_attempts: int = Field(
+        10, ge=1, description="temporary failures retried (with backoff) up to this many times"
+    )
+
+    @field_validator("mail_from")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        name, address = parseaddr(value)
+        if "@" not in address or any(c in value for c in "\r\n"):
+            raise ValueError("must look like 'Name <address@example.org>'")
+        return f"{name} <{address}>" if name else address
+
+    def sender(self) -> tuple[str, str]:
+        """(display name, address) of ``mail_from``."""
+        return parseaddr(self.mail_from)
 
     @field_validator("database_url")
     @classmethod

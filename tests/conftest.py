@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from hypothesis import settings as hypothesis_settings
+from pydantic import SecretStr
 from sqlalchemy import create_engine, text
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -90,12 +91,17 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 
 @pytest.fixture
-def runtime(db_url: str) -> Iterator[Runtime]:
+def runtime(db_url: str, tmp_path: Path) -> Iterator[Runtime]:
     """A migrated database on each backend, with a fixed clock."""
     engine = make_engine(db_url)
     migrations.upgrade(engine)
     settings = Settings.model_construct(
-        database_url=db_url, base_url="http://test", log_level="WARNING"
+        database_url=db_url,
+        base_url="http://test",
+        log_level="WARNING",
+        secret_key=SecretStr("test-secret-key"),
+        mail_dir=tmp_path / "outbox",
+        retry_base_seconds=30.0,
     )
     rt = Runtime(settings, engine, make_session_factory(engine), FixedClock(NOW))
     yield rt

@@ -81,6 +81,7 @@ class SeriesRequest:
     rotate: bool = False
     agenda: tuple[str, ...] = ()
     facilitators: tuple[str, ...] = ()  # emails; empty means any facilitator
+    join_url: str | None = None  # where learners join (video room); https only
 
     def __post_init__(self) -> None:
         if self.per_week < 1:

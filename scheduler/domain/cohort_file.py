@@ -195,6 +195,13 @@ def _email(raw: Any) -> str:
     return value.lower()
 
 
+def _https_url(raw: Any) -> str:
+    value = _text(500)(raw)
+    if not value.startswith("https://") or any(c.isspace() for c in value):
+        raise ValueError("must be an https:// URL without spaces")
+    return value
+
+
 def _choice(options: type[T]) -> Callable[[Any], T]:
     def convert(raw: Any) -> T:
         values = [str(o) for o in options]  # type: ignore[attr-defined]
@@ -477,6 +484,7 @@ def _read_series(r: _Reader) -> SeriesRequest | None:
     rotate = r.get("rotate", _boolean, False)
     agenda = r.get("agenda", _string_list(20, 200), ())
     facilitators = r.get("facilitators", _email_list, ())
+    join_url = r.get("join_url", _https_url, None, hint="e.g. https://meet.example.org/class")
     if duration is not None and duration > timedelta(hours=12):
         r.problem("duration", "must be at most 12 hours", duration)
         return None
@@ -509,6 +517,7 @@ def _read_series(r: _Reader) -> SeriesRequest | None:
         rotate=rotate,
         agenda=agenda,
         facilitators=facilitators,
+        join_url=join_url,
     )
 
 

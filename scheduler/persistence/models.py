@@ -93,6 +93,7 @@ class SeriesRequestRow(Base):
     rotate: Mapped[bool] = mapped_column(Boolean)
     agenda: Mapped[list[str]] = mapped_column(JSON)
     facilitator_emails: Mapped[list[str]] = mapped_column(JSON)
+    join_url: Mapped[str | None] = mapped_column(String(500))
 
     cohort: Mapped[CohortRow] = relationship(back_populates="series")
 
@@ -316,6 +317,7 @@ class FeedTokenRow(Base):
     cohort_id: Mapped[int] = mapped_column(ForeignKey("cohort.id", ondelete="CASCADE"))
     person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id", ondelete="CASCADE"))
     kind: Mapped[str] = mapped_column(String(20))  # learner, facilitator, cohort
+    purpose: Mapped[str] = mapped_column(String(10), server_default="url")  # url, mail
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -348,3 +350,19 @@ class NotificationRow(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    refused: Mapped[dict[str, str] | None] = mapped_column(JSON)  # partial recipient refusals
+
+
+class WorkerRow(Base):
+    """A running (or stopped) ``cohort worker``: its heartbeat and what it has done."""
+
+    __tablename__ = "worker"
+
+    id: Mapped[str] = mapped_column(String(120), primary_key=True)  # host:pid:random
+    host: Mapped[str] = mapped_column(String(200))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_tick_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    sent: Mapped[int] = mapped_column(Integer, default=0)

@@ -120,6 +120,7 @@ def save_cohort(
                 "rotate": s.rotate,
                 "agenda": list(s.agenda),
                 "facilitator_emails": list(s.facilitators),
+                "join_url": s.join_url,
             }
             for s in spec.series
         ],
@@ -234,6 +235,7 @@ def cohort_spec(db: Session, row: CohortRow) -> CohortSpec:
                 rotate=s.rotate,
                 agenda=tuple(s.agenda),
                 facilitators=tuple(s.facilitator_emails),
+                join_url=s.join_url,
             )
             for s in row.series
         ),

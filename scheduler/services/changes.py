@@ -32,6 +32,7 @@ from scheduler.planning.fit import occurrence_date
 from scheduler.services.deadlines import DeadlineSummary, publish_deadlines
 from scheduler.services.invites import InviteCounts, queue_invites
 from scheduler.services.plans import CANCELLED, SCHEDULED, published_version
+from scheduler.services.reminders import DEFAULT_HORIZON, sync_reminders
 from scheduler.timeutil import Weekday, parse_clock, wall_to_utc, zone
 
 
@@ -217,7 +218,9 @@ def preview_change(db: Session, slug: str, change: Change, now: datetime) -> Cha
     return preview
 
 
-def apply_change(db: Session, slug: str, change: Change, now: datetime) -> ChangeResult:
+def apply_change(
+    db: Session, slug: str, change: Change, now: datetime, horizon: timedelta = DEFAULT_HORIZON
+) -> ChangeResult:
     preview = preview_change(db, slug, change, now)
     cohort = repo.get_cohort(db, slug)
     series = _series(db, cohort, change)
@@ -249,4 +252,6 @@ def apply_change(db: Session, slug: str, change: Change, now: datetime) -> Chang
     repo.touch_feeds(db, cohort.id)
     db.flush()
     deadlines = publish_deadlines(db, slug, now)
-    return ChangeResult(preview, version, deadlines, queue_invites(db, slug, now))
+    invites = queue_invites(db, slug, now)
+    sync_reminders(db, slug, now, horizon)  # reminders of moved or cancelled meetings replaced
+    return ChangeResult(preview, version, deadlines, invites)

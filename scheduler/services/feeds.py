@@ -16,7 +16,9 @@ Cancelled occurrences stay in feeds with ``STATUS:CANCELLED`` so calendar apps r
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
 import secrets
 import uuid
 from collections.abc import Callable
@@ -95,6 +97,51 @@ def reset_tokens(
     revoked = db.execute(query.values(revoked_at=now)).rowcount  # type: ignore[attr-defined]
     token, target = issue_token(db, slug, email, now)
     return token, int(revoked or 0), target
+
+
+def mail_token(
+    db: Session, cohort_id: int, person_id: int, kind: str, secret: bytes, now: datetime
+) -> str:
+    """The feed token that emails to this person carry.
+
+    Emails are rendered long after a token is issued, and only token hashes are stored, so the
+    mail token is derived: HMAC-SHA256 of its row's id under the server's secret key (unguessable
+    without the key; a database copy alone does not reveal it). It is an ordinary token row
+    (``purpose='mail'``): ``cohort feeds reset`` revokes it like any other, and the next email
+    carries a fresh one.
+    """
+    row = db.scalar(
+        select(FeedTokenRow)
+        .where(
+            FeedTokenRow.cohort_id == cohort_id,
+            FeedTokenRow.person_id == person_id,
+            FeedTokenRow.purpose == "mail",
+            FeedTokenRow.revoked_at.is_(None),
+        )
+        .order_by(FeedTokenRow.id.desc())
+        .limit(1)
+    )
+    if row is None:
+        row = FeedTokenRow(
+            cohort_id=cohort_id,
+            person_id=person_id,
+            kind=kind,
+            purpose="mail",
+            token_hash=secrets.token_hex(32),  # replaced below, once the row has its id
+            created_at=now,
+        )
+        db.add(row)
+        db.flush()
+    token = _derive(secret, row.id, person_id)
+    if row.token_hash != hash_token(token):  # new row, or the secret key was changed
+        row.token_hash = hash_token(token)
+        db.flush()
+    return token
+
+
+def _derive(secret: bytes, row_id: int, person_id: int) -> str:
+    digest = hmac.new(secret, f"mail-token/{row_id}/{person_id}".encode(), hashlib.sha256)
+    return base64.urlsafe_b64encode(digest.digest()).rstrip(b"=").decode()
 
 
 def resolve_token(db: Session, token: str) -> FeedTarget | None:

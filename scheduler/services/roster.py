@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -15,6 +15,7 @@ from scheduler.persistence.repo import PersonValues
 from scheduler.roster import RosterReport, parse_roster
 from scheduler.services.deadlines import DeadlineSummary, publish_deadlines
 from scheduler.services.plans import published_version
+from scheduler.services.reminders import DEFAULT_HORIZON, sync_reminders
 
 
 @dataclass(slots=True)
@@ -49,6 +50,7 @@ def import_roster(
     *,
     dry_run: bool = False,
     partial: bool = False,
+    horizon: timedelta = DEFAULT_HORIZON,
 ) -> ImportResult:
     """Upsert the roster's people (by email) and enroll them in the cohort.
 
@@ -132,4 +134,6 @@ def import_roster(
     if (result.added or result.updated) and published_version(db, cohort.id) is not None:
         # A published cohort keeps every learner's deadlines right, newcomers included.
         result.deadlines = publish_deadlines(db, cohort_slug, now)
+    if published_version(db, cohort.id) is not None:
+        sync_reminders(db, cohort_slug, now, horizon)  # newcomers welcomed; leavers' cancelled
     return result

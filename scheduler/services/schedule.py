@@ -17,14 +17,16 @@ from scheduler.planning import Plan
 from scheduler.services.deadlines import DeadlineSummary, learner_items, publish_deadlines
 from scheduler.services.invites import queue_invites
 from scheduler.services.plans import SCHEDULED, PlanDiff, diff_plan, publish_plan
+from scheduler.services.reminders import DEFAULT_HORIZON, sync_reminders
 from scheduler.timeutil import zone
 
 
 def publish(
-    db: Session, slug: str, plan: Plan, now: datetime
+    db: Session, slug: str, plan: Plan, now: datetime, horizon: timedelta = DEFAULT_HORIZON
 ) -> tuple[int | None, PlanDiff, DeadlineSummary]:
-    """Store the plan (a new version only when it changes anything) and recompute every
-    learner's deadlines (rules or roster may have changed), in the caller's transaction.
+    """Store the plan (a new version only when it changes anything), recompute every
+    learner's deadlines (rules or roster may have changed), and queue the invitations and the
+    reminders due within ``horizon``, in the caller's transaction.
 
     Returns the new version (None when the plan was already published), the diff, and the
     deadline summary."""
@@ -34,6 +36,7 @@ def publish(
         version, diff = publish_plan(db, slug, plan, now)
     deadlines = publish_deadlines(db, slug, now)
     queue_invites(db, slug, now)  # invitations, updates and cancellations by diff
+    sync_reminders(db, slug, now, horizon)  # a moved session replaces its reminders
     return version, diff, deadlines
 
 

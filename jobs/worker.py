@@ -1,0 +1,266 @@
+"""``cohort worker``: an APScheduler ``BlockingScheduler`` with a few periodic jobs.
+
+The jobs are thin; the work is in :mod:`scheduler.services.delivery` and
+:mod:`scheduler.services.reminders`. There is no APScheduler job per email: the database
+outbox is the queue, and APScheduler only ticks (an in-memory job store, nothing to lose).
+
+=============  ==========  ======================================================================
+job            every       what
+=============  ==========  ======================================================================
+dispatch       1 s         claim due notifications, render, send, record; batch after batch
+                           until nothing is due or the worker is asked to stop
+materialise    5 min       write reminders and digests now within the horizon, for every cohort
+reaper         30 s        count leases that expired (their worker died) so they show in logs;
+                           mark workers without a heartbeat for 2 minutes as gone
+heartbeat      5 s         this worker's row in ``worker``: shown by ``/readyz`` and
+                           ``cohort status``
+=============  ==========  ======================================================================
+
+On SQLite exactly one worker runs: it holds an exclusive lock on ``<database>.worker.lock``
+and a second one exits with a clear message. On PostgreSQL any number run, on any number of
+machines, sharing the queue with ``FOR UPDATE SKIP LOCKED``.
+
+``SIGTERM``/``SIGINT``: the batch in hand is finished and recorded, then the worker exits 0.
+A lost database connection (PostgreSQL restarted) fails a tick, is logged, and the next tick
+reconnects: the worker needs no help to recover.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import secrets
+import signal
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from types import FrameType
+from typing import IO
+
+from sqlalchemy import func, select, update
+from sqlalchemy.engine import make_url
+
+from scheduler.errors import SchedulerError
+from scheduler.outputs.mailers import Mailer
+from scheduler.persistence.models import CohortRow, NotificationRow, WorkerRow
+from scheduler.runtime import Runtime
+from scheduler.services.delivery import BatchCounts, deliver_batch
+from scheduler.services.reminders import sync_reminders
+
+log = logging.getLogger("cohort.worker")
+
+HEARTBEAT_EVERY = 5.0
+MATERIALISE_EVERY = 300.0
+REAP_EVERY = 30.0
+GONE_AFTER = timedelta(minutes=2)
+
+
+class WorkerLockedError(SchedulerError):
+    """Another worker already runs on this SQLite database."""
+
+
+@contextmanager
+def sqlite_lock(database_url: str) -> Iterator[None]:
+    """Hold the one-worker lock of a SQLite database (no-op for other databases)."""
+    url = make_url(database_url)
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        yield
+        return
+    path = Path(url.database).expanduser().resolve()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle: IO[str] = (path.parent / f"{path.name}.worker.lock").open("a+")
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise WorkerLockedError(
+                f"a worker is already running on {path} ({holder}); on SQLite only one worker "
+                "runs at a time — stop it first, or use PostgreSQL to run several"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
+        handle.flush()
+        yield
+    finally:
+        handle.close()
+
+
+@dataclass(slots=True)
+class Totals:
+    counts: BatchCounts
+    batches: int = 0
+
+
+class Worker:
+    """The delivery loop and its periodic jobs, for one process."""
+
+    def __init__(self, runtime: Runtime, mailer: Mailer | None = None) -> None:
+        self.runtime = runtime
+        self.mailer = mailer or runtime.mailer()
+        self.templates = runtime.templates()
+        self.config = runtime.delivery_config()
+        self.id = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+        self.stopping = threading.Event()
+        self.totals = Totals(BatchCounts())
+        self._lock = threading.Lock()
+
+    # -- jobs ---------------------------------------------------------------------------------
+    def dispatch(self) -> BatchCounts:
+        """Deliver batch after batch until nothing is due (or a stop is requested)."""
+        tick = BatchCounts()
+        while not self.stopping.is_set():
+            counts = deliver_batch(
+                self.runtime.sessions,
+                self.mailer,
+                self.templates,
+                self.config,
+                self.id,
+                self.runtime.clock.now,
+                skip_locked=self.runtime.is_postgres,
+            )
+            if counts.claimed == 0:
+                break
+            tick.add(counts)
+            with self._lock:
+                self.totals.counts.add(counts)
+                self.totals.batches += 1
+        self._beat(tick=True)
+        return tick
+
+    def materialise(self) -> int:
+        """Write the reminders that came within the horizon, for every cohort."""
+        queued = 0
+        with self.runtime.transaction() as db:
+            slugs = list(db.scalars(select(CohortRow.slug)))
+        for slug in slugs:
+            with self.runtime.transaction() as db:
+                queued += sync_reminders(
+                    db, slug, self.runtime.clock.now(), self.runtime.horizon
+                ).queued
+        return queued
+
+    def reap(self) -> int:
+        """Count leases that expired (their worker died mid-batch; the rows are claimable
+        again) and mark silent workers as gone."""
+        now = self.runtime.clock.now()
+        with self.runtime.transaction() as db:
+            expired = db.scalar(
+                select(func.count()).where(
+                    NotificationRow.status == "pending", NotificationRow.lease_until < now
+                )
+            )
+            db.execute(
+                update(WorkerRow)
+                .where(WorkerRow.stopped_at.is_(None), WorkerRow.heartbeat_at < now - GONE_AFTER)
+                .values(stopped_at=WorkerRow.heartbeat_at)
+            )
+        if expired:
+            log.warning("%d notifications had an expired lease and will be sent again", expired)
+        return int(expired or 0)
+
+    def heartbeat(self) -> None:
+        self._beat(tick=False)
+
+    def _beat(self, *, tick: bool) -> None:
+        now = self.runtime.clock.now()
+        values: dict[str, object] = {"heartbeat_at": now, "sent": self.totals.counts.sent}
+        if tick:
+            values["last_tick_at"] = now
+        with self.runtime.transaction() as db:
+            db.execute(update(WorkerRow).where(WorkerRow.id == self.id).values(**values))
+
+    def register(self) -> None:
+        now = self.runtime.clock.now()
+        with self.runtime.transaction() as db:
+            db.add(
+                WorkerRow(
+                    id=self.id,
+                    host=socket.gethostname(),
+                    pid=os.getpid(),
+                    started_at=now,
+                    heartbeat_at=now,
+                    sent=0,
+                )
+            )
+
+    def unregister(self) -> None:
+        with self.runtime.transaction() as db:
+            db.execute(
+                update(WorkerRow)
+                .where(WorkerRow.id == self.id)
+                .values(stopped_at=self.runtime.clock.now(), sent=self.totals.counts.sent)
+            )
+
+    # -- running ------------------------------------------------------------------------------
+    def drain(self) -> Totals:
+        """Materialise, then deliver everything due now, once (``cohort worker --once``)."""
+        self.register()
+        try:
+            self.materialise()
+            self.dispatch()
+        finally:
+            self.unregister()
+            self.mailer.close()
+        return self.totals
+
+    def run(self, tick_seconds: float) -> Totals:
+        """Run until SIGTERM/SIGINT: the periodic jobs on a BlockingScheduler."""
+        from apscheduler.executors.pool import ThreadPoolExecutor
+        from apscheduler.jobstores.memory import MemoryJobStore
+        from apscheduler.schedulers.blocking import BlockingScheduler
+
+        scheduler = BlockingScheduler(
+            jobstores={"default": MemoryJobStore()},
+            executors={"default": ThreadPoolExecutor(4)},
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 60},
+            timezone="UTC",
+        )
+        now = self.runtime.clock.now()
+        jobs = (
+            (self.materialise, MATERIALISE_EVERY),
+            (self.dispatch, tick_seconds),
+            (self.reap, REAP_EVERY),
+            (self.heartbeat, HEARTBEAT_EVERY),
+        )
+        for job, every in jobs:
+            scheduler.add_job(
+                _logged(job), "interval", seconds=every, next_run_time=now, id=job.__name__
+            )
+
+        def stop(signum: int, _frame: FrameType | None) -> None:
+            log.info("signal %d: finishing the batch in hand, then stopping", signum)
+            self.stopping.set()
+            threading.Thread(target=scheduler.shutdown, kwargs={"wait": True}).start()
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        self.register()
+        log.info("worker %s started", self.id)
+        try:
+            scheduler.start()  # blocks until shutdown
+        finally:
+            self.unregister()
+            self.mailer.close()
+        return self.totals
+
+
+def _logged(job: Callable[[], object]) -> Callable[[], None]:
+    """Run ``job``; a failure (e.g. the database is restarting) is logged, the next tick retries."""
+    name = getattr(job, "__name__", "job")
+
+    def run() -> None:
+        try:
+            job()
+        except Exception:
+            log.exception("%s failed; retrying on the next tick", name)
+
+    run.__name__ = name
+    return run

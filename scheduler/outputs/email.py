@@ -1,0 +1,397 @@
+"""Email: render a notification from Jinja templates and build the MIME message to send.
+
+Templates
+---------
+
+Each kind in :data:`KINDS` has three files in the email template folder (``templates/email``):
+
+- ``<kind>.subject``: the subject line, a one-line Jinja template (no autoescape). Whatever it
+  renders is made one line (every run of whitespace and control characters, CR and LF included,
+  becomes one space), stripped and capped at :data:`SUBJECT_LIMIT` characters;
+- ``<kind>.txt``: the plain-text body, extending ``_layout.txt``;
+- ``<kind>.html``: the HTML body, extending ``_layout.html``; autoescaped because the name ends in
+  ``.html`` (no ``.j2`` suffix). The layout's ``<style>`` block is inlined into ``style``
+  attributes by css-inline (remote stylesheets off) after rendering.
+
+A kind template fills the blocks ``content`` and ``reason`` (the footer line saying why the
+learner gets the email) and may set, at its top level, ``join_url`` (a link that passed the
+``link`` filter) and ``agenda`` (a list of lines); the layout shows those, the greeting, the
+cohort title, the calendar links (``links.feed``/``webcal``/``google``/``outlook``) and the
+learner's page (``links.page``), each only when present.
+
+The environment uses ``StrictUndefined``: a missing key is an error, never an empty string.
+Keys that may be ``None`` must still be present. Prose is English; dates, times and durations
+are in the learner's locale (Babel) and zone.
+
+Filters (``learner.zone`` and ``learner.locale`` are read from the template context):
+
+- ``local_datetime(zone=True)``: ``Tue 2 Mar, 20:00 (Europe/Berlin)``;
+- ``local_time(zone=False)``: ``20:00``;
+- ``local_span(end)``: ``Tue 2 Mar, 20:00–21:30 (Europe/Berlin)`` (the end's date is shown
+  when it falls on another local day);
+- ``local_date(skeleton="MMMMEd")``: a :class:`datetime.date` as ``Mon 1 March``;
+- ``minutes``: ``90`` -> ``1 hour, 30 minutes``;
+- ``activity``: ``office_hours`` -> ``office hours``;
+- ``link``: the URL when it is ``http(s)``, ``webcal`` or ``mailto``, else ``None``;
+- ``lang_tag``: ``pt_BR`` -> ``pt-BR`` (the HTML ``lang`` attribute);
+- ``zone_name``: the canonical IANA name (``Asia/Calcutta`` -> ``Asia/Kolkata``).
+
+A naive datetime in the context raises ``ValueError``. Formatted instants are memoised per
+(UTC instant, zone, locale): a worker sending one reminder to a whole cohort formats each
+session time once per zone and locale, not once per learner.
+
+Messages
+--------
+
+:func:`build_message` builds a stdlib :class:`~email.message.EmailMessage` with the ``SMTP``
+policy. Without a calendar it is ``multipart/alternative`` (``text/plain``, ``text/html``).
+With one it is what Gmail and Outlook send and read::
+
+    multipart/mixed
+        multipart/alternative
+            text/plain; charset="utf-8"
+            text/html; charset="utf-8"
+            text/calendar; charset="utf-8"; method="REQUEST"   (shows the invite buttons)
+        application/ics; name="invite.ics"                  (attachment, for other clients)
+
+Header safety: display names are made one line (control characters become spaces) and quoted
+or RFC 2047-encoded by :class:`~email.headerregistry.Address`; addresses, the Message-ID and
+extra header values containing CR or LF raise ``ValueError`` (they are programming errors, not
+learner input), as do extra header names that are not RFC 5322 field names or that would
+replace a structural header (``From``, ``To``, ``Cc``, ``Bcc``, ``Subject``, ``Date``,
+``Message-ID``, ``MIME-Version``, ``Content-*``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from email.errors import HeaderParseError
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import format_datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Final
+
+import css_inline
+from babel.dates import format_skeleton
+from babel.lists import format_list
+from babel.units import format_unit
+from jinja2 import (
+    Environment,
+    FileSystemLoader,
+    StrictUndefined,
+    Template,
+    UndefinedError,
+    pass_context,
+    select_autoescape,
+)
+from jinja2.runtime import Context
+
+from scheduler.outputs.formatting import local_datetime, local_time, locale_or_default
+from scheduler.timeutil import canonical_zone
+from scheduler.timeutil import zone as zone_info
+
+__all__ = ["KINDS", "SUBJECT_LIMIT", "EmailTemplates", "Rendered", "build_message"]
+
+KINDS: tuple[str, ...] = (
+    "invite",
+    "update",
+    "cancellation",
+    "live_reminder",
+    "deadline_reminder",
+    "digest",
+    "welcome",
+)
+SUBJECT_LIMIT: Final = 200
+CALENDAR_METHODS: Final = frozenset({"REQUEST", "CANCEL"})
+
+_ACTIVITY: Final = {"class": "class", "office_hours": "office hours", "coworking": "co-working"}
+_LINK_SCHEMES: Final = ("https://", "http://", "webcal://", "mailto:")
+# Whitespace (str.isspace: CR, LF, tabs, U+0085, U+2028/9, ...), other control characters
+# (Unicode Cc) and lone surrogates: every run becomes one space in a one-line value.
+_NOT_ONE_LINE = re.compile(r"[\s\x00-\x1f\x7f-\x9f\ud800-\udfff]+")
+_TRAILING_SPACE = re.compile(r"[ \t]+$", re.MULTILINE)
+_BLANK_LINES = re.compile(r"\n{3,}")
+_HEADER_NAME = re.compile(r"[!-9;-~]+")  # RFC 5322 ftext: printable ASCII except ':'
+_MESSAGE_ID = re.compile(r"<[!-;=?-~]+@[!-;=?-~]+>")  # printable ASCII, no '<' '>' or space
+_METHOD_LINE = re.compile(rb"^METHOD:([A-Za-z-]+)\r?$", re.MULTILINE)
+_RESERVED_HEADERS: Final = frozenset(
+    {"from", "to", "cc", "bcc", "subject", "date", "message-id", "mime-version", "sender"}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    """One email's rendered parts: a one-line subject, a text body and an inlined HTML body."""
+
+    subject: str
+    text: str
+    html: str
+
+
+@dataclass(frozen=True, slots=True)
+class _KindTemplates:
+    subject: Template
+    text: Template
+    html: Template
+
+
+class EmailTemplates:
+    """The email templates of one folder, compiled once: construct one per process.
+
+    ``render`` is safe to call from several threads (Jinja templates and the CSS inliner hold
+    no per-render state).
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.environment = Environment(
+            loader=FileSystemLoader(folder),
+            autoescape=select_autoescape(["html"], default_for_string=False, default=False),
+            undefined=StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            auto_reload=False,  # compiled once; ``extends`` then never stats the layout again
+        )
+        self.environment.filters.update(
+            local_datetime=_local_datetime_filter,
+            local_time=_local_time_filter,
+            local_span=_local_span_filter,
+            local_date=_local_date_filter,
+            minutes=_minutes_filter,
+            activity=_activity,
+            link=_link,
+            lang_tag=_lang_tag,
+            zone_name=_zone_label,
+        )
+        get = self.environment.get_template
+        self._kinds = {
+            kind: _KindTemplates(get(f"{kind}.subject"), get(f"{kind}.txt"), get(f"{kind}.html"))
+            for kind in KINDS
+        }
+        for layout in ("_layout.txt", "_layout.html"):
+            get(layout)
+        self._inliner = css_inline.CSSInliner(
+            load_remote_stylesheets=False, keep_link_tags=False, keep_style_tags=False
+        )
+
+    def render(self, kind: str, context: Mapping[str, Any]) -> Rendered:
+        """Render ``kind`` with ``context``; ``ValueError`` for an unknown kind, ``UndefinedError``
+        (from Jinja) for a missing key, ``ValueError`` for a naive datetime or unknown zone."""
+        templates = self._kinds.get(kind)
+        if templates is None:
+            raise ValueError(f"unknown email kind {kind!r}; expected one of {', '.join(KINDS)}")
+        subject = one_line(templates.subject.render(context), SUBJECT_LIMIT)
+        text = _tidy_text(templates.text.render(context))
+        html = self._inliner.inline(templates.html.render(context))
+        return Rendered(subject=subject, text=text, html=html)
+
+
+def one_line(value: str, limit: int) -> str:
+    """``value`` as one stripped line of at most ``limit`` characters (cut ones end in ``…``)."""
+    line = _NOT_ONE_LINE.sub(" ", value).strip()
+    if len(line) > limit:
+        line = line[: limit - 1].rstrip() + "…"
+    return line
+
+
+def _tidy_text(text: str) -> str:
+    text = _TRAILING_SPACE.sub("", text)
+    return _BLANK_LINES.sub("\n\n", text).strip("\n") + "\n"
+
+
+# --- filters ------------------------------------------------------------------------------
+
+
+def _clock(ctx: Context) -> tuple[str, str]:
+    """The learner's (zone, locale) from the template context."""
+    learner = ctx.get("learner")
+    try:
+        return str(learner["zone"]), str(learner["locale"])
+    except (KeyError, TypeError) as e:
+        raise UndefinedError(
+            "date and time filters need learner.zone and learner.locale in the context"
+        ) from e
+
+
+def _utc(instant: datetime) -> datetime:
+    if not isinstance(instant, datetime) or instant.utcoffset() is None:
+        raise ValueError(f"email templates need aware datetimes, got {instant!r}")
+    return instant.astimezone(UTC)
+
+
+@lru_cache(maxsize=256)
+def _zone_label(zone_name: str) -> str:
+    return canonical_zone(zone_name) or zone_name
+
+
+@lru_cache(maxsize=8192)
+def _format_datetime(instant: datetime, zone_name: str, locale: str) -> str:
+    return local_datetime(instant, zone_name, locale)
+
+
+@lru_cache(maxsize=8192)
+def _format_time(instant: datetime, zone_name: str, locale: str) -> str:
+    return local_time(instant, zone_name, locale)
+
+
+@lru_cache(maxsize=8192)
+def _format_span(start: datetime, end: datetime, zone_name: str, locale: str) -> str:
+    first = _format_datetime(start, zone_name, locale)
+    tz = zone_info(zone_name)
+    if start.astimezone(tz).date() == end.astimezone(tz).date():
+        return f"{first}–{_format_time(end, zone_name, locale)}"
+    return f"{first} – {_format_datetime(end, zone_name, locale)}"
+
+
+@pass_context
+def _local_datetime_filter(ctx: Context, instant: datetime, zone: bool = True) -> str:
+    zone_name, locale = _clock(ctx)
+    text = _format_datetime(_utc(instant), zone_name, locale)
+    return f"{text} ({_zone_label(zone_name)})" if zone else text
+
+
+@pass_context
+def _local_time_filter(ctx: Context, instant: datetime, zone: bool = False) -> str:
+    zone_name, locale = _clock(ctx)
+    text = _format_time(_utc(instant), zone_name, locale)
+    return f"{text} ({_zone_label(zone_name)})" if zone else text
+
+
+@pass_context
+def _local_span_filter(ctx: Context, start: datetime, end: datetime, zone: bool = True) -> str:
+    zone_name, locale = _clock(ctx)
+    text = _format_span(_utc(start), _utc(end), zone_name, locale)
+    return f"{text} ({_zone_label(zone_name)})" if zone else text
+
+
+@pass_context
+def _local_date_filter(ctx: Context, day: date, skeleton: str = "MMMMEd") -> str:
+    _, locale = _clock(ctx)
+    if isinstance(day, datetime) or not isinstance(day, date):
+        raise ValueError(f"local_date needs a date, not an instant: {day!r}")
+    return _format_date(day, skeleton, locale)
+
+
+@lru_cache(maxsize=1024)
+def _format_date(day: date, skeleton: str, locale: str) -> str:
+    # format_skeleton turns a date into midnight UTC and formats it without a zone shift.
+    return format_skeleton(skeleton, day, locale=locale_or_default(locale))
+
+
+@pass_context
+def _minutes_filter(ctx: Context, minutes: int) -> str:
+    _, locale = _clock(ctx)
+    return _format_minutes(int(minutes), locale)
+
+
+@lru_cache(maxsize=1024)
+def _format_minutes(minutes: int, locale: str) -> str:
+    language = locale_or_default(locale)
+    hours, rest = divmod(max(minutes, 0), 60)
+    parts = [format_unit(hours, "duration-hour", length="long", locale=language)] if hours else []
+    if rest or not hours:
+        parts.append(format_unit(rest, "duration-minute", length="long", locale=language))
+    return format_list(parts, style="unit", locale=language)
+
+
+def _activity(kind: str) -> str:
+    return _ACTIVITY.get(kind, kind.replace("_", " "))
+
+
+def _link(url: str | None) -> str | None:
+    """The URL when it is one a mail client may open (http(s), webcal, mailto), else ``None``."""
+    if not url:
+        return None
+    clean = url.strip()
+    if clean.lower().startswith(_LINK_SCHEMES) and not _NOT_ONE_LINE.search(clean):
+        return clean
+    return None
+
+
+@lru_cache(maxsize=256)
+def _lang_tag(locale: str | None) -> str:
+    return str(locale_or_default(locale)).replace("_", "-")
+
+
+# --- messages -----------------------------------------------------------------------------
+
+
+def build_message(
+    rendered: Rendered,
+    *,
+    sender: tuple[str, str],
+    recipient: tuple[str, str],
+    message_id: str,
+    date: datetime,
+    calendar: bytes | None = None,
+    calendar_method: str | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> bytes:
+    """The message as bytes for SMTP (CRLF line ends); see the module docstring for its shape.
+
+    ``sender`` and ``recipient`` are (display name, address). ``message_id`` (``<...@...>``) is
+    used verbatim. ``calendar`` is an iCalendar body; ``calendar_method`` (``REQUEST`` or
+    ``CANCEL``) defaults to the body's own ``METHOD`` and must agree with it. ``headers`` adds
+    or replaces other headers (``List-Unsubscribe``, ``Auto-Submitted``, ...).
+    """
+    if date.utcoffset() is None:
+        raise ValueError("the message date must be an aware datetime")
+    if not _MESSAGE_ID.fullmatch(message_id):
+        raise ValueError(f"message_id must look like <local@domain>, got {message_id!r}")
+    msg = EmailMessage(policy=SMTP)
+    msg["From"] = _address(sender)
+    msg["To"] = _address(recipient)
+    msg["Subject"] = one_line(rendered.subject, SUBJECT_LIMIT)
+    msg["Date"] = format_datetime(date)
+    msg["Message-ID"] = message_id
+    msg["MIME-Version"] = "1.0"
+    msg["Auto-Submitted"] = "auto-generated"
+    for name, value in (headers or {}).items():
+        if not _HEADER_NAME.fullmatch(name):
+            raise ValueError(f"not a header name: {name!r}")
+        lowered = name.lower()
+        if lowered in _RESERVED_HEADERS or lowered.startswith("content-"):
+            raise ValueError(f"the {name} header is set by build_message itself")
+        del msg[name]
+        msg[name] = value  # the SMTP policy raises ValueError for CR or LF in the value
+    msg.set_content(rendered.text, subtype="plain", charset="utf-8")
+    msg.add_alternative(rendered.html, subtype="html", charset="utf-8")
+    if calendar is not None:
+        method = _calendar_method(calendar, calendar_method)
+        msg.add_alternative(
+            calendar.decode("utf-8"),
+            subtype="calendar",
+            charset="utf-8",
+            params={"method": method},
+        )
+        msg.add_attachment(calendar, maintype="application", subtype="ics", filename="invite.ics")
+    elif calendar_method is not None:
+        raise ValueError("calendar_method is given but there is no calendar")
+    return msg.as_bytes(policy=SMTP)
+
+
+def _address(person: tuple[str, str]) -> Address:
+    name, address = person
+    if "\r" in address or "\n" in address:
+        raise ValueError(f"an email address cannot contain CR or LF: {address!r}")
+    try:
+        return Address(display_name=one_line(name, SUBJECT_LIMIT), addr_spec=address.strip())
+    except (ValueError, HeaderParseError) as e:
+        raise ValueError(f"not a valid email address: {address!r}") from e
+
+
+def _calendar_method(calendar: bytes, given: str | None) -> str:
+    found = _METHOD_LINE.search(calendar)
+    own = found.group(1).decode("ascii").upper() if found else None
+    method = (given or own or "").upper()
+    if method not in CALENDAR_METHODS:
+        raise ValueError(f"calendar_method must be one of {sorted(CALENDAR_METHODS)}: {given!r}")
+    if own is not None and own != method:
+        raise ValueError(f"calendar_method {method} disagrees with the calendar's METHOD:{own}")
+    return method

@@ -1,0 +1,520 @@
+"""Delivering the outbox: claim due notifications, render them, send them, record what happened.
+
+One batch goes through three short steps, each its own transaction, so no database
+transaction is held open while talking to the mail server:
+
+1. **claim** — due rows (``pending``, ``next_attempt_at <= now``, no live lease) get a lease
+   (``lease_until``, ``leased_by``). On PostgreSQL the select uses ``FOR UPDATE SKIP LOCKED``,
+   so any number of workers share the queue without waiting on each other; on SQLite one
+   worker runs (the worker holds a file lock).
+2. **compose** — each row is checked against the data as it is *now*: a reminder whose session
+   moved or was cancelled since it was written is ``cancelled`` (it never announces an old
+   time); one that is no longer useful (the session started) is ``skipped``; the rest are
+   rendered from the Jinja templates and built into messages with their fixed Message-ID.
+3. **send, then record** — the mailer sends the batch over one connection; each result is
+   written back: ``sent``; a temporary failure (4xx, timeout, dropped connection) back to
+   ``pending`` with exponential backoff and jitter, same Message-ID; a permanent one (5xx, or
+   too many attempts) ``failed`` with the reply kept in ``last_error``.
+
+A worker that dies between sending and recording leaves its rows leased; when the lease
+expires they are claimed again and resent. Delivery is therefore at-least-once, and the
+duplicates are bounded by one batch in flight per crashed worker and recognisable by their
+Message-ID.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from scheduler.domain.cohort import SeriesKind
+from scheduler.outputs.email import EmailTemplates, Rendered, build_message
+from scheduler.outputs.links import feed_links
+from scheduler.outputs.mailers import Mailer, Outcome, Outgoing, SendResult
+from scheduler.persistence import repo
+from scheduler.persistence.models import (
+    CohortRow,
+    DeadlineItemRow,
+    LearnerDeadlinesRow,
+    LiveSeriesRow,
+    NotificationRow,
+    OccurrenceRow,
+    PersonRow,
+    SeriesRequestRow,
+    WorkerRow,
+)
+from scheduler.services.feeds import mail_token
+from scheduler.services.invites import INVITE_KINDS, invite_message
+from scheduler.services.plans import CANCELLED, SCHEDULED
+from scheduler.services.reminders import (
+    DEADLINE_REMINDER,
+    DIGEST,
+    LIVE_REMINDER,
+    deadline_version,
+    still_useful,
+)
+from scheduler.services.schedule import learner_schedule
+from scheduler.timeutil import zone
+
+PENDING, SENT, FAILED, SKIPPED = "pending", "sent", "failed", "skipped"
+SUPERSEDED = "cancelled"
+STATUSES = (PENDING, SENT, FAILED, SKIPPED, SUPERSEDED)
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryConfig:
+    sender: tuple[str, str]  # (name, address): From, and ORGANIZER of invitations
+    base_url: str
+    secret: bytes  # signs the feed links put in emails
+    batch_size: int = 50
+    lease: timedelta = timedelta(minutes=2)
+    max_attempts: int = 10
+    retry_base: timedelta = timedelta(seconds=30)
+    retry_cap: timedelta = timedelta(hours=1)
+
+
+@dataclass(slots=True)
+class BatchCounts:
+    claimed: int = 0
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+    skipped: int = 0
+    cancelled: int = 0
+
+    def add(self, other: BatchCounts) -> None:
+        for name in self.__slots__:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+@dataclass(frozen=True, slots=True)
+class _Decision:
+    notification_id: int
+    attempts: int
+    outgoing: Outgoing | None = None
+    status: str | None = None  # skipped / cancelled / failed when nothing is sent
+    reason: str = ""
+
+
+def retry_delay(attempts: int, config: DeliveryConfig, rng: random.Random) -> timedelta:
+    """Exponential backoff with jitter: base * 2^(attempts-1), capped, times 0.5-1.5."""
+    delay = min(config.retry_base * (2 ** max(attempts - 1, 0)), config.retry_cap)
+    return timedelta(seconds=delay.total_seconds() * rng.uniform(0.5, 1.5))
+
+
+def claim(
+    db: Session, worker_id: str, now: datetime, config: DeliveryConfig, *, skip_locked: bool
+) -> list[int]:
+    """Lease up to ``batch_size`` due notifications to ``worker_id``; returns their ids."""
+    query = (
+        select(NotificationRow.id)
+        .where(
+            NotificationRow.status == PENDING,
+            NotificationRow.next_attempt_at <= now,
+            or_(NotificationRow.lease_until.is_(None), NotificationRow.lease_until < now),
+        )
+        .order_by(NotificationRow.next_attempt_at, NotificationRow.id)
+        .limit(config.batch_size)
+    )
+    if skip_locked:
+        query = query.with_for_update(skip_locked=True)
+    ids = list(db.scalars(query))
+    if ids:
+        db.execute(
+            update(NotificationRow)
+            .where(NotificationRow.id.in_(ids))
+            .values(lease_until=now + config.lease, leased_by=worker_id)
+        )
+    return ids
+
+
+class Composer:
+    """Turns claimed rows into messages, reading the plan as it is now. One per batch: it
+    caches cohorts, cohort specs and series requests across the batch's rows."""
+
+    def __init__(self, db: Session, templates: EmailTemplates, config: DeliveryConfig) -> None:
+        self.db, self.templates, self.config = db, templates, config
+        self._cohorts: dict[int, CohortRow] = {}
+        self._requests: dict[tuple[int, str], SeriesRequestRow | None] = {}
+
+    def decide(self, row: NotificationRow, now: datetime) -> _Decision:
+        try:
+            return self._decide(row, now)
+        except Exception as e:  # a row that cannot be built must not stop the others
+            return _Decision(
+                row.id, row.attempts, status=FAILED, reason=f"could not build: {e!r}"[:500]
+            )
+
+    def _cohort(self, cohort_id: int) -> CohortRow:
+        if cohort_id not in self._cohorts:
+            cohort = self.db.get(CohortRow, cohort_id)
+            assert cohort is not None
+            self._cohorts[cohort_id] = cohort
+        return self._cohorts[cohort_id]
+
+    def _request(self, cohort_id: int, key: str) -> SeriesRequestRow | None:
+        if (cohort_id, key) not in self._requests:
+            self._requests[(cohort_id, key)] = self.db.scalar(
+                select(SeriesRequestRow).where(
+                    SeriesRequestRow.cohort_id == cohort_id, SeriesRequestRow.key == key
+                )
+            )
+        return self._requests[(cohort_id, key)]
+
+    def _decide(self, row: NotificationRow, now: datetime) -> _Decision:
+        person = self.db.get(PersonRow, row.person_id)
+        if person is None:
+            return _Decision(
+                row.id, row.attempts, status=SUPERSEDED, reason="the person was removed"
+            )
+        cohort = self._cohort(row.cohort_id)
+        context: dict[str, Any] = {
+            "kind": row.kind,
+            "learner": {
+                "name": person.name,
+                "email": person.email,
+                "locale": person.locale or cohort.locale,
+                "zone": person.zone,
+            },
+            "cohort": {"title": cohort.title, "slug": cohort.slug},
+        }
+        calendar: bytes | None = None
+        method: str | None = None
+        if row.kind in INVITE_KINDS:
+            series = self.db.get(LiveSeriesRow, row.payload["series_id"])
+            if series is None:
+                return _Decision(
+                    row.id, row.attempts, status=SUPERSEDED, reason="the series was removed"
+                )
+            context["series"] = self._series(series)
+            calendar = invite_message(self.db, row, self.config.sender)
+            method = "CANCEL" if row.kind == "cancellation" else "REQUEST"
+        elif row.kind == LIVE_REMINDER:
+            found = self._live(row, now, context)
+            if isinstance(found, _Decision):
+                return found
+        elif row.kind == DEADLINE_REMINDER:
+            found = self._deadline(row, now, context)
+            if isinstance(found, _Decision):
+                return found
+        elif row.kind == DIGEST:
+            if not still_useful(DIGEST, row.due_at, None, now):
+                return _Decision(
+                    row.id, row.attempts, status=SKIPPED, reason="too late for this week's digest"
+                )
+            context["week"] = self._week(cohort, person, row.due_at)
+        role = repo.enrollment_of(self.db, cohort.id, person.id)
+        token = mail_token(
+            self.db,
+            cohort.id,
+            person.id,
+            role.role if role else "learner",
+            self.config.secret,
+            now,
+        )
+        links = feed_links(self.config.base_url, token, cohort.title)
+        context["links"] = {
+            "page": None,
+            "feed": links.https,
+            "webcal": links.webcal,
+            "google": links.google,
+            "outlook": links.outlook,
+        }
+        rendered: Rendered = self.templates.render(row.kind, context)
+        data = build_message(
+            rendered,
+            sender=self.config.sender,
+            recipient=(person.name, person.email),
+            message_id=row.message_id,
+            date=now,
+            calendar=calendar,
+            calendar_method=method,
+        )
+        return _Decision(
+            row.id,
+            row.attempts,
+            Outgoing(row.message_id, self.config.sender[1], (person.email,), data),
+        )
+
+    def _series(self, series: LiveSeriesRow) -> dict[str, Any]:
+        meetings = list(
+            self.db.scalars(
+                select(OccurrenceRow)
+                .where(OccurrenceRow.series_id == series.id, OccurrenceRow.status == SCHEDULED)
+                .order_by(OccurrenceRow.start)
+            )
+        )
+        request = self._request(series.cohort_id, series.series_key)
+        first = meetings[0] if meetings else None
+        return {
+            "title": series.title,
+            "kind": series.kind,
+            "first_start": first.start if first else None,
+            "end_of_first": first.end if first else None,
+            "meetings": len(meetings),
+            "join_url": request.join_url if request else None,
+            "agenda": list(request.agenda) if request else [],
+            "host": series.facilitator_email,
+        }
+
+    def _live(
+        self, row: NotificationRow, now: datetime, context: dict[str, Any]
+    ) -> _Decision | None:
+        found = self.db.execute(
+            select(OccurrenceRow, LiveSeriesRow)
+            .join(LiveSeriesRow, LiveSeriesRow.id == OccurrenceRow.series_id)
+            .where(OccurrenceRow.uid == row.target)
+        ).first()
+        if found is None:
+            return _Decision(row.id, row.attempts, status=SUPERSEDED, reason="the session is gone")
+        occurrence, series = found
+        if occurrence.status == CANCELLED or occurrence.sequence != row.target_version:
+            return _Decision(
+                row.id, row.attempts, status=SUPERSEDED, reason="the session changed since"
+            )
+        if not still_useful(LIVE_REMINDER, row.due_at, occurrence.start, now):
+            return _Decision(
+                row.id, row.attempts, status=SKIPPED, reason="too late: the session started"
+            )
+        request = self._request(series.cohort_id, series.series_key)
+        context["session"] = {
+            "title": series.title,
+            "kind": series.kind,
+            "start": occurrence.start,
+            "end": occurrence.end,
+            "join_url": request.join_url if request else None,
+            "agenda": list(request.agenda) if request else [],
+            "lead": lead_text(occurrence.start - now),
+        }
+        return None
+
+    def _deadline(
+        self, row: NotificationRow, now: datetime, context: dict[str, Any]
+    ) -> _Decision | None:
+        item = self.db.scalar(
+            select(DeadlineItemRow)
+            .join(LearnerDeadlinesRow, LearnerDeadlinesRow.group_id == DeadlineItemRow.group_id)
+            .where(
+                LearnerDeadlinesRow.cohort_id == row.cohort_id,
+                LearnerDeadlinesRow.person_id == row.person_id,
+                DeadlineItemRow.key == row.payload.get("item_key"),
+            )
+        )
+        if item is None or deadline_version(item.soft) != row.target_version:
+            return _Decision(
+                row.id, row.attempts, status=SUPERSEDED, reason="the deadline changed since"
+            )
+        if not still_useful(DEADLINE_REMINDER, row.due_at, item.soft, now):
+            return _Decision(
+                row.id, row.attempts, status=SKIPPED, reason="too late: the deadline passed"
+            )
+        request = self._request(row.cohort_id, item.series_key)
+        context["deadline"] = {
+            "title": item.title,
+            "soft": item.soft,
+            "hard": item.hard,
+            "effort_minutes": item.effort_minutes,
+            "for_session": request.title if request else None,
+        }
+        return None
+
+    def _week(self, cohort: CohortRow, person: PersonRow, due: datetime) -> dict[str, Any]:
+        schedule = learner_schedule(self.db, cohort.slug, person.email)
+        end = due + timedelta(days=7)
+        entries = [e for e in schedule.entries if due <= e.at < end]
+        live = (SeriesKind.CLASS.value, SeriesKind.OFFICE_HOURS.value)
+        return {
+            "starts": due.astimezone(zone(person.zone)).date(),
+            "sessions": [
+                {"title": e.title, "kind": e.kind, "start": e.at, "end": e.end, "join_url": None}
+                for e in entries
+                if e.kind in live
+            ],
+            "coworking": [
+                {"title": e.title, "start": e.at, "end": e.end, "join_url": None}
+                for e in entries
+                if e.kind == SeriesKind.COWORKING.value
+            ],
+            "deadlines": [
+                {"title": e.title, "soft": e.at}
+                for e in entries
+                if e.kind not in live and e.kind != SeriesKind.COWORKING.value
+            ],
+        }
+
+
+def lead_text(delta: timedelta) -> str:
+    """'in 23 hours', 'in 45 minutes': how soon, rounded for people."""
+    minutes = max(int(delta.total_seconds() // 60), 0)
+    if minutes >= 90:
+        hours = round(minutes / 60)
+        return f"in {hours} hours"
+    if minutes >= 55:
+        return "in 1 hour"
+    return f"in {max(minutes, 1)} minutes"
+
+
+def compose(
+    db: Session,
+    ids: Sequence[int],
+    now: datetime,
+    templates: EmailTemplates,
+    config: DeliveryConfig,
+) -> list[_Decision]:
+    composer = Composer(db, templates, config)
+    rows = db.scalars(
+        select(NotificationRow).where(NotificationRow.id.in_(ids)).order_by(NotificationRow.id)
+    )
+    return [composer.decide(row, now) for row in rows]
+
+
+def record(
+    db: Session,
+    worker_id: str,
+    decisions: Sequence[_Decision],
+    results: dict[int, SendResult],
+    now: datetime,
+    config: DeliveryConfig,
+    rng: random.Random,
+) -> BatchCounts:
+    """Write back each row's outcome; only rows this worker still holds are touched."""
+    counts = BatchCounts(claimed=len(decisions))
+    mine = and_(NotificationRow.leased_by == worker_id, NotificationRow.status == PENDING)
+    for decision in decisions:
+        where = and_(NotificationRow.id == decision.notification_id, mine)
+        done = {"lease_until": None, "leased_by": None}
+        result = results.get(decision.notification_id)
+        if result is None:
+            status = decision.status or FAILED
+            db.execute(
+                update(NotificationRow)
+                .where(where)
+                .values(status=status, last_error=decision.reason, **done)
+            )
+            if status == SKIPPED:
+                counts.skipped += 1
+            elif status == SUPERSEDED:
+                counts.cancelled += 1
+            else:
+                counts.failed += 1
+            continue
+        attempts = NotificationRow.attempts + 1
+        if result.outcome is Outcome.SENT:
+            db.execute(
+                update(NotificationRow)
+                .where(where)
+                .values(
+                    status=SENT,
+                    sent_at=now,
+                    attempts=attempts,
+                    refused=dict(result.refused) or None,
+                    last_error=None,
+                    **done,
+                )
+            )
+            counts.sent += 1
+            continue
+        permanent = result.outcome is Outcome.FAILED or decision.attempts + 1 >= config.max_attempts
+        values: dict[str, object] = {
+            "attempts": attempts,
+            "last_error": result.detail[:1000],
+            **done,
+        }
+        if permanent:
+            values["status"] = FAILED
+            counts.failed += 1
+        else:
+            values["next_attempt_at"] = now + retry_delay(decision.attempts + 1, config, rng)
+            counts.retried += 1
+        db.execute(update(NotificationRow).where(where).values(**values))
+    return counts
+
+
+def deliver_batch(
+    sessions: sessionmaker[Session],
+    mailer: Mailer,
+    templates: EmailTemplates,
+    config: DeliveryConfig,
+    worker_id: str,
+    now: Callable[[], datetime],
+    *,
+    skip_locked: bool,
+    rng: random.Random | None = None,
+) -> BatchCounts:
+    """Claim, compose, send and record one batch. Returns what happened (claimed 0: idle)."""
+    with sessions.begin() as db:
+        ids = claim(db, worker_id, now(), config, skip_locked=skip_locked)
+    if not ids:
+        return BatchCounts()
+    with sessions.begin() as db:
+        decisions = compose(db, ids, now(), templates, config)
+    outgoing = [d for d in decisions if d.outgoing is not None]
+    results: dict[int, SendResult] = {}
+    if outgoing:
+        sent = mailer.send_batch([d.outgoing for d in outgoing if d.outgoing is not None])
+        results = {d.notification_id: r for d, r in zip(outgoing, sent, strict=True)}
+    with sessions.begin() as db:
+        return record(db, worker_id, decisions, results, now(), config, rng or random.Random())
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxStatus:
+    counts: dict[str, int]  # by status
+    due: int  # pending and due now
+    failed_recent: list[tuple[str, str, str]] = field(default_factory=list)  # kind, to, error
+
+
+def outbox_status(db: Session, now: datetime) -> OutboxStatus:
+    counts = dict.fromkeys(STATUSES, 0)
+    for status, n in db.execute(
+        select(NotificationRow.status, func.count()).group_by(NotificationRow.status)
+    ):
+        counts[status] = n
+    due = db.scalar(
+        select(func.count()).where(
+            NotificationRow.status == PENDING, NotificationRow.next_attempt_at <= now
+        )
+    )
+    failed = [
+        (kind, email, error or "")
+        for kind, email, error in db.execute(
+            select(NotificationRow.kind, PersonRow.email, NotificationRow.last_error)
+            .join(PersonRow, PersonRow.id == NotificationRow.person_id)
+            .where(NotificationRow.status == FAILED)
+            .order_by(NotificationRow.id.desc())
+            .limit(10)
+        )
+    ]
+    return OutboxStatus(counts, int(due or 0), failed)
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerState:
+    id: str
+    started_at: datetime
+    last_tick_age: float | None  # seconds since its last dispatch tick
+    heartbeat_age: float
+    stopped: bool
+    sent: int
+
+
+def worker_status(db: Session, now: datetime, limit: int = 10) -> list[WorkerState]:
+    """The most recent workers, newest first, with the age of their last tick and heartbeat."""
+    rows = db.scalars(select(WorkerRow).order_by(WorkerRow.heartbeat_at.desc()).limit(limit))
+    return [
+        WorkerState(
+            w.id,
+            w.started_at,
+            (now - w.last_tick_at).total_seconds() if w.last_tick_at else None,
+            (now - w.heartbeat_at).total_seconds(),
+            w.stopped_at is not None,
+            w.sent,
+        )
+        for w in rows
+    ]

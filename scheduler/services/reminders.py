@@ -1,0 +1,337 @@
+"""Reminders, the weekly digest and the welcome email, written to the outbox ahead of time.
+
+The cohort file's ``[[reminders]]`` rules say when (``before = "24h"`` a live session or a soft
+deadline, ``at = "08:00"`` learner-local on the target's day, a digest on a weekday). This
+module turns them into notification rows for everything due within a horizon (48 h by default),
+in the caller's transaction:
+
+* every publish, change and roster import calls :func:`sync_reminders`, so a moved session or
+  deadline replaces its reminders in the same commit as the change: a row's key holds the
+  target's version (an occurrence's SEQUENCE, a deadline's due minute), so the old row is
+  cancelled and a new one written;
+* the worker calls it every few minutes to move the horizon forward as time passes.
+
+Rows already sent are never written again (the key is unique); rows that stopped being wanted
+(a cancelled session, a learner who left) are marked ``cancelled`` while still pending. A
+reminder's usefulness ends when it is too late: :func:`still_useful` is the one rule the
+worker also applies when it sends (a 24 h reminder may go out up to 12 h late, never after the
+session started).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from scheduler.domain.cohort import ReminderAbout, ReminderRule, Role, SeriesKind
+from scheduler.persistence import repo
+from scheduler.persistence.models import (
+    DeadlineItemRow,
+    EnrollmentRow,
+    LearnerDeadlinesRow,
+    LiveSeriesRow,
+    NotificationRow,
+    OccurrenceRow,
+    PersonRow,
+    SectionMemberRow,
+)
+from scheduler.services.plans import SCHEDULED, UID_NAMESPACE, published_version
+from scheduler.timeutil import wall_to_utc, zone
+
+LIVE_REMINDER = "live_reminder"
+DEADLINE_REMINDER = "deadline_reminder"
+DIGEST = "digest"
+WELCOME = "welcome"
+REMINDER_KINDS = (LIVE_REMINDER, DEADLINE_REMINDER, DIGEST, WELCOME)
+DEFAULT_HORIZON = timedelta(hours=48)
+DIGEST_GRACE = timedelta(hours=12)  # a Monday digest is still worth sending on Monday evening
+
+
+def still_useful(kind: str, due: datetime, event_at: datetime | None, now: datetime) -> bool:
+    """Whether a reminder due at ``due`` about something at ``event_at`` is worth sending now.
+
+    Live and deadline reminders: only before the event, and at most half their lead late (a
+    24 h reminder up to 12 h late, a 1 h reminder up to 30 min). Digests: up to 12 h late.
+    Welcome emails, invites, updates and cancellations are always sent.
+    """
+    if kind in (LIVE_REMINDER, DEADLINE_REMINDER):
+        if event_at is None or now >= event_at:
+            return False
+        return now - due <= max((event_at - due) / 2, timedelta(0))
+    if kind == DIGEST:
+        return now - due <= DIGEST_GRACE
+    return True
+
+
+def notification_key(kind: str, person_id: int, target: str, rule: str, version: int) -> str:
+    return f"{kind}/{person_id}/{target}/{rule}/{version}"
+
+
+def message_id_for(key: str) -> str:
+    """A Message-ID fixed when the row is created, so a resend is recognisable."""
+    return f"<{uuid.uuid5(UID_NAMESPACE, key)}@cohort-scheduler>"
+
+
+@dataclass(frozen=True, slots=True)
+class ReminderCounts:
+    queued: int
+    cancelled: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Member:
+    person_id: int
+    email: str
+    zone: str
+    role: str
+
+
+class _Wanted:
+    def __init__(self, cohort_id: int, now: datetime, until: datetime) -> None:
+        self.cohort_id, self.now, self.until = cohort_id, now, until
+        self.rows: dict[str, dict[str, object]] = {}
+
+    def add(
+        self,
+        kind: str,
+        person_id: int,
+        target: str,
+        rule: str,
+        version: int,
+        due: datetime,
+        event_at: datetime | None,
+        payload: dict[str, object],
+    ) -> None:
+        if due >= self.until or not (
+            due >= self.now or still_useful(kind, due, event_at, self.now)
+        ):
+            return
+        key = notification_key(kind, person_id, target, rule, version)
+        self.rows[key] = {
+            "cohort_id": self.cohort_id,
+            "person_id": person_id,
+            "kind": kind,
+            "key": key,
+            "target": target,
+            "rule": rule,
+            "target_version": version,
+            "due_at": due,
+            "status": "pending",
+            "attempts": 0,
+            "next_attempt_at": due,
+            "message_id": message_id_for(key),
+            "payload": {**payload, "at": event_at.isoformat() if event_at else None},
+            "created_at": self.now,
+        }
+
+
+def sync_reminders(
+    db: Session, slug: str, now: datetime, horizon: timedelta = DEFAULT_HORIZON
+) -> ReminderCounts:
+    """Write the reminders due before ``now + horizon``; cancel pending ones no longer wanted."""
+    cohort = repo.get_cohort(db, slug)
+    if published_version(db, cohort.id) is None:
+        return ReminderCounts(0, 0)
+    spec = repo.cohort_spec(db, cohort)
+    rules: dict[ReminderAbout, list[ReminderRule]] = {}
+    for rule in spec.reminders:
+        rules.setdefault(rule.about, []).append(rule)
+    wanted = _Wanted(cohort.id, now, now + horizon)
+    members = {
+        m.person_id: m
+        for m in (
+            _Member(*row)
+            for row in db.execute(
+                select(PersonRow.id, PersonRow.email, PersonRow.zone, EnrollmentRow.role)
+                .join(EnrollmentRow, EnrollmentRow.person_id == PersonRow.id)
+                .where(EnrollmentRow.cohort_id == cohort.id, EnrollmentRow.status == "active")
+            )
+        )
+    }
+    learners = [m for m in members.values() if m.role == Role.LEARNER.value]
+    lead = max((r.before or timedelta(0) for r in spec.reminders), default=timedelta(0))
+    reach = wanted.until + lead + timedelta(days=1)
+
+    for rule in rules.get(ReminderAbout.WELCOME, []):
+        for m in learners:
+            wanted.add(WELCOME, m.person_id, f"{slug}/welcome", rule.key, 0, now, None, {})
+    if ReminderAbout.LIVE in rules:
+        _live(db, cohort.id, members, rules[ReminderAbout.LIVE], wanted, reach)
+    if ReminderAbout.DEADLINE in rules:
+        _deadlines(db, cohort.id, slug, members, rules[ReminderAbout.DEADLINE], wanted, reach)
+    end_of_course = spec.start_date + timedelta(weeks=spec.weeks)
+    for rule in rules.get(ReminderAbout.DIGEST, []):
+        for m in learners:
+            for day in _digest_days(rule, m.zone, now, wanted.until, spec.start_date):
+                if day < end_of_course:
+                    due = wall_to_utc(day, _clock(rule.at or 8 * 60), zone(m.zone))
+                    target = f"{slug}/digest/{day.isoformat()}"
+                    wanted.add(DIGEST, m.person_id, target, rule.key, 0, due, None, {})
+    return _store(db, cohort.id, wanted)
+
+
+def _clock(minutes: int) -> time:
+    return time(minutes // 60, minutes % 60)
+
+
+def _digest_days(
+    rule: ReminderRule, zone_name: str, now: datetime, until: datetime, first: date
+) -> Iterable[date]:
+    tz = zone(zone_name)
+    day = max(now.astimezone(tz).date() - timedelta(days=1), first)
+    last = until.astimezone(tz).date()
+    weekday = rule.weekday if rule.weekday is not None else 0
+    while day <= last:
+        if day.weekday() == weekday:
+            yield day
+        day += timedelta(days=1)
+
+
+def _due(rule: ReminderRule, event_at: datetime, zone_name: str) -> datetime | None:
+    """When ``rule`` fires for something at ``event_at``; None when its time is not before it."""
+    if rule.before is not None:
+        return event_at - rule.before
+    if rule.at is None:
+        return None
+    tz = zone(zone_name)
+    due = wall_to_utc(event_at.astimezone(tz).date(), _clock(rule.at), tz)
+    return due if due < event_at else None
+
+
+def _live(
+    db: Session,
+    cohort_id: int,
+    members: dict[int, _Member],
+    rules: list[ReminderRule],
+    wanted: _Wanted,
+    reach: datetime,
+) -> None:
+    sections: dict[tuple[str, int], list[int]] = {}
+    for key, section, person_id in db.execute(
+        select(
+            SectionMemberRow.series_key, SectionMemberRow.section, SectionMemberRow.person_id
+        ).where(SectionMemberRow.cohort_id == cohort_id)
+    ):
+        if person_id in members:
+            sections.setdefault((key, section), []).append(person_id)
+    hosts = {m.email: m.person_id for m in members.values() if m.role != Role.LEARNER.value}
+    query = (
+        select(LiveSeriesRow, OccurrenceRow)
+        .join(OccurrenceRow, OccurrenceRow.series_id == LiveSeriesRow.id)
+        .where(
+            LiveSeriesRow.cohort_id == cohort_id,
+            LiveSeriesRow.kind != SeriesKind.COWORKING.value,
+            OccurrenceRow.status == SCHEDULED,
+            OccurrenceRow.start > wanted.now,
+            OccurrenceRow.start < reach,
+        )
+    )
+    for series, occurrence in db.execute(query):
+        people = list(sections.get((series.series_key, series.section), []))
+        if series.facilitator_email in hosts:
+            people.append(hosts[series.facilitator_email])
+        for person_id in people:
+            for rule in rules:
+                due = _due(rule, occurrence.start, members[person_id].zone)
+                if due is not None:
+                    wanted.add(
+                        LIVE_REMINDER,
+                        person_id,
+                        occurrence.uid,
+                        rule.key,
+                        occurrence.sequence,
+                        due,
+                        occurrence.start,
+                        {"occurrence_id": occurrence.id},
+                    )
+
+
+def deadline_version(soft: datetime) -> int:
+    """A deadline reminder's version: its due minute, so a moved deadline gets a new row."""
+    return int(soft.timestamp() // 60)
+
+
+def _deadlines(
+    db: Session,
+    cohort_id: int,
+    slug: str,
+    members: dict[int, _Member],
+    rules: list[ReminderRule],
+    wanted: _Wanted,
+    reach: datetime,
+) -> None:
+    query = (
+        select(LearnerDeadlinesRow.person_id, DeadlineItemRow.key, DeadlineItemRow.soft)
+        .join(DeadlineItemRow, DeadlineItemRow.group_id == LearnerDeadlinesRow.group_id)
+        .where(
+            LearnerDeadlinesRow.cohort_id == cohort_id,
+            DeadlineItemRow.soft > wanted.now,
+            DeadlineItemRow.soft < reach,
+        )
+    )
+    for person_id, item_key, soft in db.execute(query):
+        member = members.get(person_id)
+        if member is None:
+            continue
+        for rule in rules:
+            due = _due(rule, soft, member.zone)
+            if due is not None:
+                wanted.add(
+                    DEADLINE_REMINDER,
+                    person_id,
+                    f"{slug}/deadline/{item_key}",
+                    rule.key,
+                    deadline_version(soft),
+                    due,
+                    soft,
+                    {"item_key": item_key},
+                )
+
+
+def _store(db: Session, cohort_id: int, wanted: _Wanted) -> ReminderCounts:
+    keys = list(wanted.rows)
+    existing: set[str] = set()
+    for i in range(0, len(keys), 500):
+        existing.update(
+            db.scalars(
+                select(NotificationRow.key).where(NotificationRow.key.in_(keys[i : i + 500]))
+            )
+        )
+    new = [row for key, row in wanted.rows.items() if key not in existing]
+    if new:
+        db.execute(repo.table_of(NotificationRow).insert(), new)
+    stale = [
+        row_id
+        for row_id, key, kind, due, payload in db.execute(
+            select(
+                NotificationRow.id,
+                NotificationRow.key,
+                NotificationRow.kind,
+                NotificationRow.due_at,
+                NotificationRow.payload,
+            ).where(
+                NotificationRow.cohort_id == cohort_id,
+                NotificationRow.status == "pending",
+                NotificationRow.kind.in_(REMINDER_KINDS),
+            )
+        )
+        if key not in wanted.rows
+        and still_useful(kind, due, _instant(payload.get("at")), wanted.now)
+        and due < wanted.until
+    ]
+    for i in range(0, len(stale), 500):
+        db.execute(
+            update(NotificationRow)
+            .where(NotificationRow.id.in_(stale[i : i + 500]), NotificationRow.status == "pending")
+            .values(status="cancelled", last_error="superseded: its target changed or is gone")
+        )
+    return ReminderCounts(len(new), len(stale))
+
+
+def _instant(value: object) -> datetime | None:
+    return datetime.fromisoformat(value) if isinstance(value, str) else None

@@ -1,0 +1,338 @@
+"""A real SMTP server on loopback for tests and benchmarks, built on aiosmtpd.
+
+In tests, as a context manager::
+
+    with SmtpSink(["451 4.3.0 try later"]) as sink:   # first DATA gets 451, then 250 OK
+        ... send to 127.0.0.1:sink.port ...
+        sink.wait_for(1)
+        assert sink.message_ids() == ["<a@example.org>"]
+
+``script`` gives the replies to successive DATA commands. The special reply ``"DROP"`` closes
+the connection once the message has been received, without replying: the client cannot know
+whether it was accepted (such messages land in ``dropped``, not in ``messages``). A callable
+``script(n, envelope)`` decides instead (``None`` means accept). ``rcpt_replies`` refuses
+chosen recipients at RCPT time. ``auth=(user, password)`` requires AUTH LOGIN/PLAIN before
+MAIL (allowed without TLS on loopback). ``tls_context`` offers STARTTLS; with
+``implicit_tls=True`` the whole connection is TLS instead (port 465 style).
+
+As a process, for benchmarks::
+
+    python tests/smtp_sink.py --port 0 --count-file PATH [--ids-file PATH]
+
+prints ``PORT <n>`` once listening, accepts every message without parsing it, keeps PATH
+holding the number accepted so far (rewritten atomically about every 50 ms and on exit) and,
+with ``--ids-file``, appends each Message-ID on its own line (flushed before the count, so a
+count of N means at least N ids are in the file). Stops on SIGTERM or SIGINT.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import email
+import email.policy
+import os
+import re
+import signal
+import ssl
+import sys
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from email.message import EmailMessage
+from pathlib import Path
+from types import TracebackType
+from typing import Any, cast
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+
+DROP = "DROP"
+SERVER_NAME = "smtp-sink.test"
+
+Script = Callable[[int, Envelope], str | None] | Sequence[str]
+
+
+class _Handler:
+    """aiosmtpd handler: counts connections, follows the DATA script, records messages."""
+
+    def __init__(
+        self,
+        script: Script | None,
+        rcpt_replies: Mapping[str, str],
+        auth: tuple[str, str] | None,
+    ) -> None:
+        self.script = script
+        self.rcpt_replies = {addr.lower(): reply for addr, reply in rcpt_replies.items()}
+        self.auth = auth
+        self.lock = threading.Condition()
+        self.data_commands = 0
+        self.raw: list[bytes] = []
+        self.envelopes: list[tuple[str, tuple[str, ...]]] = []
+        self.dropped: list[bytes] = []
+
+    def authenticate(
+        self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any
+    ) -> AuthResult:
+        ok = (
+            self.auth is not None
+            and isinstance(data, LoginPassword)
+            and (data.login, data.password) == tuple(s.encode() for s in self.auth)
+        )
+        return AuthResult(success=ok)
+
+    async def handle_MAIL(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        # Enforced here rather than with auth_required=True, which warns without TLS.
+        if self.auth is not None and not session.authenticated:
+            return "530 5.7.0 Authentication required"
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 OK"
+
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        reply = self.rcpt_replies.get(address.lower())
+        if reply is not None:
+            return reply
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(options)
+        return "250 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        content = envelope.original_content or b""
+        with self.lock:
+            n = self.data_commands
+            self.data_commands += 1
+        reply = self._reply(n, envelope)
+        if reply == DROP:
+            with self.lock:
+                self.dropped.append(content)
+            # Close without a reply. Raising CancelledError ends aiosmtpd's session task the
+            # way a lost connection does, so nothing is written after the close.
+            assert server.transport is not None
+            server.transport.close()
+            raise asyncio.CancelledError
+        if reply.startswith("2"):
+            with self.lock:
+                self.raw.append(content)
+                self.envelopes.append((envelope.mail_from or "", tuple(envelope.rcpt_tos)))
+                self.lock.notify_all()
+        return reply
+
+    def _reply(self, n: int, envelope: Envelope) -> str:
+        if self.script is None:
+            return "250 OK"
+        if callable(self.script):
+            return self.script(n, envelope) or "250 OK"
+        return self.script[n] if n < len(self.script) else "250 OK"
+
+
+class _Controller(Controller):
+    """Controller that counts TCP connections and learns its port when bound to port 0."""
+
+    def __init__(self, handler: _Handler, **kwargs: Any) -> None:
+        super().__init__(handler, **kwargs)
+        self.connections = 0
+
+    def factory(self) -> SMTP:
+        self.connections += 1  # aiosmtpd makes one SMTP protocol object per connection
+        return cast(SMTP, super().factory())
+
+    def _trigger_server(self) -> None:
+        # Controller keeps port=0 as given and would probe port 0; ask the bound socket.
+        if self.port == 0 and self.server is not None:
+            self.port = self.server.sockets[0].getsockname()[1]
+        super()._trigger_server()
+
+
+class SmtpSink:
+    """A real SMTP server on loopback that records what it accepts. Thread-safe to read."""
+
+    def __init__(
+        self,
+        script: Script | None = None,
+        *,
+        auth: tuple[str, str] | None = None,
+        hostname: str = "127.0.0.1",
+        rcpt_replies: Mapping[str, str] | None = None,
+        tls_context: ssl.SSLContext | None = None,
+        implicit_tls: bool = False,
+        session_timeout: float = 300,
+    ) -> None:
+        self._handler = _Handler(script, rcpt_replies or {}, auth)
+        kwargs: dict[str, Any] = {
+            "hostname": hostname,
+            "port": 0,
+            "server_hostname": SERVER_NAME,
+            "timeout": session_timeout,
+        }
+        if auth is not None:  # offered in plain text too: this is loopback
+            kwargs["auth_require_tls"] = False
+            kwargs["authenticator"] = self._handler.authenticate
+        if implicit_tls:
+            kwargs["ssl_context"] = tls_context
+        elif tls_context is not None:
+            kwargs["tls_context"] = tls_context
+        self._controller = _Controller(self._handler, **kwargs)
+        self.host = hostname
+        self.port = 0
+
+    def __enter__(self) -> SmtpSink:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        self._controller.start()
+        self.port = self._controller.port
+        self._controller.connections = 0  # forget the probe start() makes
+        assert self.port, "SMTP sink did not learn its port"
+
+    def stop(self) -> None:
+        self._controller.stop()
+
+    @property
+    def connections(self) -> int:
+        """TCP connections accepted since start (one per SMTP session)."""
+        return self._controller.connections
+
+    @property
+    def data_commands(self) -> int:
+        """Messages received after DATA, whatever the reply (accepted, refused, dropped)."""
+        with self._handler.lock:
+            return self._handler.data_commands
+
+    @property
+    def raw(self) -> list[bytes]:
+        """Accepted messages, byte for byte as received (dot-unstuffed), in order."""
+        with self._handler.lock:
+            return list(self._handler.raw)
+
+    @property
+    def messages(self) -> list[EmailMessage]:
+        return [email.message_from_bytes(raw, policy=email.policy.default) for raw in self.raw]
+
+    @property
+    def envelopes(self) -> list[tuple[str, tuple[str, ...]]]:
+        """(MAIL FROM, accepted RCPT TOs) of each accepted message."""
+        with self._handler.lock:
+            return list(self._handler.envelopes)
+
+    @property
+    def dropped(self) -> list[bytes]:
+        """Messages received in full whose connection was dropped instead of replying."""
+        with self._handler.lock:
+            return list(self._handler.dropped)
+
+    def message_ids(self) -> list[str]:
+        return [str(m["Message-ID"]).strip() for m in self.messages]
+
+    def wait_for(self, count: int, timeout: float = 10) -> None:
+        with self._handler.lock:
+            if not self._handler.lock.wait_for(lambda: len(self._handler.raw) >= count, timeout):
+                raise AssertionError(
+                    f"SMTP sink accepted {len(self._handler.raw)} message(s) "
+                    f"within {timeout} s, expected {count}"
+                )
+
+
+# --- process mode for benchmarks --------------------------------------------------------------
+
+_MESSAGE_ID = re.compile(rb"^Message-ID:[ \t]*(?:\r\n[ \t]+)?(<[^>\r\n]*>)", re.I | re.M)
+
+
+class _CountingHandler:
+    """Accepts everything as fast as aiosmtpd allows: no parsing, one regex for the id."""
+
+    def __init__(self, ids_file: Path | None) -> None:
+        self.count = 0
+        self.ids = ids_file.open("ab") if ids_file else None
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        self.count += 1
+        if self.ids is not None:
+            content = envelope.original_content or b""
+            head = content[: content.find(b"\r\n\r\n")]
+            found = _MESSAGE_ID.search(head)
+            self.ids.write((found.group(1) if found else b"<missing>") + b"\n")
+        return "250 OK"
+
+
+def _write_count(path: Path, count: int) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(f"{count}\n", encoding="ascii")
+    os.replace(tmp, path)
+
+
+def _new_loop() -> asyncio.AbstractEventLoop:
+    """uvloop when installed (uvicorn[standard] brings it): the sink should not be the
+    bottleneck of a benchmark."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
+def serve(port: int, count_file: Path, ids_file: Path | None, host: str = "127.0.0.1") -> None:
+    handler = _CountingHandler(ids_file)
+    loop = _new_loop()
+    server = loop.run_until_complete(
+        loop.create_server(
+            lambda: SMTP(handler, hostname=SERVER_NAME, enable_SMTPUTF8=True, loop=loop),
+            host=host,
+            port=port,
+        )
+    )
+    written = -1
+
+    def flush() -> None:
+        nonlocal written
+        if handler.count != written:
+            if handler.ids is not None:
+                handler.ids.flush()
+            written = handler.count
+            _write_count(count_file, written)
+
+    def tick() -> None:
+        flush()
+        loop.call_later(0.05, tick)
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, loop.stop)
+    _write_count(count_file, 0)
+    written = 0
+    loop.call_soon(tick)
+    sys.stdout.write(f"PORT {server.sockets[0].getsockname()[1]}\n")
+    sys.stdout.flush()
+    try:
+        loop.run_forever()
+    finally:
+        server.close()
+        flush()
+        if handler.ids is not None:
+            handler.ids.close()
+        loop.close()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="A fast counting SMTP sink on loopback.")
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--count-file", type=Path, required=True)
+    parser.add_argument("--ids-file", type=Path, default=None)
+    args = parser.parse_args(argv)
+    serve(args.port, args.count_file, args.ids_file, args.host)
+
+
+if __name__ == "__main__":
+    main()
