@@ -76,15 +76,19 @@ class PgServer:
             "--no-sync",
             "--locale=C",
         )
-        options = f"-h 127.0.0.1 -p {server.port} -k {root} -F -c max_connections=200"
-        server._run(
-            str(bin_dir / "pg_ctl"),
+        server._start()
+        return server
+
+    def _start(self) -> None:
+        options = f"-h 127.0.0.1 -p {self.port} -k {self.root} -F -c max_connections=200"
+        self._run(
+            str(self.bin_dir / "pg_ctl"),
             "-D",
-            str(data),
+            str(self.root / "data"),
             "-o",
             options,
             "-l",
-            str(root / "log"),
+            str(self.root / "log"),
             "-w",
             "-t",
             "60",
@@ -93,20 +97,24 @@ class PgServer:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", server.port)) == 0:
-                    return server
+                if s.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return
             time.sleep(0.1)
-        raise RuntimeError(f"PostgreSQL did not start; see {root / 'log'}")
+        raise RuntimeError(f"PostgreSQL did not start; see {self.root / 'log'}")
+
+    def _halt(self) -> None:
+        self._run(
+            str(self.bin_dir / "pg_ctl"), "-D", str(self.root / "data"), "-m", "immediate", "stop"
+        )
+
+    def restart(self, pause: float = 0.0) -> None:
+        """Crash-stop the server, stay down ``pause`` seconds, start it again (same port)."""
+        self._halt()
+        time.sleep(pause)
+        self._start()
 
     def stop(self) -> None:
         try:
-            self._run(
-                str(self.bin_dir / "pg_ctl"),
-                "-D",
-                str(self.root / "data"),
-                "-m",
-                "immediate",
-                "stop",
-            )
+            self._halt()
         finally:
             shutil.rmtree(self.root, ignore_errors=True)

@@ -78,7 +78,9 @@ class _Handler:
             and isinstance(data, LoginPassword)
             and (data.login, data.password) == tuple(s.encode() for s in self.auth)
         )
-        return AuthResult(success=ok)
+        # handled=False makes aiosmtpd reply "535 5.7.8 Authentication credentials invalid";
+        # its default (handled=True) means "I already replied" and leaves the client hanging.
+        return AuthResult(success=ok, handled=False)
 
     async def handle_MAIL(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
@@ -178,6 +180,8 @@ class SmtpSink:
         self._controller = _Controller(self._handler, **kwargs)
         self.host = hostname
         self.port = 0
+        self._parse_lock = threading.Lock()
+        self._parsed: list[EmailMessage] = []
 
     def __enter__(self) -> SmtpSink:
         self.start()
@@ -219,7 +223,12 @@ class SmtpSink:
 
     @property
     def messages(self) -> list[EmailMessage]:
-        return [email.message_from_bytes(raw, policy=email.policy.default) for raw in self.raw]
+        """Accepted messages, parsed (each parsed once, so polling a big sink stays cheap)."""
+        raw = self.raw
+        with self._parse_lock:
+            for content in raw[len(self._parsed) :]:
+                self._parsed.append(email.message_from_bytes(content, policy=email.policy.default))
+            return self._parsed[: len(raw)]
 
     @property
     def envelopes(self) -> list[tuple[str, tuple[str, ...]]]:

@@ -213,12 +213,12 @@ class SmtpMailer:
         return f"{self._host}:{self._port}"
 
     def send_batch(self, messages: Sequence[Outgoing]) -> list[SendResult]:
-        if self._conn is not None and not self._still_open(self._conn):
+        if messages and self._conn is not None and not self._still_open(self._conn):
             log.debug("SMTP connection to %s went away while idle; reconnecting", self._where)
             self._drop()
         results: list[SendResult] = []
         give_up: _Verdict | None = None
-        for message in messages:
+        for position, message in enumerate(messages):
             if give_up is not None:
                 results.append(give_up.result(message))
                 continue
@@ -226,7 +226,8 @@ class SmtpMailer:
             if conn is None:
                 opened = self._open()
                 if isinstance(opened, _Verdict):
-                    log.warning("SMTP %s (%d message(s) not sent)", opened.detail, len(messages))
+                    unsent = len(messages) - position
+                    log.warning("SMTP %s (%d message(s) not sent)", opened.detail, unsent)
                     give_up = opened
                     results.append(opened.result(message))
                     continue

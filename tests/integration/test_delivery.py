@@ -112,8 +112,7 @@ def test_publish_queues_welcome_and_invites_and_a_drain_sends_each_once(
     messages = parsed(mailer)
     invites = [m for m in messages if m.get_content_type() == "multipart/mixed"] or messages
     assert any(
-        part.get_content_type() == "text/calendar"
-        and part.get_param("method") == "REQUEST"
+        part.get_content_type() == "text/calendar" and part.get_param("method") == "REQUEST"
         for m in invites
         for part in m.walk()
     )
@@ -134,7 +133,9 @@ def test_the_feed_link_in_an_email_opens_the_learners_feed_until_reset(
 
     mailer = MemoryMailer()
     drain(published, mailer)
-    yuki = next(m for m in parsed(mailer) if "Welcome" in str(m["Subject"]) and "yuki" in str(m["To"]))
+    yuki = next(
+        m for m in parsed(mailer) if "Welcome" in str(m["Subject"]) and "yuki" in str(m["To"])
+    )
     text = yuki.get_body(("plain",)).get_content()  # type: ignore[union-attr]
     token = text.split("http://test/feeds/", 1)[1].split(".ics", 1)[0]
     with published.transaction() as db:
