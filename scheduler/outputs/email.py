@@ -10,8 +10,18 @@ Each kind in :data:`KINDS` has three files in the email template folder (``templ
   becomes one space), stripped and capped at :data:`SUBJECT_LIMIT` characters;
 - ``<kind>.txt``: the plain-text body, extending ``_layout.txt``;
 - ``<kind>.html``: the HTML body, extending ``_layout.html``; autoescaped because the name ends in
-  ``.html`` (no ``.j2`` suffix). The layout's ``<style>`` block is inlined into ``style``
-  attributes by css-inline (remote stylesheets off) after rendering.
+  ``.html`` (no ``.j2`` suffix).
+
+**CSS** lives in one ``<style>`` block in ``_layout.html`` and reaches the output as ``style``
+attributes, inlined by css-inline (remote stylesheets off). It is inlined once, into the template
+*sources* as they are loaded (see :class:`_InliningLoader`), not into every rendered email: a
+live reminder then renders in ~0.2 ms instead of ~0.3 ms, and learner text never goes through an
+HTML parser. This needs templates css-inline can re-serialise unchanged apart from the added
+attributes: simple selectors (a type or a class; kind templates are inlined as fragments, so no
+selector may span the layout and a kind template), literal ``class`` values, no markup
+characters (``<``, ``>``, ``&``) inside Jinja tags, and every element closed in the Jinja branch
+that opens it. Each template is checked when loaded; if one fails, a warning is logged and every
+email is inlined at render time instead (same output, slower).
 
 A kind template fills the blocks ``content`` and ``reason`` (the footer line saying why the
 learner gets the email) and may set, at its top level, ``join_url`` (a link that passed the
@@ -43,23 +53,30 @@ session time once per zone and locale, not once per learner.
 Messages
 --------
 
-:func:`build_message` builds a stdlib :class:`~email.message.EmailMessage` with the ``SMTP``
-policy. Without a calendar it is ``multipart/alternative`` (``text/plain``, ``text/html``).
-With one it is what Gmail and Outlook send and read::
+:func:`build_message` builds a stdlib :class:`~email.message.EmailMessage`. Without a calendar
+it is ``multipart/alternative`` (``text/plain``, ``text/html``); with one it has the shape Gmail
+and Outlook send and read::
 
     multipart/mixed
         multipart/alternative
             text/plain; charset="utf-8"
             text/html; charset="utf-8"
             text/calendar; charset="utf-8"; method="REQUEST"   (shows the invite buttons)
-        application/ics; name="invite.ics"                  (attachment, for other clients)
+        application/ics, attachment; filename="invite.ics"  (for other clients)
+
+The policy is ``SMTP`` with ``cte_type="7bit"``: non-ASCII bodies go quoted-printable or base64
+(no relay needs 8BITMIME) and lines end in CRLF. MIME boundaries are derived from the
+Message-ID, so the same arguments always give the same bytes (golden files, byte-identical
+retries). About 2 ms per message, almost all of it in the stdlib's header parsing and folding;
+:class:`_HeaderClasses` takes off a quarter of that.
 
 Header safety: display names are made one line (control characters become spaces) and quoted
 or RFC 2047-encoded by :class:`~email.headerregistry.Address`; addresses, the Message-ID and
 extra header values containing CR or LF raise ``ValueError`` (they are programming errors, not
 learner input), as do extra header names that are not RFC 5322 field names or that would
-replace a structural header (``From``, ``To``, ``Cc``, ``Bcc``, ``Subject``, ``Date``,
-``Message-ID``, ``MIME-Version``, ``Content-*``).
+replace a structural header (``From``, ``Sender``, ``To``, ``Cc``, ``Bcc``, ``Subject``,
+``Date``, ``Message-ID``, ``MIME-Version``, ``Content-*``). ``Auto-Submitted: auto-generated``
+is set on every message; ``headers`` may replace it.
 """
 
 from __future__ import annotations
@@ -89,6 +106,7 @@ from jinja2 import (
     FileSystemLoader,
     StrictUndefined,
     Template,
+    Undefined,
     UndefinedError,
     pass_context,
     select_autoescape,
@@ -233,7 +251,7 @@ class EmailTemplates:
         templates = self._kinds.get(kind)
         if templates is None:
             raise ValueError(f"unknown email kind {kind!r}; expected one of {', '.join(KINDS)}")
-        subject = one_line(templates.subject.render(context), SUBJECT_LIMIT)
+        subject = _one_line(templates.subject.render(context), SUBJECT_LIMIT)
         text = _tidy_text(templates.text.render(context))
         html = templates.html.render(context)
         if self.inline_at_render:
@@ -284,7 +302,7 @@ def _markup(html: str, *, drop: re.Pattern[str]) -> str:
     return _WHITESPACE.sub("", drop.sub("", html))
 
 
-def one_line(value: str, limit: int) -> str:
+def _one_line(value: str, limit: int) -> str:
     """``value`` as one stripped line of at most ``limit`` characters (cut ones end in ``…``)."""
     line = _NOT_ONE_LINE.sub(" ", value).strip()
     if len(line) > limit:
@@ -311,7 +329,15 @@ def _clock(ctx: Context) -> tuple[str, str]:
         ) from e
 
 
+def _defined(value: Any) -> None:
+    """Make a missing value passed to a filter fail like any other use of it would."""
+    if isinstance(value, Undefined):
+        str(value)  # StrictUndefined raises UndefinedError naming the missing key
+        raise UndefinedError("a value passed to an email template filter is undefined")
+
+
 def _utc(instant: datetime) -> datetime:
+    _defined(instant)
     if not isinstance(instant, datetime) or instant.utcoffset() is None:
         raise ValueError(f"email templates need aware datetimes, got {instant!r}")
     return instant.astimezone(UTC)
@@ -365,6 +391,7 @@ def _local_span_filter(ctx: Context, start: datetime, end: datetime, zone: bool 
 @pass_context
 def _local_date_filter(ctx: Context, day: date, skeleton: str = "MMMMEd") -> str:
     _, locale = _clock(ctx)
+    _defined(day)
     if isinstance(day, datetime) or not isinstance(day, date):
         raise ValueError(f"local_date needs a date, not an instant: {day!r}")
     return _format_date(day, skeleton, locale)
@@ -379,6 +406,7 @@ def _format_date(day: date, skeleton: str, locale: str) -> str:
 @pass_context
 def _minutes_filter(ctx: Context, minutes: int) -> str:
     _, locale = _clock(ctx)
+    _defined(minutes)
     return _format_minutes(int(minutes), locale)
 
 
@@ -439,7 +467,7 @@ def build_message(
     msg = EmailMessage(policy=_POLICY)
     msg["From"] = _address(sender)
     msg["To"] = _address(recipient)
-    msg["Subject"] = one_line(rendered.subject, SUBJECT_LIMIT)
+    msg["Subject"] = _one_line(rendered.subject, SUBJECT_LIMIT)
     msg["Date"] = format_datetime(date)
     msg["Message-ID"] = message_id
     msg["MIME-Version"] = "1.0"
@@ -488,7 +516,7 @@ def _address(person: tuple[str, str]) -> Address:
     if "\r" in address or "\n" in address:
         raise ValueError(f"an email address cannot contain CR or LF: {address!r}")
     try:
-        return Address(display_name=one_line(name, SUBJECT_LIMIT), addr_spec=address.strip())
+        return Address(display_name=_one_line(name, SUBJECT_LIMIT), addr_spec=address.strip())
     except (ValueError, HeaderParseError) as e:
         raise ValueError(f"not a valid email address: {address!r}") from e
 

@@ -33,14 +33,14 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from scheduler.domain.cohort import SeriesKind
+from scheduler.domain.cohort import Role, SeriesKind
 from scheduler.outputs.email import EmailTemplates, Rendered, build_message
 from scheduler.outputs.links import feed_links
 from scheduler.outputs.mailers import Mailer, Outcome, Outgoing, SendResult
-from scheduler.persistence import repo
 from scheduler.persistence.models import (
     CohortRow,
     DeadlineItemRow,
+    EnrollmentRow,
     LearnerDeadlinesRow,
     LiveSeriesRow,
     NotificationRow,
@@ -49,7 +49,7 @@ from scheduler.persistence.models import (
     SeriesRequestRow,
     WorkerRow,
 )
-from scheduler.services.feeds import mail_token
+from scheduler.services.feeds import mail_tokens
 from scheduler.services.invites import INVITE_KINDS, invite_message
 from scheduler.services.plans import CANCELLED, SCHEDULED
 from scheduler.services.reminders import (
@@ -135,13 +135,50 @@ def claim(
 
 
 class Composer:
-    """Turns claimed rows into messages, reading the plan as it is now. One per batch: it
-    caches cohorts, cohort specs and series requests across the batch's rows."""
+    """Turns claimed rows into messages, reading the plan as it is now. One per batch: what
+    the rows need (people, roles, mail tokens, meetings) is read in a few queries for the
+    whole batch, and cohorts and series requests are cached across its rows."""
 
-    def __init__(self, db: Session, templates: EmailTemplates, config: DeliveryConfig) -> None:
+    def __init__(
+        self,
+        db: Session,
+        templates: EmailTemplates,
+        config: DeliveryConfig,
+        rows: Sequence[NotificationRow],
+        now: datetime,
+    ) -> None:
         self.db, self.templates, self.config = db, templates, config
         self._cohorts: dict[int, CohortRow] = {}
         self._requests: dict[tuple[int, str], SeriesRequestRow | None] = {}
+        person_ids = list({r.person_id for r in rows})
+        self.people = {
+            p.id: p for p in db.scalars(select(PersonRow).where(PersonRow.id.in_(person_ids)))
+        }
+        uids = [r.target for r in rows if r.kind == LIVE_REMINDER]
+        self.meetings: dict[str, tuple[OccurrenceRow, LiveSeriesRow]] = {}
+        if uids:
+            for occurrence, series in db.execute(
+                select(OccurrenceRow, LiveSeriesRow)
+                .join(LiveSeriesRow, LiveSeriesRow.id == OccurrenceRow.series_id)
+                .where(OccurrenceRow.uid.in_(uids))
+            ):
+                self.meetings[occurrence.uid] = (occurrence, series)
+        self.tokens: dict[tuple[int, int], str] = {}
+        by_cohort: dict[int, set[int]] = {}
+        for r in rows:
+            by_cohort.setdefault(r.cohort_id, set()).add(r.person_id)
+        for cohort_id, ids in by_cohort.items():
+            roles = {
+                pid: role
+                for pid, role in db.execute(
+                    select(EnrollmentRow.person_id, EnrollmentRow.role).where(
+                        EnrollmentRow.cohort_id == cohort_id, EnrollmentRow.person_id.in_(ids)
+                    )
+                )
+            }
+            kinds = {pid: roles.get(pid, Role.LEARNER.value) for pid in ids if pid in self.people}
+            tokens = mail_tokens(db, cohort_id, kinds, config.secret, now)
+            self.tokens.update({(cohort_id, pid): t for pid, t in tokens.items()})
 
     def decide(self, row: NotificationRow, now: datetime) -> _Decision:
         try:
@@ -168,7 +205,7 @@ class Composer:
         return self._requests[(cohort_id, key)]
 
     def _decide(self, row: NotificationRow, now: datetime) -> _Decision:
-        person = self.db.get(PersonRow, row.person_id)
+        person = self.people.get(row.person_id)
         if person is None:
             return _Decision(
                 row.id, row.attempts, status=SUPERSEDED, reason="the person was removed"
@@ -209,15 +246,7 @@ class Composer:
                     row.id, row.attempts, status=SKIPPED, reason="too late for this week's digest"
                 )
             context["week"] = self._week(cohort, person, row.due_at)
-        role = repo.enrollment_of(self.db, cohort.id, person.id)
-        token = mail_token(
-            self.db,
-            cohort.id,
-            person.id,
-            role.role if role else "learner",
-            self.config.secret,
-            now,
-        )
+        token = self.tokens[(cohort.id, person.id)]
         links = feed_links(self.config.base_url, token, cohort.title)
         context["links"] = {
             "page": None,
@@ -266,11 +295,7 @@ class Composer:
     def _live(
         self, row: NotificationRow, now: datetime, context: dict[str, Any]
     ) -> _Decision | None:
-        found = self.db.execute(
-            select(OccurrenceRow, LiveSeriesRow)
-            .join(LiveSeriesRow, LiveSeriesRow.id == OccurrenceRow.series_id)
-            .where(OccurrenceRow.uid == row.target)
-        ).first()
+        found = self.meetings.get(row.target)
         if found is None:
             return _Decision(row.id, row.attempts, status=SUPERSEDED, reason="the session is gone")
         occurrence, series = found
@@ -367,10 +392,12 @@ def compose(
     templates: EmailTemplates,
     config: DeliveryConfig,
 ) -> list[_Decision]:
-    composer = Composer(db, templates, config)
-    rows = db.scalars(
-        select(NotificationRow).where(NotificationRow.id.in_(ids)).order_by(NotificationRow.id)
+    rows = list(
+        db.scalars(
+            select(NotificationRow).where(NotificationRow.id.in_(ids)).order_by(NotificationRow.id)
+        )
     )
+    composer = Composer(db, templates, config, rows, now)
     return [composer.decide(row, now) for row in rows]
 
 
@@ -386,9 +413,32 @@ def record(
     """Write back each row's outcome; only rows this worker still holds are touched."""
     counts = BatchCounts(claimed=len(decisions))
     mine = and_(NotificationRow.leased_by == worker_id, NotificationRow.status == PENDING)
+    done = {"lease_until": None, "leased_by": None}
+    plain = [  # sent, every recipient accepted: one statement for all of them
+        d.notification_id
+        for d in decisions
+        if (r := results.get(d.notification_id)) is not None
+        and r.outcome is Outcome.SENT
+        and not r.refused
+    ]
+    if plain:
+        db.execute(
+            update(NotificationRow)
+            .where(NotificationRow.id.in_(plain), mine)
+            .values(
+                status=SENT,
+                sent_at=now,
+                attempts=NotificationRow.attempts + 1,
+                last_error=None,
+                **done,
+            )
+        )
+        counts.sent += len(plain)
+    already = set(plain)
     for decision in decisions:
+        if decision.notification_id in already:
+            continue
         where = and_(NotificationRow.id == decision.notification_id, mine)
-        done = {"lease_until": None, "leased_by": None}
         result = results.get(decision.notification_id)
         if result is None:
             status = decision.status or FAILED

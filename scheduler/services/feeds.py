@@ -99,44 +99,52 @@ def reset_tokens(
     return token, int(revoked or 0), target
 
 
-def mail_token(
-    db: Session, cohort_id: int, person_id: int, kind: str, secret: bytes, now: datetime
-) -> str:
-    """The feed token that emails to this person carry.
+def mail_tokens(
+    db: Session, cohort_id: int, people: dict[int, str], secret: bytes, now: datetime
+) -> dict[int, str]:
+    """The feed token that emails carry, for each person id in ``people`` (id -> feed kind).
 
     Emails are rendered long after a token is issued, and only token hashes are stored, so the
-    mail token is derived: HMAC-SHA256 of its row's id under the server's secret key (unguessable
-    without the key; a database copy alone does not reveal it). It is an ordinary token row
-    (``purpose='mail'``): ``cohort feeds reset`` revokes it like any other, and the next email
-    carries a fresh one.
+    mail token is derived: HMAC-SHA256 of its row's id under the server's secret key
+    (unguessable without the key; a copy of the database alone does not reveal it). It is an
+    ordinary token row (``purpose='mail'``): ``cohort feeds reset`` revokes it like any other,
+    and the next email carries a fresh one. One query for a whole batch of emails.
     """
-    row = db.scalar(
+    if not people:
+        return {}
+    rows: dict[int, FeedTokenRow] = {}
+    for row in db.scalars(
         select(FeedTokenRow)
         .where(
             FeedTokenRow.cohort_id == cohort_id,
-            FeedTokenRow.person_id == person_id,
+            FeedTokenRow.person_id.in_(list(people)),
             FeedTokenRow.purpose == "mail",
             FeedTokenRow.revoked_at.is_(None),
         )
-        .order_by(FeedTokenRow.id.desc())
-        .limit(1)
-    )
-    if row is None:
-        row = FeedTokenRow(
+        .order_by(FeedTokenRow.id)
+    ):
+        rows[row.person_id or 0] = row  # the newest wins
+    missing = [pid for pid in people if pid not in rows]
+    for pid in missing:
+        rows[pid] = FeedTokenRow(
             cohort_id=cohort_id,
-            person_id=person_id,
-            kind=kind,
+            person_id=pid,
+            kind=people[pid],
             purpose="mail",
             token_hash=secrets.token_hex(32),  # replaced below, once the row has its id
             created_at=now,
         )
-        db.add(row)
+        db.add(rows[pid])
+    if missing:
         db.flush()
-    token = _derive(secret, row.id, person_id)
-    if row.token_hash != hash_token(token):  # new row, or the secret key was changed
-        row.token_hash = hash_token(token)
-        db.flush()
-    return token
+    tokens = {}
+    for pid in people:
+        row = rows[pid]
+        token = _derive(secret, row.id, pid)
+        if row.token_hash != hash_token(token):  # a new row, or the secret key changed
+            row.token_hash = hash_token(token)
+        tokens[pid] = token
+    return tokens
 
 
 def _derive(secret: bytes, row_id: int, person_id: int) -> str:
