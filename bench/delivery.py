@@ -106,6 +106,31 @@ PEOPLE = [  # (name, zone, locale) for the bulk learners, cycled
     ("Maria Garcia", "America/New_York", "en_US"),
 ]
 LOG_PROBLEM = re.compile(r"WARNING|ERROR|CRITICAL|Traceback|Exception", re.I)
+# APScheduler's note that a dispatch tick came while the previous one was still draining the
+# queue: expected under a backlog, so counted apart from the other log lines.
+TICK_SKIPPED = "maximum number of running instances reached"
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a live process, from /proc (0 when it is gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return 0.0
+    fields = stat.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def postgres_cpu() -> float:
+    """CPU time of every live `postgres` process (the server and its backends)."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            content = stat.read_text()
+            if content[content.index("(") + 1 : content.rindex(")")] == "postgres":
+                total += cpu_seconds(int(stat.parent.name))
+    return total
 
 
 # --- databases ---------------------------------------------------------------------------------
@@ -399,6 +424,10 @@ class Sink:
                 self.process.wait()
         self.process = None
 
+    def cpu(self) -> float:
+        assert self.process is not None
+        return cpu_seconds(self.process.pid)
+
     def count(self) -> int:
         for _ in range(100):  # the sink replaces the file atomically; it is never half-written
             with contextlib.suppress(FileNotFoundError, ValueError):
@@ -442,6 +471,7 @@ class Sink:
 class RawRun:
     messages: int
     seconds: float
+    sink_cpu: float  # seconds of CPU the sink used meanwhile
 
     @property
     def rate(self) -> float:
@@ -464,10 +494,12 @@ def run_raw(sink: Sink, prepared: Prepared, k: int) -> RawRun:
     conn = smtplib.SMTP("127.0.0.1", sink.port, timeout=30)
     try:
         conn.ehlo()
+        sink_cpu = sink.cpu()
         started = time.perf_counter()
         for data in messages:
             conn.sendmail(sender, list(recipients), data)
         elapsed = time.perf_counter() - started
+        sink_cpu = sink.cpu() - sink_cpu
         conn.quit()
     finally:
         conn.close()
@@ -475,7 +507,7 @@ def run_raw(sink: Sink, prepared: Prepared, k: int) -> RawRun:
     ids = sink.new_ids(got)
     if got != k or len(set(ids)) != k:
         raise RuntimeError(f"raw: the sink received {got} ({len(set(ids))} distinct) of {k}")
-    return RawRun(k, elapsed)
+    return RawRun(k, elapsed, sink_cpu)
 
 
 @dataclass
@@ -495,7 +527,9 @@ class WorkerRun:
     retried_rows: int  # measured rows sent after more than one attempt
     exit_codes: list[int | None]
     per_worker: list[int]
+    cpu: dict[str, float]  # CPU seconds from T0 until all recorded: workers, sink, postgres
     log_problems: list[str] = field(default_factory=list)
+    ticks_skipped: int = 0  # APScheduler "maximum number of running instances" warnings
     timed_out: bool = False
 
     @property
@@ -513,6 +547,10 @@ def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     rank = max(1, -(-len(ordered) * q // 100))  # ceil
     return ordered[int(min(rank, len(ordered))) - 1]
+
+
+def databases_on_postgres(url: str) -> bool:
+    return url.startswith("postgresql")
 
 
 def cohort_exe() -> str:
@@ -558,12 +596,13 @@ def run_workers(
     folder: Path,
     batch_size: int | None,
     timeout: float,
+    tag: str,
 ) -> WorkerRun:
     t0 = prepared.t0.timestamp()
     expected = len(prepared.expected)
     env = worker_env(prepared.url, sink.port, batch_size)
     base = sink.settle(timeout=2)
-    logs = [folder / f"worker{i}.log" for i in range(n)]
+    logs = [folder / f"{tag}-worker{i}.log" for i in range(n)]
     processes: list[subprocess.Popen[bytes]] = []
     engine = make_engine(prepared.url)
     try:
@@ -593,6 +632,12 @@ def run_workers(
             time.sleep(0.2)
         while time.time() < t0:
             time.sleep(0.01)
+        pg = databases_on_postgres(prepared.url)
+        cpu_start = {
+            "workers": sum(cpu_seconds(p.pid) for p in processes),
+            "sink": sink.cpu(),
+            "postgres": postgres_cpu() if pg else 0.0,
+        }
 
         # Until the sink has them all. (No database polling here: on SQLite it would get in
         # the way of the worker.)
@@ -628,6 +673,12 @@ def run_workers(
                 recorded_after = time.time() - t0
                 break
             time.sleep(0.1)
+        cpu = {
+            "workers": sum(cpu_seconds(p.pid) for p in processes) - cpu_start["workers"],
+            "sink": sink.cpu() - cpu_start["sink"],
+        }
+        if pg:
+            cpu["postgres"] = postgres_cpu() - cpu_start["postgres"]
         exit_codes = _stop(processes)
     finally:
         _stop(processes, timeout=5)
@@ -665,9 +716,12 @@ def run_workers(
     wanted = set(prepared.expected)
     seen = Counter(ids)
     problems = []
+    ticks_skipped = 0
     for log in logs:
         for line in log.read_text(errors="replace").splitlines():
-            if LOG_PROBLEM.search(line):
+            if TICK_SKIPPED in line:
+                ticks_skipped += 1
+            elif LOG_PROBLEM.search(line):
                 problems.append(f"{log.name}: {line}")
     return WorkerRun(
         workers=n,
@@ -685,7 +739,9 @@ def run_workers(
         retried_rows=int(retried or 0),
         exit_codes=exit_codes,
         per_worker=per_worker,
+        cpu=cpu,
         log_problems=problems,
+        ticks_skipped=ticks_skipped,
         timed_out=timed_out,
     )
 
@@ -708,6 +764,10 @@ def _describe(label: str, run: int, r: WorkerRun) -> str:
         f"unexpected {r.unexpected}  retried {r.retried_rows};  per worker "
         f"{'/'.join(f'{n:,}' for n in r.per_worker)};  exit {r.exit_codes}"
     )
+    per = ", ".join(f"{k} {v / max(r.received, 1) * 1e3:.2f}" for k, v in r.cpu.items())
+    line += f"\n           CPU ms per message: {per}"
+    if r.ticks_skipped:
+        line += f"; {r.ticks_skipped} 'tick skipped: still running' warnings logged"
     if r.timed_out:
         line += "\n           TIMED OUT"
     if r.log_problems:
@@ -715,6 +775,10 @@ def _describe(label: str, run: int, r: WorkerRun) -> str:
         for problem in r.log_problems[:8]:
             line += f"\n             {problem[:300]}"
     return line
+
+
+def _load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def main() -> None:
@@ -749,7 +813,7 @@ def main() -> None:
         print(
             f"{args.backend}, {args.learners:,} bulk learners, batch size {batch}, tick 0.2 s, "
             f"{args.runs} run(s), lead {args.lead:g} s; sink pid {sink.process.pid} "  # type: ignore[union-attr]
-            f"port {sink.port}"
+            f"port {sink.port}; {os.cpu_count()} CPUs, load average {_load()}"
         )
         sample: Prepared | None = None
         for run in range(1, args.runs + 1):
@@ -767,7 +831,8 @@ def main() -> None:
                     raw_runs.append(raw)
                     print(
                         f"  run {run} {'raw':<10} {raw.rate:>8,.0f} msg/s   "
-                        f"{raw.messages:,} in {raw.seconds:.2f} s, one connection"
+                        f"{raw.messages:,} in {raw.seconds:.2f} s, one connection; sink CPU "
+                        f"{raw.sink_cpu / raw.messages * 1e3:.2f} ms per message"
                     )
                     continue
                 with databases.fresh() as url:
@@ -781,7 +846,9 @@ def main() -> None:
                     )
                     if datetime.now(UTC) >= prepared.t0:
                         print("  WARNING: setup took longer than --lead; T0 already passed")
-                    result = run_workers(sink, prepared, n, folder, args.batch_size, args.timeout)
+                    result = run_workers(
+                        sink, prepared, n, folder, args.batch_size, args.timeout, f"run{run}-{n}w"
+                    )
                 results[n].append(result)
                 print(_describe(f"{n} worker{'s' if n > 1 else ''}", run, result))
     finally:
@@ -818,6 +885,7 @@ def main() -> None:
             f"| {sum(r.duplicates for r in runs)} |"
         )
     print("(lateness: median over runs; sent .. duplicates: summed over runs)")
+    print(f"load average at the end: {_load()}")
     print()
     one = results[1]
     print(f"1 worker / raw:      {medians[1] / raw_rate:.0%}   (goal >= 50%)")

@@ -67,8 +67,11 @@ and Outlook send and read::
 The policy is ``SMTP`` with ``cte_type="7bit"``: non-ASCII bodies go quoted-printable or base64
 (no relay needs 8BITMIME) and lines end in CRLF. MIME boundaries are derived from the
 Message-ID, so the same arguments always give the same bytes (golden files, byte-identical
-retries). About 2 ms per message, almost all of it in the stdlib's header parsing and folding;
-:class:`_HeaderClasses` takes off a quarter of that.
+retries). Through ``EmailMessage`` a message takes about 2 ms, almost all of it in the stdlib's
+header parsing and folding (:class:`_HeaderClasses` takes off a quarter of that). Messages
+without a calendar (reminders, digests, welcome emails: the ones sent by the thousand at one
+instant) take a fast path that writes that one fixed shape directly, with the same header
+safety, in ~0.1 ms; see the comment above :func:`_build_plain`.
 
 Header safety: display names are made one line (control characters become spaces) and quoted
 or RFC 2047-encoded by :class:`~email.headerregistry.Address`; addresses, the Message-ID and
@@ -81,6 +84,7 @@ is set on every message; ``headers`` may replace it.
 
 from __future__ import annotations
 
+import binascii
 import hashlib
 import logging
 import re
@@ -464,6 +468,35 @@ def build_message(
         raise ValueError("the message date must be an aware datetime")
     if not _MESSAGE_ID.fullmatch(message_id):
         raise ValueError(f"message_id must look like <local@domain>, got {message_id!r}")
+    if calendar is None and calendar_method is None:
+        return _build_plain(rendered, sender, recipient, message_id, date, headers)
+    return build_with_email_message(
+        rendered,
+        sender=sender,
+        recipient=recipient,
+        message_id=message_id,
+        date=date,
+        calendar=calendar,
+        calendar_method=calendar_method,
+        headers=headers,
+    )
+
+
+def build_with_email_message(
+    rendered: Rendered,
+    *,
+    sender: tuple[str, str],
+    recipient: tuple[str, str],
+    message_id: str,
+    date: datetime,
+    calendar: bytes | None = None,
+    calendar_method: str | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> bytes:
+    """:func:`build_message` through the stdlib :class:`EmailMessage` (every message with a
+    calendar part goes this way; the fast path for the others is checked against it)."""
+    if not _MESSAGE_ID.fullmatch(message_id):
+        raise ValueError(f"message_id must look like <local@domain>, got {message_id!r}")
     msg = EmailMessage(policy=_POLICY)
     msg["From"] = _address(sender)
     msg["To"] = _address(recipient)
@@ -530,3 +563,133 @@ def _calendar_method(calendar: bytes, given: str | None) -> str:
     if own is not None and own != method:
         raise ValueError(f"calendar_method {method} disagrees with the calendar's METHOD:{own}")
     return method
+
+
+# --- the fast path for messages without a calendar -------------------------------------------
+#
+# Reminders, digests and welcome emails are sent by the thousand at one instant; building
+# each through EmailMessage costs ~2 ms, almost all of it parsing and re-folding headers the
+# stdlib has just generated itself. These messages have one fixed shape (multipart/alternative
+# of a text and an HTML part), so they are written directly, keeping each safety the stdlib
+# gives: user text only reaches headers one-lined and either as plain atoms or RFC 2047
+# encoded words (so no CR/LF, no header injection, no "=?" look-alikes); bodies are
+# quoted-printable (7-bit clean, lines <= 76); boundaries start with "=_", which
+# quoted-printable cannot produce. Anything unusual in an address or an extra header
+# (quoting the stdlib knows better) goes through the stdlib's own header classes.
+# tests/unit/outputs/test_email_fast.py checks the two paths agree, with Hypothesis.
+
+_ATOMS = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?: [A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
+_PLAIN_ADDRESS = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
+_WORD_BYTES = 45  # 45 bytes -> 60 base64 characters -> a 72-character encoded word
+
+
+def _encoded_words(text: str) -> list[str]:
+    """``text`` as RFC 2047 base64 encoded words, split on character boundaries."""
+    chunks: list[bytes] = []
+    chunk = b""
+    for char in text:
+        data = char.encode("utf-8")
+        if len(chunk) + len(data) > _WORD_BYTES:
+            chunks.append(chunk)
+            chunk = b""
+        chunk += data
+    if chunk:
+        chunks.append(chunk)
+    return [f"=?utf-8?b?{binascii.b2a_base64(c, newline=False).decode()}?=" for c in chunks]
+
+
+def _fold(name: str, parts: list[str]) -> str:
+    """``Name: part part ...`` folded before a part when a line would pass 78 characters."""
+    lines = [f"{name}:"]
+    for part in parts:
+        if len(lines[-1]) + 1 + len(part) > 78 and lines[-1] != f"{name}:":
+            lines.append("")
+        lines[-1] += " " + part
+    return "\r\n".join(lines) + "\r\n"
+
+
+def _text_header(name: str, value: str) -> str:
+    if value.isascii() and "=?" not in value and value.isprintable():
+        return _fold(name, value.split(" "))
+    return _fold(name, _encoded_words(value))
+
+
+@lru_cache(maxsize=4096)
+def _subject_header(subject: str) -> str:
+    return _text_header("Subject", _one_line(subject, SUBJECT_LIMIT))
+
+
+@lru_cache(maxsize=65536)
+def _address_header(name: str, person: tuple[str, str]) -> str:
+    display, address = person
+    display = _one_line(display, SUBJECT_LIMIT)
+    address = address.strip()
+    if not _PLAIN_ADDRESS.fullmatch(address) or ".." in address:
+        return str(_POLICY.header_factory(name, _address(person)).fold(policy=_POLICY))
+    if not display:
+        return f"{name}: {address}\r\n"
+    if "=?" in display:  # would read as an encoded word: encode it
+        phrase = _encoded_words(display)
+    elif _ATOMS.fullmatch(display):
+        phrase = display.split(" ")
+    elif display.isascii() and display.isprintable():
+        escaped = display.replace("\\", "\\\\").replace('"', '\\"')
+        phrase = [f'"{escaped}"'] if len(escaped) <= 70 else _encoded_words(display)
+    else:
+        phrase = _encoded_words(display)
+    return _fold(name, [*phrase, f"<{address}>"])
+
+
+def _qp(text: str) -> bytes:
+    body = text.replace("\r\n", "\n").replace("\r", "\n")
+    encoded = binascii.b2a_qp(body.encode("utf-8"), istext=True)
+    return encoded.replace(b"\n", b"\r\n")
+
+
+def _build_plain(
+    rendered: Rendered,
+    sender: tuple[str, str],
+    recipient: tuple[str, str],
+    message_id: str,
+    date: datetime,
+    headers: Mapping[str, str] | None,
+) -> bytes:
+    boundary = "=_alt_" + hashlib.sha256(message_id.encode("ascii")).hexdigest()[:32]
+    extra = {"Auto-Submitted": "auto-generated"}
+    for name, value in (headers or {}).items():
+        if not _HEADER_NAME.fullmatch(name):
+            raise ValueError(f"not a header name: {name!r}")
+        lowered = name.lower()
+        if lowered in _RESERVED_HEADERS or lowered.startswith("content-"):
+            raise ValueError(f"the {name} header is set by build_message itself")
+        if "\r" in value or "\n" in value:
+            raise ValueError(f"a header value cannot contain CR or LF: {name}")
+        extra = {k: v for k, v in extra.items() if k.lower() != lowered}
+        extra[name] = value
+    head = "".join(
+        [
+            _address_header("From", sender),
+            _address_header("To", recipient),
+            _subject_header(rendered.subject),
+            f"Date: {format_datetime(date)}\r\n",
+            f"Message-ID: {message_id}\r\n",
+            "MIME-Version: 1.0\r\n",
+            *(_POLICY.header_factory(k, v).fold(policy=_POLICY) for k, v in extra.items()),
+            f'Content-Type: multipart/alternative;\r\n boundary="{boundary}"\r\n\r\n',
+        ]
+    )
+    part = (
+        '--{b}\r\nContent-Type: text/{sub}; charset="utf-8"\r\n'
+        "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+    )
+    return b"".join(
+        [
+            head.encode("ascii"),
+            part.format(b=boundary, sub="plain").encode("ascii"),
+            _qp(rendered.text),
+            b"\r\n",
+            part.format(b=boundary, sub="html").encode("ascii"),
+            _qp(rendered.html),
+            f"\r\n--{boundary}--\r\n".encode("ascii"),
+        ]
+    )
