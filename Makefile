@@ -32,10 +32,17 @@ demo: $(VENV)/.demo-installed
 	$(BIN)/cohort deadlines --cohort $(SLUG)
 	$(BIN)/cohort deadlines --cohort $(SLUG) --learner yuki.sato@example.org
 	$(BIN)/cohort feeds url yuki.sato@example.org --cohort $(SLUG)
-	@echo "Serve the feeds with: $(BIN)/cohort serve   (then fetch the https link above)"
 	@echo "Try the validator on a roster full of mistakes:"
 	@$(BIN)/cohort roster validate examples/roster-with-mistakes.csv \
 	  || echo "(exit status 1: the validator found the mistakes above and wrote nothing)"
+	$(BIN)/cohort worker --once
+	$(BIN)/cohort status
+	@echo "Mail written to var/outbox/new/ (open any file in a mail client):"
+	@ls var/outbox/new | head -3; echo "... $$(ls var/outbox/new | wc -l) messages"
+ifneq ($(DEMO_SERVE),0)
+	@echo "Serving feeds on http://127.0.0.1:8000 with the worker beside it; Ctrl+C stops both."
+	@$(BIN)/cohort worker & trap 'kill $$! 2>/dev/null' EXIT INT TERM; $(BIN)/cohort serve
+endif
 
 lint: $(VENV)/.test-installed
 	$(BIN)/ruff check .

@@ -25,6 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from scheduler.outputs.ics import FeedBuilder
 from scheduler.persistence.models import CohortRow, FeedTokenRow
 from scheduler.runtime import NotMigratedError, Runtime
+from scheduler.services.delivery import worker_status
 from scheduler.services.feeds import feed_events, feed_name, feed_stamp, hash_token, resolve_token
 
 SECURITY_HEADERS = {
@@ -190,7 +191,19 @@ def create_app(runtime: Runtime) -> FastAPI:
             runtime.require_schema()
         except NotMigratedError as e:
             return JSONResponse({"status": "not ready", "reason": str(e)}, status_code=503)
-        return JSONResponse({"status": "ready"})
+        now = runtime.clock.now()
+        with runtime.transaction() as db:
+            workers = worker_status(db, now)
+        ticks = [w.last_tick_age for w in workers if w.last_tick_age is not None]
+        # The web is ready without a worker; the heartbeat is reported for monitoring (mail is
+        # not going out when no worker ticked recently).
+        return JSONResponse(
+            {
+                "status": "ready",
+                "workers_running": sum(not w.stopped for w in workers),
+                "last_tick_age_s": round(min(ticks), 1) if ticks else None,
+            }
+        )
 
     app.add_middleware(FeedFastPath, handler=feed)
     app.add_middleware(SecurityHeaders)  # added last: outermost, so feeds get the headers too

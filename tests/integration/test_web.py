@@ -112,7 +112,13 @@ def test_unknown_and_revoked_links_are_404(server: dict[str, object]) -> None:
 def test_health_robots_and_security_headers(server: dict[str, object]) -> None:
     base = server["base"]
     assert httpx.get(f"{base}/healthz").json() == {"status": "ok"}
-    assert httpx.get(f"{base}/readyz").json() == {"status": "ready"}
+    before = httpx.get(f"{base}/readyz").json()
+    assert before == {"status": "ready", "workers_running": 0, "last_tick_age_s": None}
+    env, work = server["env"], server["work"]
+    assert isinstance(env, dict) and isinstance(work, Path)
+    assert _cohort(env, work, "worker", "--once").returncode == 0  # mail to work/var/outbox
+    after = httpx.get(f"{base}/readyz").json()
+    assert after["workers_running"] == 0 and 0 <= after["last_tick_age_s"] < 30
     robots = httpx.get(f"{base}/robots.txt")
     assert "Disallow: /feeds/" in robots.text
     assert robots.headers["x-content-type-options"] == "nosniff"
