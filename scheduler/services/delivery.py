@@ -289,8 +289,14 @@ class Composer:
             "meetings": len(meetings),
             "join_url": request.join_url if request else None,
             "agenda": list(request.agenda) if request else [],
-            "host": series.facilitator_email,
+            "host": self._host_name(series.facilitator_email),
         }
+
+    def _host_name(self, email: str | None) -> str | None:
+        if email is None:
+            return None
+        name = self.db.scalar(select(PersonRow.name).where(PersonRow.email == email))
+        return name or email
 
     def _live(
         self, row: NotificationRow, now: datetime, context: dict[str, Any]

@@ -207,10 +207,10 @@ def feed_name(target: FeedTarget) -> str:
 
 def feed_events(db: Session, target: FeedTarget) -> list[CalendarEvent]:
     """Every event of the feed (live sessions, co-working, deadlines), cancelled ones included."""
-    agendas = {
-        key: agenda
-        for key, agenda in db.execute(
-            select(SeriesRequestRow.key, SeriesRequestRow.agenda).where(
+    requests = {
+        key: (agenda, join_url)
+        for key, agenda, join_url in db.execute(
+            select(SeriesRequestRow.key, SeriesRequestRow.agenda, SeriesRequestRow.join_url).where(
                 SeriesRequestRow.cohort_id == target.cohort_id
             )
         )
@@ -237,9 +237,11 @@ def feed_events(db: Session, target: FeedTarget) -> list[CalendarEvent]:
             series.kind != SeriesKind.COWORKING.value and sections_per_series[series.series_key] > 1
         )
         title = series.title + (f" · section {series.section + 1}" if many else "")
+        agenda, join_url = requests.get(series.series_key, ([], None))
         lines = [
             f"Week {occurrence.week + 1} of {target.cohort_title}.",
-            *agendas.get(series.series_key, []),
+            *([f"Join: {join_url}"] if join_url else []),
+            *agenda,
         ]
         events.append(
             CalendarEvent(
@@ -250,6 +252,8 @@ def feed_events(db: Session, target: FeedTarget) -> list[CalendarEvent]:
                 tzid=series.anchor_zone,
                 summary=title,
                 description="\n".join(lines),
+                location=join_url or "",
+                url=join_url or "",
                 status="CANCELLED" if occurrence.status == CANCELLED else "CONFIRMED",
                 categories=(series.kind,),
                 alarm_minutes=15,

@@ -194,6 +194,7 @@ def invite_message(db: Session, notification: NotificationRow, organizer: tuple[
     first = next((w for w in weeks if w is not None), None)
     if first is None:
         raise NotFoundError(f"series {series.series_key} has no meetings")
+    agenda, join_url = _request(db, series)
     event = CalendarEvent(
         uid=notification.target,
         sequence=notification.target_version,
@@ -202,8 +203,14 @@ def invite_message(db: Session, notification: NotificationRow, organizer: tuple[
         tzid=series.anchor_zone,
         summary=f"{series.title} ({cohort.title})",
         description="\n".join(
-            [f"Weekly {series.kind.replace('_', ' ')} of {cohort.title}.", *_agenda(db, series)]
+            [
+                f"Weekly {series.kind.replace('_', ' ')} of {cohort.title}.",
+                *([f"Join: {join_url}"] if join_url else []),
+                *agenda,
+            ]
         ),
+        location=join_url or "",
+        url=join_url or "",
     )
     method = "CANCEL" if notification.kind == "cancellation" else "REQUEST"
     return series_invite(
@@ -216,11 +223,12 @@ def invite_message(db: Session, notification: NotificationRow, organizer: tuple[
     )
 
 
-def _agenda(db: Session, series: LiveSeriesRow) -> list[str]:
-    agenda = db.scalar(
-        select(SeriesRequestRow.agenda).where(
+def _request(db: Session, series: LiveSeriesRow) -> tuple[list[str], str | None]:
+    """The series request's agenda lines and join link."""
+    found = db.execute(
+        select(SeriesRequestRow.agenda, SeriesRequestRow.join_url).where(
             SeriesRequestRow.cohort_id == series.cohort_id,
             SeriesRequestRow.key == series.series_key,
         )
-    )
-    return list(agenda or [])
+    ).first()
+    return (list(found[0] or []), found[1]) if found else ([], None)
