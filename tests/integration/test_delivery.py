@@ -22,6 +22,7 @@ from scheduler.runtime import Runtime
 from scheduler.services.changes import Change, apply_change
 from scheduler.services.delivery import BatchCounts, deliver_batch, outbox_status, retry_delay
 from scheduler.services.reminders import (
+    DEADLINE_REMINDER,
     LIVE_REMINDER,
     WELCOME,
     still_useful,
@@ -288,3 +289,40 @@ def test_two_workers_on_postgres_never_claim_the_same_row(published: Runtime) ->
     with published.transaction() as db:
         leased = db.scalar(select(func.count()).where(NotificationRow.leased_by.is_not(None)))
     assert leased == len(first) + len(second)
+
+
+def test_weekly_digest_and_deadline_reminders_arrive_on_the_learners_clock(
+    published: Runtime,
+) -> None:
+    drain(published, MemoryMailer())
+    move_clock(published, datetime(2027, 3, 1, 6, 0, tzinfo=ZoneInfo("UTC")))  # course Monday
+    with published.transaction() as db:
+        sync_reminders(db, SLUG, published.clock.now(), timedelta(days=7))
+    digests = rows(published, "digest")
+    by_person = {r.person_id: r for r in digests if r.target.endswith("2027-03-01")}
+    assert len(by_person) == len(ROWS)  # one Monday digest each, at 08:00 on their own clock
+    for r in by_person.values():
+        assert r.due_at.astimezone(ZoneInfo("UTC")).hour in (23, 7, 16)  # Tokyo, Berlin, LA
+    move_clock(published, datetime(2027, 3, 1, 7, 0, tzinfo=ZoneInfo("UTC")))  # 08:00 Berlin
+    mailer = MemoryMailer()
+    drain(published, mailer)
+    sent = parsed(mailer)
+    sent_ids = {m.message_id for m in mailer.sent}
+    due_later = [r for r in by_person.values() if r.due_at > published.clock.now()]
+    assert len(due_later) == 1 and due_later[0].message_id not in sent_ids  # LA: 16:00 UTC
+    lea = next(  # Berlin: 07:00 UTC, due now
+        m for m in sent if "lea@example.org" in str(m["To"]) and "Your week" in str(m["Subject"])
+    )
+    assert "Mo., 1. März" in str(lea["Subject"])  # her locale
+    text = lea.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert "Live class" in text and "(Europe/Berlin)" in text
+    # Deadline reminders: due 48h before each soft deadline, named in the subject.
+    deadline_rows = sorted(rows(published, DEADLINE_REMINDER), key=lambda r: r.due_at)
+    assert {r.rule for r in deadline_rows} == {"deadline-48h", "deadline-morning"}
+    later = next(r for r in deadline_rows if r.due_at > published.clock.now())
+    move_clock(published, later.due_at)
+    mailer = MemoryMailer()
+    drain(published, mailer)
+    reminder = next(m for m in parsed(mailer) if m["Message-ID"] == later.message_id)
+    body = reminder.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert "Read the week's notes" in body or "Read the week" in str(reminder["Subject"])
