@@ -334,9 +334,9 @@ def prepare(url: str, learners: int, lead: float, *, want_sample: bool) -> Prepa
             assert not stray, f"{stray} class-1h reminders are pending with another due time"
         expected = {m: i for m, i, _, _ in rows}
         breakdown: Counter[str] = Counter(
-            "bulk learners"
+            "bulk learner"
             if email.endswith("@" + DOMAIN)
-            else ("roster learners" if role == "learner" else role + "s")
+            else ("roster learner" if role == "learner" else role)
             for _, _, email, role in rows
         )
 
@@ -837,7 +837,10 @@ def main() -> None:
                     continue
                 with databases.fresh() as url:
                     prepared = prepare(url, args.learners, args.lead, want_sample=False)
-                    parts = ", ".join(f"{c:,} {k}" for k, c in sorted(prepared.breakdown.items()))
+                    parts = ", ".join(
+                        f"{c:,} {k}{'s' if c != 1 else ''}"
+                        for k, c in sorted(prepared.breakdown.items())
+                    )
                     print(
                         f"  setup: {len(prepared.expected):,} reminders pending, due at "
                         f"{prepared.t0:%H:%M:%S} UTC ({parts}); {prepared.other_rows:,} other "

@@ -71,6 +71,8 @@ app.add_typer(cohort_app, name="cohort")
 app.add_typer(roster_app, name="roster")
 feeds_app = typer.Typer(help="Personal calendar feeds at secret URLs.", no_args_is_help=True)
 app.add_typer(feeds_app, name="feeds")
+admin_app = typer.Typer(help="Access to the dashboard and the API.", no_args_is_help=True)
+app.add_typer(admin_app, name="admin")
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -1038,6 +1040,23 @@ def status(as_json: JsonFlag = False) -> None:
         out.print(f"worker {escape(w.id)}: {state}, last tick {tick}, sent {w.sent}")
     for kind, to, error in box_.failed_recent:
         out.print(f"[red]failed[/red] {kind} to {escape(to)}: {escape(error)}")
+
+
+@admin_app.command("token")
+@guarded
+def admin_token() -> None:
+    """Issue the admin token for the dashboard and the API (earlier ones stop working)."""
+    from scheduler.services.admin import rotate_admin_token
+
+    runtime = STATE.runtime()
+    with _transaction() as db:
+        token, revoked = rotate_admin_token(db, runtime.clock.now())
+    out.print(token, soft_wrap=True)
+    note = f" ({revoked} earlier token{'s' if revoked != 1 else ''} revoked)" if revoked else ""
+    err.print(
+        f"admin token issued{note}: log in at {runtime.settings.base_url}/login "
+        "or send it as 'Authorization: Bearer TOKEN' to /api/"
+    )
 
 
 @app.command()

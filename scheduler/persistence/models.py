@@ -366,3 +366,15 @@ class WorkerRow(Base):
     last_tick_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     sent: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class AdminTokenRow(Base):
+    """The course runner's login token for the dashboard and the API. Only its SHA-256 is
+    stored; `cohort admin token` issues a new one and revokes the others."""
+
+    __tablename__ = "admin_token"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
