@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import os
 import re
 import shutil
@@ -777,6 +778,35 @@ def _describe(label: str, run: int, r: WorkerRun) -> str:
     return line
 
 
+def code_version() -> str:
+    """HEAD and the product files changed on top of it: the workers run the working tree,
+    which other people may be editing while this runs."""
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        diff = subprocess.run(
+            ["git", "-C", str(REPO), "diff", "HEAD", "--", "scheduler", "jobs", "templates"],
+            capture_output=True,
+            check=True,
+        ).stdout
+        names = subprocess.run(
+            ["git", "-C", str(REPO), "diff", "HEAD", "--name-only", "--", "scheduler", "jobs"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (not a git checkout)"
+    if not diff:
+        return head
+    digest = hashlib.sha256(diff).hexdigest()[:8]
+    return f"{head} + uncommitted changes {digest} ({', '.join(names)})"
+
+
 def _load() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
@@ -802,6 +832,8 @@ def main() -> None:
     worker_counts = [1, 2] if args.backend == "postgresql" else [1]
     batch = args.batch_size or Settings.model_fields["worker_batch_size"].default
 
+    code = code_version()
+    print(f"code: {code}")
     folder = Path(tempfile.mkdtemp(prefix="bench-delivery-"))
     databases = Databases(args.backend, folder)
     sink = Sink(folder)
@@ -889,6 +921,8 @@ def main() -> None:
         )
     print("(lateness: median over runs; sent .. duplicates: summed over runs)")
     print(f"load average at the end: {_load()}")
+    if code_version() != code:
+        print(f"WARNING: the code changed during the benchmark: now {code_version()}")
     print()
     one = results[1]
     print(f"1 worker / raw:      {medians[1] / raw_rate:.0%}   (goal >= 50%)")

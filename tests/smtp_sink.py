@@ -243,7 +243,14 @@ class SmtpSink:
             return list(self._handler.dropped)
 
     def message_ids(self) -> list[str]:
-        return [str(m["Message-ID"]).strip() for m in self.messages]
+        """The Message-ID of each accepted message, in order (read from the header block
+        with a regex: parsing 10,000 whole messages would take half a minute)."""
+        ids = []
+        for content in self.raw:
+            head = content.split(b"\r\n\r\n", 1)[0]
+            found = _MESSAGE_ID.search(head)
+            ids.append(found.group(1).decode("ascii", "replace") if found else "")
+        return ids
 
     def wait_for(self, count: int, timeout: float = 10) -> None:
         with self._handler.lock:

@@ -492,6 +492,53 @@ def record(
     return counts
 
 
+def prepare_batch(
+    sessions: sessionmaker[Session],
+    templates: EmailTemplates,
+    config: DeliveryConfig,
+    worker_id: str,
+    now: Callable[[], datetime],
+    *,
+    skip_locked: bool,
+) -> list[_Decision]:
+    """Claim a batch and compose its messages, in one transaction (empty: nothing is due)."""
+    with sessions.begin() as db:
+        ids = claim(db, worker_id, now(), config, skip_locked=skip_locked)
+        return compose(db, ids, now(), templates, config) if ids else []
+
+
+def finish_batch(
+    sessions: sessionmaker[Session],
+    mailer: Mailer,
+    config: DeliveryConfig,
+    worker_id: str,
+    now: Callable[[], datetime],
+    decisions: Sequence[_Decision],
+    rng: random.Random | None = None,
+) -> BatchCounts:
+    """Send a prepared batch over the mailer's connection, then record every outcome."""
+    outgoing = [d for d in decisions if d.outgoing is not None]
+    results: dict[int, SendResult] = {}
+    if outgoing:
+        sent = mailer.send_batch([d.outgoing for d in outgoing if d.outgoing is not None])
+        results = {d.notification_id: r for d, r in zip(outgoing, sent, strict=True)}
+    with sessions.begin() as db:
+        return record(db, worker_id, decisions, results, now(), config, rng or random.Random())
+
+
+def release(
+    sessions: sessionmaker[Session], worker_id: str, decisions: Sequence[_Decision]
+) -> None:
+    """Give a prepared batch back unsent (the worker is stopping): its rows are due again now."""
+    ids = [d.notification_id for d in decisions]
+    with sessions.begin() as db:
+        db.execute(
+            update(NotificationRow)
+            .where(NotificationRow.id.in_(ids), NotificationRow.leased_by == worker_id)
+            .values(lease_until=None, leased_by=None)
+        )
+
+
 def deliver_batch(
     sessions: sessionmaker[Session],
     mailer: Mailer,
@@ -504,19 +551,10 @@ def deliver_batch(
     rng: random.Random | None = None,
 ) -> BatchCounts:
     """Claim, compose, send and record one batch. Returns what happened (claimed 0: idle)."""
-    with sessions.begin() as db:
-        ids = claim(db, worker_id, now(), config, skip_locked=skip_locked)
-    if not ids:
+    decisions = prepare_batch(sessions, templates, config, worker_id, now, skip_locked=skip_locked)
+    if not decisions:
         return BatchCounts()
-    with sessions.begin() as db:
-        decisions = compose(db, ids, now(), templates, config)
-    outgoing = [d for d in decisions if d.outgoing is not None]
-    results: dict[int, SendResult] = {}
-    if outgoing:
-        sent = mailer.send_batch([d.outgoing for d in outgoing if d.outgoing is not None])
-        results = {d.notification_id: r for d, r in zip(outgoing, sent, strict=True)}
-    with sessions.begin() as db:
-        return record(db, worker_id, decisions, results, now(), config, rng or random.Random())
+    return finish_batch(sessions, mailer, config, worker_id, now, decisions, rng)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,23 +1,27 @@
-"""The web application of `cohort serve`: calendar feeds at capability URLs, health checks.
+"""The web application of `cohort serve`: calendar feeds at capability URLs, health checks, the
+dashboard and the learner's page (:mod:`scheduler.web.dashboard`), the JSON API under ``/api``.
 
 ``create_app(runtime)`` builds it; there is no module-level app. Feed answers carry an ETag
 (304 when it matches), ``Cache-Control: private``, ``Referrer-Policy: no-referrer`` and
 ``X-Robots-Tag: noindex``; unknown or revoked tokens get 404; each client IP may fetch at most
 ``feed_rate_per_minute`` feeds a minute (then 429). Tokens never reach a log line (see ``logs``).
+HTML pages get a Content-Security-Policy that allows nothing from elsewhere and no inline script.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib
 import re
 import threading
 import time
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
 from datetime import datetime
+from urllib.parse import urlencode
 
 from fastapi import FastAPI, Request, Response
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse
 from sqlalchemy import bindparam, select
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -27,12 +31,19 @@ from scheduler.persistence.models import CohortRow, FeedTokenRow
 from scheduler.runtime import NotMigratedError, Runtime
 from scheduler.services.delivery import worker_status
 from scheduler.services.feeds import feed_events, feed_name, feed_stamp, hash_token, resolve_token
+from scheduler.web.auth import AdminAuth, LoginRequired
+from scheduler.web.dashboard import dashboard_router
 
 SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
 }
+# For HTML pages: everything from this origin only, no inline script or style, no framing.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
 _FEED_PATH = re.compile(r"^/feeds/([^/]+)\.ics$")
 LOOKUP_SECONDS = 1.0  # how long a token check is trusted (revocation takes effect within this)
 FEED_HEADERS = {"Cache-Control": "private, max-age=300", "X-Robots-Tag": "noindex, nofollow"}
@@ -205,6 +216,20 @@ def create_app(runtime: Runtime) -> FastAPI:
             }
         )
 
+    auth = AdminAuth(runtime)
+    app.include_router(dashboard_router(runtime, auth))
+    try:  # TEMPORARY guard while scheduler/web/api.py is being written: use a plain import then
+        api = importlib.import_module("scheduler.web.api")
+    except ImportError:
+        api = None
+    if api is not None:
+        app.include_router(api.api_router(runtime, auth), prefix="/api")
+
+    @app.exception_handler(LoginRequired)
+    async def login_required(request: Request, exc: LoginRequired) -> RedirectResponse:
+        here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return RedirectResponse("/login?" + urlencode({"next": here}), status_code=303)
+
     app.add_middleware(FeedFastPath, handler=feed)
     app.add_middleware(SecurityHeaders)  # added last: outermost, so feeds get the headers too
     return app
@@ -235,6 +260,7 @@ class SecurityHeaders:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
         self.headers = [(k.lower().encode(), v.encode()) for k, v in SECURITY_HEADERS.items()]
+        self.csp = (b"content-security-policy", CONTENT_SECURITY_POLICY.encode())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -245,6 +271,12 @@ class SecurityHeaders:
             if message["type"] == "http.response.start":
                 present = {name.lower() for name, _ in message.get("headers", [])}
                 extra = [(k, v) for k, v in self.headers if k not in present]
+                html = any(
+                    name.lower() == b"content-type" and value.startswith(b"text/html")
+                    for name, value in message.get("headers", [])
+                )
+                if html and self.csp[0] not in present:
+                    extra.append(self.csp)
                 message["headers"] = [*message.get("headers", []), *extra]
             await send(message)
 

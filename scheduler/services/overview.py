@@ -1,0 +1,951 @@
+"""What the course runner's dashboard shows, read from the database into plain values.
+
+Pure reads (no writes, no web): ``cohort_cards`` for the list of cohorts, ``cohort_overview``
+for one cohort's page:
+
+* the availability heatmap of a course week on the anchor zone's clock (30-minute cells, with
+  per-zone counts) and the published weekly times marked on it (from the ``live_series`` rows,
+  so a moved series shows where it is now);
+* coverage per series and section, the learners left out and why, and the DST warnings: the
+  report the planner wrote when the plan was published (``plan_version.summary``), plus the
+  manual changes made since;
+* each left-out learner's async path: how many replays they have and the next one due;
+* the meetings of the next two weeks with host and expected attendance, flagged when more
+  learners are expected than ``second_host_threshold``;
+* delivery: outbox counts, recent failures, the worker's heartbeat.
+
+Learners with the same zone and availability are read as one group (one query, one
+availability parse per distinct text), so a 100k-learner cohort costs about as much as its
+distinct availabilities.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from scheduler.domain.availability import Availability, parse_availability
+from scheduler.domain.cohort import CohortSpec, Role, SeriesKind
+from scheduler.outputs.heatmap import availability_heatmap, slot_of
+from scheduler.persistence import repo
+from scheduler.persistence.models import (
+    CohortRow,
+    DeadlineItemRow,
+    EnrollmentRow,
+    LearnerDeadlinesRow,
+    LiveSeriesRow,
+    OccurrenceRow,
+    PersonRow,
+    PlanVersionRow,
+    SectionMemberRow,
+)
+from scheduler.planning import LearnerInput
+from scheduler.planning.fit import anchor_zone_name, occurrence_date
+from scheduler.services.delivery import outbox_status, worker_status
+from scheduler.services.plans import CANCELLED, SCHEDULED
+from scheduler.timeutil import MINUTES_PER_DAY, Weekday, wall_to_utc, zone
+
+SECOND_HOST_THRESHOLD = 15  # more expected learners than this: the meeting wants a second host
+UPCOMING_WINDOW = timedelta(days=14)
+SLOT_MINUTES = 30
+HEAT_LEVELS = 8  # shades of a non-empty heatmap cell (CSS classes h1..h8; h0 is empty)
+LEFT_OUT_SHOWN = 100  # learners listed on the page; the roster export has them all
+ZONES_NAMED = 6  # zones named in a heatmap cell's description; the rest are counted
+
+_REASONS = {
+    "no_availability": "gave no availability and the cohort default does not fit",
+    "no_feasible_time": "no time fits their availability every week",
+    "no_facilitator_overlap": "only times no facilitator can take fit them",
+    "capacity": "every section was full",
+    "dst_until_week": "a clock change moves the time out of their window",
+    "time_not_chosen": "times that fit them serve fewer learners",
+    "block_limit": "max_blocks was reached before a block reached them",
+}
+
+
+# --- the list of cohorts ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CohortCard:
+    slug: str
+    title: str
+    start_date: date
+    end_date: date  # the last day of the last week
+    weeks: int
+    home_zone: str
+    learners: int
+    facilitators: int
+    published_version: int | None
+    published_at: datetime | None
+
+
+def cohort_cards(db: Session) -> list[CohortCard]:
+    """Every cohort with its active learner and facilitator counts and its latest plan version."""
+    counts: dict[tuple[int, str], int] = {
+        (cohort_id, role): n
+        for cohort_id, role, n in db.execute(
+            select(EnrollmentRow.cohort_id, EnrollmentRow.role, func.count())
+            .where(EnrollmentRow.status == "active")
+            .group_by(EnrollmentRow.cohort_id, EnrollmentRow.role)
+        )
+    }
+    latest = (
+        select(PlanVersionRow.cohort_id, func.max(PlanVersionRow.version).label("version"))
+        .group_by(PlanVersionRow.cohort_id)
+        .subquery()
+    )
+    versions: dict[int, tuple[int, datetime]] = {
+        cohort_id: (version, created)
+        for cohort_id, version, created in db.execute(
+            select(
+                PlanVersionRow.cohort_id, PlanVersionRow.version, PlanVersionRow.created_at
+            ).join(
+                latest,
+                (latest.c.cohort_id == PlanVersionRow.cohort_id)
+                & (latest.c.version == PlanVersionRow.version),
+            )
+        )
+    }
+    cards = []
+    for row in repo.list_cohorts(db):
+        version, created = versions.get(row.id, (None, None))
+        cards.append(
+            CohortCard(
+                row.slug,
+                row.title,
+                row.start_date,
+                _end_date(row),
+                row.weeks,
+                row.home_zone,
+                counts.get((row.id, Role.LEARNER.value), 0),
+                counts.get((row.id, Role.FACILITATOR.value), 0),
+                version,
+                created,
+            )
+        )
+    return cards
+
+
+def _end_date(cohort: CohortRow) -> date:
+    return cohort.start_date + timedelta(days=7 * cohort.weeks - 1)
+
+
+# --- one cohort --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LiveTime:
+    """One published weekly time: a slot of a section of a series, on the anchor zone's clock."""
+
+    series: str
+    title: str
+    kind: str
+    section: int  # 0-based
+    slot: int  # 0-based
+    sections: int  # how many sections the series has
+    weekday: int
+    minute: int
+    duration_minutes: int
+    anchor_zone: str
+    facilitator: str | None  # name (email when the person is unknown)
+    size: int  # section members; co-working: learners whose window it fits in the shown week
+    alternate: tuple[int, int] | None = None  # rotation: (weekday, minute) in odd weeks
+
+    @property
+    def name(self) -> str:
+        return _section_name(self.title, self.kind, self.section, self.sections)
+
+    @property
+    def label(self) -> str:
+        return _wall_label(self.weekday, self.minute)
+
+    @property
+    def value(self) -> str:
+        """How a form names it: ``series:section:slot`` (0-based)."""
+        return f"{self.series}:{self.section}:{self.slot}"
+
+    def at_week(self, week: int) -> tuple[int, int]:
+        if self.alternate is not None and week % 2 == 1:
+            return self.alternate
+        return self.weekday, self.minute
+
+
+@dataclass(frozen=True, slots=True)
+class HeatCell:
+    weekday: int
+    slot: int
+    count: int
+    level: int  # 0 (nobody) .. HEAT_LEVELS (the peak)
+    zones: tuple[tuple[str, int], ...]  # most learners first
+    marks: tuple[LiveTime, ...]  # the live times that cover this cell
+    description: str  # for a title / aria-label: who is available, what is scheduled
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(m.kind for m in self.marks))
+
+
+@dataclass(frozen=True, slots=True)
+class HeatRow:
+    minute: int
+    label: str  # "18:30"
+    cells: tuple[HeatCell, ...]  # Monday .. Sunday
+
+
+@dataclass(frozen=True, slots=True)
+class HeatmapView:
+    anchor_zone: str
+    week: int  # 0-based course week
+    weeks: int
+    slot_minutes: int
+    learners: int
+    peak: int
+    days: tuple[tuple[str, date], ...]  # (weekday label, date in that week), Monday .. Sunday
+    rows: tuple[HeatRow, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SectionCoverage:
+    series: str
+    title: str
+    kind: str
+    section: int
+    sections: int
+    times: str  # published now (after manual changes)
+    planned_times: str  # as the planner chose them
+    facilitator: str | None
+    size: int
+    fitted: int  # learners for whom every meeting fits (as planned)
+    by_week: tuple[float | None, ...]
+
+    @property
+    def name(self) -> str:
+        return _section_name(self.title, self.kind, self.section, self.sections)
+
+    @property
+    def weekly_range(self) -> str:
+        weekly = [c for c in self.by_week if c is not None]
+        if not weekly:
+            return "-"
+        low, high = min(weekly), max(weekly)
+        return f"{low:.0%}" if low == high else f"{low:.0%}-{high:.0%}"
+
+
+@dataclass(frozen=True, slots=True)
+class LeftOutLearner:
+    email: str
+    name: str
+    zone: str
+    reasons: tuple[tuple[str, str], ...]  # (series title, why)
+    replays: int  # replay items on their list
+    next_replay: datetime | None  # the soft deadline of the next replay after now
+    next_replay_title: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class UpcomingMeeting:
+    start: datetime
+    end: datetime
+    week: int
+    title: str
+    kind: str
+    series: str
+    section: int
+    slot: int
+    facilitator: str | None
+    expected: int
+    second_host: bool  # expected > second_host_threshold
+    status: str  # scheduled, cancelled
+    moved: bool  # changed since first published (SEQUENCE > 0) and not cancelled
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryView:
+    counts: dict[str, int]
+    due: int
+    failed: tuple[tuple[str, str, str], ...]  # kind, to, error
+    workers_running: int
+    heartbeat_age: float | None  # seconds since the freshest worker heartbeat; None: never ran
+    last_tick_age: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class CohortOverview:
+    slug: str
+    title: str
+    start_date: date
+    end_date: date
+    weeks: int
+    home_zone: str
+    anchor_zone: str
+    locale: str
+    learners: int
+    facilitators: int
+    published_version: int | None
+    published_at: datetime | None
+    changes: tuple[str, ...]  # manual changes since the planner's report
+    live_times: tuple[LiveTime, ...]
+    heatmap: HeatmapView
+    coverage: tuple[SectionCoverage, ...]
+    left_out: tuple[LeftOutLearner, ...]  # at most LEFT_OUT_SHOWN
+    left_out_total: int
+    dst_warnings: tuple[str, ...]
+    notes: tuple[str, ...]
+    upcoming: tuple[UpcomingMeeting, ...]
+    upcoming_from: datetime
+    upcoming_until: datetime
+    second_host_threshold: int
+    delivery: DeliveryView
+    auto_sections: tuple[str, ...] = field(default=())
+
+
+def current_week(cohort: CohortRow, now: datetime) -> int:
+    """The course week ``now`` falls in (0 before the start, the last week after the end)."""
+    today = now.astimezone(zone(cohort.home_zone)).date()
+    return max(0, min(cohort.weeks - 1, (today - cohort.start_date).days // 7))
+
+
+def cohort_overview(
+    db: Session,
+    slug: str,
+    now: datetime,
+    *,
+    week: int | None = None,
+    second_host_threshold: int = SECOND_HOST_THRESHOLD,
+    window: timedelta = UPCOMING_WINDOW,
+) -> CohortOverview:
+    """Everything the cohort's dashboard page shows. ``week`` (0-based) picks the heatmap's
+    week; by default the current course week (the first before the course starts).
+    Raises NotFoundError for an unknown cohort."""
+    cohort = repo.get_cohort(db, slug)
+    spec = repo.cohort_spec(db, cohort)
+    shown_week = current_week(cohort, now) if week is None else max(0, min(cohort.weeks - 1, week))
+    counts = repo.roster_counts(db, cohort.id)
+    groups = _learner_groups(db, cohort)
+    names = _facilitator_names(db, cohort.id)
+    sizes = _section_sizes(db, cohort.id)
+    live = _live_times(db, cohort.id, names, sizes, groups, spec, shown_week)
+    version, published_at, summary, changes = _published_report(db, cohort.id)
+
+    learners = [
+        LearnerInput(f"{zone_name}#{i}", zone_name, availability)
+        for (zone_name, availability), n in groups.items()
+        for i in range(n)
+    ]
+    heat = availability_heatmap(spec, learners, week=shown_week, slot_minutes=SLOT_MINUTES)
+    heatmap = _heatmap_view(
+        heat.counts,
+        heat.zones,
+        heat.peak,
+        live,
+        shown_week,
+        cohort.weeks,
+        anchor_zone_name(spec),
+        len(learners),
+        [occurrence_date(spec, shown_week, d) for d in range(7)],
+    )
+    left_out, left_total = _left_out(db, cohort.id, summary, now, live)
+    upcoming, start, until = _upcoming(
+        db, cohort.id, now, window, names, sizes, groups, second_host_threshold
+    )
+    return CohortOverview(
+        slug=cohort.slug,
+        title=cohort.title,
+        start_date=cohort.start_date,
+        end_date=_end_date(cohort),
+        weeks=cohort.weeks,
+        home_zone=cohort.home_zone,
+        anchor_zone=anchor_zone_name(spec),
+        locale=cohort.locale,
+        learners=counts.get(Role.LEARNER.value, 0),
+        facilitators=counts.get(Role.FACILITATOR.value, 0),
+        published_version=version,
+        published_at=published_at,
+        changes=tuple(changes),
+        live_times=tuple(live),
+        heatmap=heatmap,
+        coverage=_coverage(summary, live, names),
+        left_out=tuple(left_out),
+        left_out_total=left_total,
+        dst_warnings=tuple(str(w) for w in summary.get("warnings", [])),
+        notes=tuple(str(n) for n in summary.get("notes", [])),
+        upcoming=tuple(upcoming),
+        upcoming_from=start,
+        upcoming_until=until,
+        second_host_threshold=second_host_threshold,
+        delivery=delivery_view(db, now),
+        auto_sections=tuple(_auto_section_text(r) for r in summary.get("auto_sections", [])),
+    )
+
+
+Groups = Counter[tuple[str, Availability]]
+
+
+def _learner_groups(db: Session, cohort: CohortRow) -> Groups:
+    """Active learners counted by (zone, availability), the default filled in."""
+    query = (
+        select(PersonRow.zone, PersonRow.availability, func.count())
+        .join(EnrollmentRow, EnrollmentRow.person_id == PersonRow.id)
+        .where(
+            EnrollmentRow.cohort_id == cohort.id,
+            EnrollmentRow.role == Role.LEARNER.value,
+            EnrollmentRow.status == "active",
+        )
+        .group_by(PersonRow.zone, PersonRow.availability)
+    )
+    groups: Groups = Counter()
+    for zone_name, text, n in db.execute(query):
+        groups[(zone_name, parse_availability(text or cohort.default_availability))] += n
+    return groups
+
+
+def _facilitator_names(db: Session, cohort_id: int) -> dict[str, str]:
+    query = (
+        select(PersonRow.email, PersonRow.name)
+        .join(EnrollmentRow, EnrollmentRow.person_id == PersonRow.id)
+        .where(EnrollmentRow.cohort_id == cohort_id, EnrollmentRow.role == Role.FACILITATOR.value)
+    )
+    return {email: name for email, name in db.execute(query)}
+
+
+def _section_sizes(db: Session, cohort_id: int) -> dict[tuple[str, int], int]:
+    query = (
+        select(SectionMemberRow.series_key, SectionMemberRow.section, func.count())
+        .join(
+            EnrollmentRow,
+            (EnrollmentRow.person_id == SectionMemberRow.person_id)
+            & (EnrollmentRow.cohort_id == SectionMemberRow.cohort_id),
+        )
+        .where(SectionMemberRow.cohort_id == cohort_id, EnrollmentRow.status == "active")
+        .group_by(SectionMemberRow.series_key, SectionMemberRow.section)
+    )
+    return {(key, section): n for key, section, n in db.execute(query)}
+
+
+def _fitting(groups: Groups, start: datetime, minutes: int) -> int:
+    """How many learners have ``start`` + ``minutes`` inside their window."""
+    return sum(n for (z, a), n in groups.items() if a.covers_at(start, minutes, zone(z)))
+
+
+def _live_times(
+    db: Session,
+    cohort_id: int,
+    names: dict[str, str],
+    sizes: dict[tuple[str, int], int],
+    groups: Groups,
+    spec: CohortSpec,
+    week: int,
+) -> list[LiveTime]:
+    rows = list(
+        db.scalars(
+            select(LiveSeriesRow)
+            .where(LiveSeriesRow.cohort_id == cohort_id, LiveSeriesRow.status != CANCELLED)
+            .order_by(LiveSeriesRow.id)
+        )
+    )
+    sections: dict[str, int] = {}
+    for row in rows:
+        sections[row.series_key] = max(sections.get(row.series_key, 0), row.section + 1)
+    out = []
+    for row in rows:
+        alternate = (
+            (row.alt_weekday, row.alt_wall_minute)
+            if row.alt_weekday is not None and row.alt_wall_minute is not None
+            else None
+        )
+        if row.kind == SeriesKind.COWORKING.value:
+            day, minute = (
+                alternate
+                if alternate is not None and week % 2
+                else (
+                    row.weekday,
+                    row.wall_minute,
+                )
+            )
+            start = wall_to_utc(
+                occurrence_date(spec, week, day),
+                time(minute // 60, minute % 60),
+                zone(row.anchor_zone),
+            )
+            size = _fitting(groups, start, row.duration_minutes)
+        else:
+            size = sizes.get((row.series_key, row.section), 0)
+        out.append(
+            LiveTime(
+                row.series_key,
+                row.title,
+                row.kind,
+                row.section,
+                row.slot,
+                sections[row.series_key],
+                row.weekday,
+                row.wall_minute,
+                row.duration_minutes,
+                row.anchor_zone,
+                names.get(row.facilitator_email, row.facilitator_email)
+                if row.facilitator_email
+                else None,
+                size,
+                alternate,
+            )
+        )
+    order = {SeriesKind.CLASS.value: 0, SeriesKind.OFFICE_HOURS.value: 1}
+    out.sort(key=lambda t: (order.get(t.kind, 2), t.series, t.section, t.slot))
+    return out
+
+
+def _section_name(title: str, kind: str, section: int, sections: int) -> str:
+    """``Live class · section 2``; co-working blocks are numbered (``Co-working block 3``)."""
+    if sections <= 1:
+        return title
+    if kind == SeriesKind.COWORKING.value:
+        return f"{title} {section + 1}"
+    return f"{title} · section {section + 1}"
+
+
+def _wall_label(weekday: int, minute: int) -> str:
+    return f"{Weekday(weekday).label} {minute // 60:02d}:{minute % 60:02d}"
+
+
+def _heatmap_view(
+    counts: tuple[tuple[int, ...], ...],
+    zones: tuple[tuple[Counter[str], ...], ...],
+    peak: int,
+    live: Sequence[LiveTime],
+    week: int,
+    weeks: int,
+    anchor: str,
+    learners: int,
+    dates: list[date],
+) -> HeatmapView:
+    marks: dict[tuple[int, int], list[LiveTime]] = {}
+    for t in live:
+        day, minute = t.at_week(week)
+        for cell in slot_of(day, minute, timedelta(minutes=t.duration_minutes), SLOT_MINUTES):
+            marks.setdefault(cell, []).append(t)
+    rows = []
+    for slot in range(MINUTES_PER_DAY // SLOT_MINUTES):
+        minute = slot * SLOT_MINUTES
+        cells = []
+        for day in range(7):
+            n = counts[day][slot]
+            by_zone = tuple(sorted(zones[day][slot].items(), key=lambda zn: (-zn[1], zn[0])))
+            here = tuple(marks.get((day, slot), ()))
+            level = 0 if n == 0 or peak == 0 else max(1, round(n / peak * HEAT_LEVELS))
+            cells.append(
+                HeatCell(
+                    day,
+                    slot,
+                    n,
+                    level,
+                    by_zone,
+                    here,
+                    _cell_text(day, minute, n, learners, by_zone, here, anchor),
+                )
+            )
+        rows.append(HeatRow(minute, f"{minute // 60:02d}:{minute % 60:02d}", tuple(cells)))
+    days = tuple((Weekday(d).label, dates[d]) for d in range(7))
+    return HeatmapView(anchor, week, weeks, SLOT_MINUTES, learners, peak, days, tuple(rows))
+
+
+def _cell_text(
+    day: int,
+    minute: int,
+    n: int,
+    learners: int,
+    by_zone: tuple[tuple[str, int], ...],
+    marks: tuple[LiveTime, ...],
+    anchor: str,
+) -> str:
+    end = minute + SLOT_MINUTES
+    span = f"{_wall_label(day, minute)}-{end // 60:02d}:{end % 60:02d} {anchor}"
+    text = f"{span}: {n} of {learners} learner{'s' if learners != 1 else ''} available"
+    if by_zone:
+        named = [f"{c} in {z}" for z, c in by_zone[:ZONES_NAMED]]
+        rest = sum(c for _, c in by_zone[ZONES_NAMED:])
+        if rest:
+            named.append(f"{rest} elsewhere")
+        text += " (" + ", ".join(named) + ")"
+    if marks:
+        text += "; scheduled: " + ", ".join(m.name for m in marks)
+    return text
+
+
+def _published_report(
+    db: Session, cohort_id: int
+) -> tuple[int | None, datetime | None, dict[str, Any], list[str]]:
+    """The latest plan version, when it was made, the planner's report it carries, and the
+    manual changes made since the last version the planner wrote."""
+    rows = list(
+        db.execute(
+            select(PlanVersionRow.version, PlanVersionRow.created_at, PlanVersionRow.summary)
+            .where(PlanVersionRow.cohort_id == cohort_id)
+            .order_by(PlanVersionRow.version.desc())
+        )
+    )
+    if not rows:
+        return None, None, {}, []
+    changes: list[str] = []
+    for _, _, summary in rows:
+        change = summary.get("change") if isinstance(summary, dict) else None
+        if not change:
+            break
+        changes.append(str(change))
+    version, created, summary = rows[0]
+    return version, created, dict(summary or {}), changes[::-1]
+
+
+def _coverage(
+    summary: dict[str, Any], live: Sequence[LiveTime], names: dict[str, str]
+) -> tuple[SectionCoverage, ...]:
+    current: dict[tuple[str, int], list[LiveTime]] = {}
+    for t in live:
+        current.setdefault((t.series, t.section), []).append(t)
+    titles = {t.series: t.title for t in live}
+    sections: Counter[str] = Counter(str(s["series"]) for s in summary.get("sections", []))
+    out = []
+    for s in summary.get("sections", []):
+        key = (str(s["series"]), int(s["section"]))
+        now_times = sorted(current.get(key, []), key=lambda t: t.slot)
+        planned = ", ".join(s.get("times", []))
+        if s.get("alternate"):
+            planned += " / " + ", ".join(s["alternate"])
+        facilitator = s.get("facilitator")
+        out.append(
+            SectionCoverage(
+                key[0],
+                titles.get(key[0], key[0]),
+                str(s.get("kind", "")),
+                key[1],
+                sections[key[0]],
+                ", ".join(t.label for t in now_times) if now_times else "cancelled",
+                planned,
+                names.get(facilitator, facilitator) if facilitator else None,
+                int(s.get("size", 0)),
+                int(s.get("fitted", 0)),
+                tuple(s.get("coverage_by_week", [])),
+            )
+        )
+    return tuple(out)
+
+
+def _left_out(
+    db: Session,
+    cohort_id: int,
+    summary: dict[str, Any],
+    now: datetime,
+    live: Sequence[LiveTime],
+) -> tuple[list[LeftOutLearner], int]:
+    titles = {t.series: t.title for t in live}
+    reasons: dict[str, list[tuple[str, str]]] = {}
+    for x in summary.get("left_out", []):
+        why = str(x.get("detail") or _REASONS.get(str(x.get("reason")), x.get("reason")))
+        series = str(x.get("series"))
+        reasons.setdefault(str(x.get("learner")), []).append((titles.get(series, series), why))
+    total = len(reasons)
+    shown = sorted(reasons)[:LEFT_OUT_SHOWN]
+    people = repo.people_by_email(db, shown)
+    ids = {p.id: email for email, p in people.items()}
+    replays: Counter[int] = Counter()
+    upcoming: dict[int, tuple[datetime, str]] = {}
+    if ids:
+        query = (
+            select(LearnerDeadlinesRow.person_id, DeadlineItemRow.soft, DeadlineItemRow.title)
+            .join(DeadlineItemRow, DeadlineItemRow.group_id == LearnerDeadlinesRow.group_id)
+            .where(
+                LearnerDeadlinesRow.cohort_id == cohort_id,
+                LearnerDeadlinesRow.person_id.in_(list(ids)),
+                DeadlineItemRow.kind == "replay",
+            )
+        )
+        for person_id, soft, title in db.execute(query):
+            replays[person_id] += 1
+            if soft >= now and (person_id not in upcoming or soft < upcoming[person_id][0]):
+                upcoming[person_id] = (soft, title)
+    out = []
+    for email in shown:
+        person = people.get(email)
+        pid = person.id if person else -1
+        nxt = upcoming.get(pid)
+        out.append(
+            LeftOutLearner(
+                email,
+                person.name if person else email,
+                person.zone if person else "",
+                tuple(reasons[email]),
+                replays[pid],
+                nxt[0] if nxt else None,
+                nxt[1] if nxt else "",
+            )
+        )
+    return out, total
+
+
+def _upcoming(
+    db: Session,
+    cohort_id: int,
+    now: datetime,
+    window: timedelta,
+    names: dict[str, str],
+    sizes: dict[tuple[str, int], int],
+    groups: Groups,
+    threshold: int,
+) -> tuple[list[UpcomingMeeting], datetime, datetime]:
+    """Meetings in ``window`` from now; when there are none (the course has not started), the
+    ``window`` from the next scheduled meeting."""
+    start = now
+    first = db.scalar(
+        select(func.min(OccurrenceRow.start))
+        .join(LiveSeriesRow, LiveSeriesRow.id == OccurrenceRow.series_id)
+        .where(
+            LiveSeriesRow.cohort_id == cohort_id,
+            OccurrenceRow.status == SCHEDULED,
+            OccurrenceRow.start >= now,
+        )
+    )
+    if first is not None and first > now + window:
+        start = first
+    until = start + window
+    query = (
+        select(LiveSeriesRow, OccurrenceRow)
+        .join(OccurrenceRow, OccurrenceRow.series_id == LiveSeriesRow.id)
+        .where(
+            LiveSeriesRow.cohort_id == cohort_id,
+            OccurrenceRow.start >= start,
+            OccurrenceRow.start < until,
+        )
+        .order_by(OccurrenceRow.start, LiveSeriesRow.series_key, LiveSeriesRow.section)
+    )
+    rows = list(db.execute(query))
+    sections: dict[str, int] = {}
+    for series, _ in rows:
+        sections[series.series_key] = max(sections.get(series.series_key, 0), series.section + 1)
+    out = []
+    for series, o in rows:
+        if series.kind == SeriesKind.COWORKING.value:
+            expected = _fitting(groups, o.start, series.duration_minutes)
+        else:
+            expected = sizes.get((series.series_key, series.section), 0)
+        many = series.kind != SeriesKind.COWORKING.value and sections[series.series_key] > 1
+        out.append(
+            UpcomingMeeting(
+                o.start,
+                o.end,
+                o.week,
+                series.title + (f" · section {series.section + 1}" if many else ""),
+                series.kind,
+                series.series_key,
+                series.section,
+                series.slot,
+                names.get(series.facilitator_email, series.facilitator_email)
+                if series.facilitator_email
+                else None,
+                expected,
+                o.status == SCHEDULED and expected > threshold,
+                o.status,
+                o.status == SCHEDULED and o.sequence > 0,
+            )
+        )
+    return out, start, until
+
+
+def delivery_view(db: Session, now: datetime) -> DeliveryView:
+    """The outbox (every cohort's) and the workers' heartbeat."""
+    box = outbox_status(db, now)
+    workers = worker_status(db, now)
+    beats = [w.heartbeat_age for w in workers if not w.stopped] or [
+        w.heartbeat_age for w in workers
+    ]
+    ticks = [w.last_tick_age for w in workers if w.last_tick_age is not None]
+    return DeliveryView(
+        dict(box.counts),
+        box.due,
+        tuple(box.failed_recent),
+        sum(not w.stopped for w in workers),
+        min(beats) if beats else None,
+        min(ticks) if ticks else None,
+    )
+
+
+def _auto_section_text(report: dict[str, Any]) -> str:
+    steps = ", ".join(
+        f"{s['sections']}: {s['share']:.0%}" for s in report.get("steps", []) if "share" in s
+    )
+    verdict = "reached" if report.get("reached") else "not reached"
+    return (
+        f"{report.get('series')}: share of learners fitted by number of sections: {steps}; "
+        f"chose {report.get('chosen')} (target {float(report.get('target', 0)):.0%} {verdict})"
+    )
+
+
+# --- forms and exports -------------------------------------------------------------------------
+
+
+def series_choices(db: Session, cohort_id: int) -> list[tuple[str, str]]:
+    """(form value ``series:section:slot``, label) of every published weekly time."""
+    rows = list(
+        db.scalars(
+            select(LiveSeriesRow)
+            .where(LiveSeriesRow.cohort_id == cohort_id, LiveSeriesRow.status != CANCELLED)
+            .order_by(LiveSeriesRow.series_key, LiveSeriesRow.section, LiveSeriesRow.slot)
+        )
+    )
+    sections: dict[str, int] = {}
+    for r in rows:
+        sections[r.series_key] = max(sections.get(r.series_key, 0), r.section + 1)
+    out = []
+    for r in rows:
+        label = _section_name(r.title, r.kind, r.section, sections[r.series_key])
+        out.append(
+            (
+                f"{r.series_key}:{r.section}:{r.slot}",
+                f"{label} — {_wall_label(r.weekday, r.wall_minute)} {r.anchor_zone}",
+            )
+        )
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class LearnerRow:
+    name: str
+    email: str
+    zone: str
+    locale: str | None
+    availability: str | None  # None: the cohort's default
+
+
+def find_learners(
+    db: Session, cohort_id: int, q: str, limit: int = 50
+) -> tuple[list[LearnerRow], int]:
+    """Active learners whose name or email contains ``q`` (all when empty): the first ``limit``
+    by name, and how many match."""
+    query = (
+        select(
+            PersonRow.name,
+            PersonRow.email,
+            PersonRow.zone,
+            PersonRow.locale,
+            PersonRow.availability,
+        )
+        .join(EnrollmentRow, EnrollmentRow.person_id == PersonRow.id)
+        .where(
+            EnrollmentRow.cohort_id == cohort_id,
+            EnrollmentRow.role == Role.LEARNER.value,
+            EnrollmentRow.status == "active",
+        )
+        .order_by(PersonRow.name, PersonRow.email)
+    )
+    needle = q.strip().casefold()
+    found = [
+        LearnerRow(*row)
+        for row in db.execute(query)
+        if not needle or needle in row.name.casefold() or needle in row.email
+    ]
+    return found[:limit], len(found)
+
+
+Table = tuple[tuple[str, ...], list[tuple[object, ...]]]
+
+
+def roster_rows(db: Session, slug: str) -> Table:
+    """Everyone enrolled, with their sections and why they were left out of a series."""
+    cohort = repo.get_cohort(db, slug)
+    sections: dict[int, list[str]] = {}
+    for person_id, key, section in db.execute(
+        select(SectionMemberRow.person_id, SectionMemberRow.series_key, SectionMemberRow.section)
+        .where(SectionMemberRow.cohort_id == cohort.id)
+        .order_by(SectionMemberRow.series_key)
+    ):
+        sections.setdefault(person_id, []).append(f"{key} {section + 1}")
+    _, _, summary, _ = _published_report(db, cohort.id)
+    left: dict[str, list[str]] = {}
+    for x in summary.get("left_out", []):
+        why = x.get("detail") or _REASONS.get(str(x.get("reason")), x.get("reason"))
+        left.setdefault(str(x.get("learner")), []).append(f"{x.get('series')}: {why}")
+    header = (
+        "name",
+        "email",
+        "role",
+        "status",
+        "timezone",
+        "locale",
+        "availability",
+        "sections",
+        "left_out",
+        "enrolled_at",
+    )
+    rows: list[tuple[object, ...]] = [
+        (
+            p.name,
+            p.email,
+            e.role,
+            e.status,
+            p.zone,
+            p.locale or "",
+            p.availability or "",
+            "; ".join(sections.get(p.id, [])),
+            "; ".join(left.get(p.email, [])),
+            e.enrolled_at.isoformat(),
+        )
+        for e, p in repo.roster(db, cohort.id)
+    ]
+    return header, rows
+
+
+def plan_rows(db: Session, slug: str) -> Table:
+    """Every published occurrence (cancelled ones too), in time order."""
+    cohort = repo.get_cohort(db, slug)
+    sizes = _section_sizes(db, cohort.id)
+    header = (
+        "series",
+        "title",
+        "kind",
+        "section",
+        "time",
+        "week",
+        "start_utc",
+        "end_utc",
+        "start_local",
+        "zone",
+        "status",
+        "sequence",
+        "facilitator",
+        "section_size",
+        "uid",
+    )
+    query = (
+        select(LiveSeriesRow, OccurrenceRow)
+        .join(OccurrenceRow, OccurrenceRow.series_id == LiveSeriesRow.id)
+        .where(LiveSeriesRow.cohort_id == cohort.id)
+        .order_by(OccurrenceRow.start, LiveSeriesRow.series_key, LiveSeriesRow.section)
+    )
+    rows: list[tuple[object, ...]] = [
+        (
+            s.series_key,
+            s.title,
+            s.kind,
+            s.section + 1,
+            s.slot + 1,
+            o.week + 1,
+            o.start.isoformat(),
+            o.end.isoformat(),
+            o.start.astimezone(zone(s.anchor_zone)).isoformat(),
+            s.anchor_zone,
+            o.status,
+            o.sequence,
+            s.facilitator_email or "",
+            sizes.get((s.series_key, s.section), "")
+            if s.kind != SeriesKind.COWORKING.value
+            else "",
+            o.uid,
+        )
+        for s, o in db.execute(query)
+    ]
+    return header, rows
