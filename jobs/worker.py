@@ -244,6 +244,11 @@ class Worker:
         from apscheduler.jobstores.memory import MemoryJobStore
         from apscheduler.schedulers.blocking import BlockingScheduler
 
+        # Under a backlog a dispatch tick outlasts its interval: APScheduler would log "skipped:
+        # maximum number of running instances reached" at every tick, and "Running job" lines
+        # at INFO. Neither is news; job failures are logged by _logged.
+        logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
+        logging.getLogger("apscheduler.executors").setLevel(logging.WARNING)
         scheduler = BlockingScheduler(
             jobstores={"default": MemoryJobStore()},
             executors={"default": ThreadPoolExecutor(4)},

@@ -312,6 +312,7 @@ class FeedTokenRow(Base):
     hold several; revoking sets ``revoked_at``. ``person_id`` is None for the cohort's feed."""
 
     __tablename__ = "feed_token"
+    __table_args__ = (Index("ix_feed_token_person", "person_id", "cohort_id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     cohort_id: Mapped[int] = mapped_column(ForeignKey("cohort.id", ondelete="CASCADE"))
@@ -329,7 +330,11 @@ class NotificationRow(Base):
     ``message_id`` is fixed at creation so a resend is recognisable."""
 
     __tablename__ = "notification"
-    __table_args__ = (Index("ix_notification_due", "status", "next_attempt_at"),)
+    __table_args__ = (
+        # claim order: the LIMIT stops after one batch instead of sorting the whole backlog
+        Index("ix_notification_due", "status", "next_attempt_at", "id"),
+        Index("ix_notification_cohort_kind", "cohort_id", "status", "kind"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     cohort_id: Mapped[int] = mapped_column(ForeignKey("cohort.id", ondelete="CASCADE"))

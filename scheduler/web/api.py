@@ -648,6 +648,7 @@ def api_router(runtime: Runtime, auth: AdminAuth) -> APIRouter:
         route_class=_ApiRoute,
         dependencies=[Depends(bearer), Depends(auth.api)],
         responses={
+            400: {"model": MessageOut, "description": "the body cannot be parsed"},
             401: {"model": MessageOut, "description": "no valid admin token"},
             422: {"model": ProblemsOut, "description": "every problem with the request"},
         },

@@ -117,6 +117,7 @@ class Pages:
         self.env.filters["clock"] = local_time
         self.env.filters["pct"] = lambda x: "-" if x is None else f"{x:.0%}"
         self.env.filters["age"] = _age
+        self.env.filters["sentence"] = lambda text: str(text)[:1].upper() + str(text)[1:]
         self.env.filters["day"] = lambda d: f"{d:%a %-d %b %Y}" if isinstance(d, date) else ""
         self.env.filters["daymonth"] = lambda d: f"{d.day} {d:%b}" if isinstance(d, date) else ""
         self.env.globals["url_for_week"] = lambda slug, w: f"/cohorts/{quote(slug)}?week={w + 1}"
