@@ -942,21 +942,25 @@ def serve(
 ) -> None:
     """Serve calendar feeds (and health checks) over HTTP with uvicorn."""
     import uvicorn  # the web stack loads only for this command
+    from starlette.types import ASGIApp
 
     from scheduler.web.app import create_app
-    from scheduler.web.logs import log_config
+    from scheduler.web.logs import AccessLog, log_config
 
     runtime = STATE.runtime()
     runtime.require_schema()
     level = runtime.settings.log_level
     err.print(f"serving on http://{host}:{port} (public base URL: {runtime.settings.base_url})")
+    web: ASGIApp = create_app(runtime)
+    if access_log:
+        web = AccessLog(web)  # our own, batched and redacted; uvicorn's is off
     uvicorn.run(
-        create_app(runtime),
+        web,
         host=host,
         port=port,
         log_config=log_config("INFO" if level == "WARNING" else level),
         proxy_headers=False,
-        access_log=access_log,
+        access_log=False,
         server_header=False,
     )
 

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from urllib.parse import quote, urlencode
 
-_FEED_PATH = re.compile(r"/feeds/[^/\s\"'?#]+")
+_CAPABILITY_PATH = re.compile(r"/(feeds|me)/[^/\s\"'?#]+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,5 +29,7 @@ def feed_links(base_url: str, token: str, name: str) -> FeedLinks:
 
 
 def redact_feed_path(text: str) -> str:
-    """Hide the capability in any ``/feeds/<token>`` path (for log lines)."""
-    return _FEED_PATH.sub("/feeds/[redacted]", text) if "/feeds/" in text else text
+    """Hide the capability in any ``/feeds/<token>`` or ``/me/<token>`` path (for log lines)."""
+    if "/feeds/" in text or "/me/" in text:
+        return _CAPABILITY_PATH.sub(r"/\1/[redacted]", text)
+    return text
