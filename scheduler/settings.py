@@ -78,6 +78,9 @@ class Settings(BaseSettings):
     reminder_horizon_hours: int = Field(
         48, ge=1, le=24 * 14, description="reminders are written to the outbox this far ahead"
     )
+    second_host_threshold: int = Field(
+        15, ge=1, description="the dashboard flags live sessions expecting more learners"
+    )
     retry_base_seconds: float = Field(
         30.0, gt=0, description="first retry delay after a temporary failure; doubles each time"
     )

@@ -1,18 +1,20 @@
-"""One learner at a time: add, update or withdraw a learner of a cohort (dashboard and API).
+"""One learner at a time: add, update or withdraw a learner of a cohort, and read them back
+(the dashboard and the JSON API call these).
 
-Input is checked by the roster import's rules (``scheduler.roster``: the same zone
-canonicalisation, availability grammar, email normalisation, locale and length limits); every
-bad field is reported at once as a :class:`RosterError` and nothing is written. An unknown cohort
-or learner is a :class:`NotFoundError`.
+Input is checked by the roster import's rules (the same zone canonicalisation in
+``scheduler.roster.zones``, availability grammar, email normalisation with email-validator,
+locale and length limits); every bad field is reported at once as a :class:`RosterError` and
+nothing is written. An unknown cohort or learner is a :class:`NotFoundError`.
 
 A change keeps a published plan consistent in the caller's transaction, as a roster import
-does: the learner's deadlines are recomputed, the cohort's feeds bumped and the reminders within
-the horizon re-timed (a withdrawn learner's pending ones cancelled, a moved learner's replaced).
-Section membership is *not* recomputed: that is planning's job, at the next
+does: deadlines recomputed, the cohort's feeds bumped, the reminders within the horizon re-timed
+(a moved learner's replaced, a withdrawn learner's pending ones cancelled). A withdrawn learner
+also leaves their sections and is sent a cancellation of each series invitation they had.
+Section placement is planning's job: a new learner joins a section at the next
 ``cohort plan --publish``.
 
-A person's zone, availability and locale belong to the person, not the enrollment, so a change
-also refreshes every other published cohort the person is active in.
+A person's zone, availability and locale belong to the person, not to one enrollment, so a
+change to them also refreshes every other published cohort the person is active in.
 """
 
 from __future__ import annotations

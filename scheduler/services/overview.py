@@ -21,18 +21,20 @@ distinct availabilities.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from scheduler.domain.availability import Availability, parse_availability
 from scheduler.domain.cohort import CohortSpec, Role, SeriesKind
-from scheduler.outputs.heatmap import availability_heatmap, slot_of
+from scheduler.outputs.heatmap import Heatmap, availability_heatmap, slot_of
 from scheduler.persistence import repo
 from scheduler.persistence.models import (
     CohortRow,
@@ -334,12 +336,7 @@ def cohort_overview(
     live = _live_times(db, cohort.id, names, sizes, groups, spec, shown_week)
     version, published_at, summary, changes = _published_report(db, cohort.id)
 
-    learners = [
-        LearnerInput(f"{zone_name}#{i}", zone_name, availability)
-        for (zone_name, availability), n in groups.items()
-        for i in range(n)
-    ]
-    heat = availability_heatmap(spec, learners, week=shown_week, slot_minutes=SLOT_MINUTES)
+    heat = _heatmap(spec, tuple(sorted(groups.items(), key=_group_order)), shown_week)
     heatmap = _heatmap_view(
         heat.counts,
         heat.zones,
@@ -348,7 +345,7 @@ def cohort_overview(
         shown_week,
         cohort.weeks,
         anchor_zone_name(spec),
-        len(learners),
+        sum(groups.values()),
         [occurrence_date(spec, shown_week, d) for d in range(7)],
     )
     left_out, left_total = _left_out(db, cohort.id, summary, now, live)
@@ -386,6 +383,25 @@ def cohort_overview(
 
 
 Groups = Counter[tuple[str, Availability]]
+
+
+@lru_cache(maxsize=16)
+def _heatmap(
+    spec: CohortSpec, groups: tuple[tuple[tuple[str, Availability], int], ...], week: int
+) -> Heatmap:
+    """The heatmap of these learner groups (memoised: the inputs are the whole key, so a roster
+    or plan change is a new key; repeated views of a large cohort cost one computation)."""
+    learners = [
+        LearnerInput(f"{zone_name}#{i}", zone_name, availability)
+        for (zone_name, availability), n in groups
+        for i in range(n)
+    ]
+    return availability_heatmap(spec, learners, week=week, slot_minutes=SLOT_MINUTES)
+
+
+def _group_order(item: tuple[tuple[str, Availability], int]) -> tuple[str, str]:
+    (zone_name, availability), _ = item
+    return zone_name, availability.to_text()
 
 
 def _learner_groups(db: Session, cohort: CohortRow) -> Groups:
@@ -582,24 +598,30 @@ def _published_report(
     db: Session, cohort_id: int
 ) -> tuple[int | None, datetime | None, dict[str, Any], list[str]]:
     """The latest plan version, when it was made, the planner's report it carries, and the
-    manual changes made since the last version the planner wrote."""
-    rows = list(
+    manual changes made since the last version the planner wrote (read newest first, one
+    version at a time: a report can be large)."""
+    versions = list(
         db.execute(
-            select(PlanVersionRow.version, PlanVersionRow.created_at, PlanVersionRow.summary)
+            select(PlanVersionRow.id, PlanVersionRow.version, PlanVersionRow.created_at)
             .where(PlanVersionRow.cohort_id == cohort_id)
             .order_by(PlanVersionRow.version.desc())
         )
     )
-    if not rows:
+    if not versions:
         return None, None, {}, []
+    latest: dict[str, Any] = {}
     changes: list[str] = []
-    for _, _, summary in rows:
-        change = summary.get("change") if isinstance(summary, dict) else None
+    for i, (row_id, _, _) in enumerate(versions):
+        summary = db.scalar(select(PlanVersionRow.summary).where(PlanVersionRow.id == row_id))
+        summary = summary if isinstance(summary, dict) else {}
+        if i == 0:
+            latest = summary
+        change = summary.get("change")
         if not change:
             break
         changes.append(str(change))
-    version, created, summary = rows[0]
-    return version, created, dict(summary or {}), changes[::-1]
+    _, version, created = versions[0]
+    return version, created, dict(latest), changes[::-1]
 
 
 def _coverage(
@@ -824,8 +846,24 @@ class LearnerRow:
 def find_learners(
     db: Session, cohort_id: int, q: str, limit: int = 50
 ) -> tuple[list[LearnerRow], int]:
-    """Active learners whose name or email contains ``q`` (all when empty): the first ``limit``
-    by name, and how many match."""
+    """Active learners whose name or email contains ``q`` (all when empty; case-insensitive
+    for ASCII): the first ``limit`` by name, and how many match."""
+    where = [
+        EnrollmentRow.cohort_id == cohort_id,
+        EnrollmentRow.role == Role.LEARNER.value,
+        EnrollmentRow.status == "active",
+    ]
+    needle = q.strip()
+    if needle:
+        pattern = "%" + re.sub(r"([\\%_])", r"\\\1", needle) + "%"
+        where.append(
+            or_(
+                PersonRow.name.ilike(pattern, escape="\\"),
+                PersonRow.email.ilike(pattern, escape="\\"),
+            )
+        )
+    joined = select(PersonRow).join(EnrollmentRow, EnrollmentRow.person_id == PersonRow.id)
+    total = db.scalar(select(func.count()).select_from(joined.where(*where).subquery()))
     query = (
         select(
             PersonRow.name,
@@ -835,20 +873,11 @@ def find_learners(
             PersonRow.availability,
         )
         .join(EnrollmentRow, EnrollmentRow.person_id == PersonRow.id)
-        .where(
-            EnrollmentRow.cohort_id == cohort_id,
-            EnrollmentRow.role == Role.LEARNER.value,
-            EnrollmentRow.status == "active",
-        )
+        .where(*where)
         .order_by(PersonRow.name, PersonRow.email)
+        .limit(limit)
     )
-    needle = q.strip().casefold()
-    found = [
-        LearnerRow(*row)
-        for row in db.execute(query)
-        if not needle or needle in row.name.casefold() or needle in row.email
-    ]
-    return found[:limit], len(found)
+    return [LearnerRow(*row) for row in db.execute(query)], int(total or 0)
 
 
 Table = tuple[tuple[str, ...], list[tuple[object, ...]]]

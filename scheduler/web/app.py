@@ -11,7 +11,6 @@ HTML pages get a Content-Security-Policy that allows nothing from elsewhere and 
 from __future__ import annotations
 
 import hashlib
-import importlib
 import re
 import threading
 import time
@@ -31,6 +30,7 @@ from scheduler.persistence.models import CohortRow, FeedTokenRow
 from scheduler.runtime import NotMigratedError, Runtime
 from scheduler.services.delivery import worker_status
 from scheduler.services.feeds import feed_events, feed_name, feed_stamp, hash_token, resolve_token
+from scheduler.web.api import api_router
 from scheduler.web.auth import AdminAuth, LoginRequired
 from scheduler.web.dashboard import dashboard_router
 
@@ -218,16 +218,13 @@ def create_app(runtime: Runtime) -> FastAPI:
 
     auth = AdminAuth(runtime)
     app.include_router(dashboard_router(runtime, auth))
-    try:  # TEMPORARY guard while scheduler/web/api.py is being written: use a plain import then
-        api = importlib.import_module("scheduler.web.api")
-    except ImportError:
-        api = None
-    if api is not None:
-        app.include_router(api.api_router(runtime, auth), prefix="/api")
+    app.include_router(api_router(runtime, auth), prefix="/api")
 
     @app.exception_handler(LoginRequired)
     async def login_required(request: Request, exc: LoginRequired) -> RedirectResponse:
         here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        if request.method != "GET":
+            here = "/"  # a form posted without a session is not replayed after login
         return RedirectResponse("/login?" + urlencode({"next": here}), status_code=303)
 
     app.add_middleware(FeedFastPath, handler=feed)

@@ -84,7 +84,9 @@ class AdminAuth:
         return hmac.new(self.secret, f"csrf:{cookie}".encode(), hashlib.sha256).hexdigest()
 
     def check_csrf(self, session: AdminSession, given: object) -> None:
-        if not isinstance(given, str) or not hmac.compare_digest(given, session.csrf):
+        if not isinstance(given, str) or not hmac.compare_digest(
+            given.encode("utf-8", "replace"), session.csrf.encode()
+        ):
             raise HTTPException(403, "the form is stale or was not sent by this dashboard")
 
     # -- dependencies -------------------------------------------------------------------------

@@ -63,7 +63,6 @@ from scheduler.services.feeds import (
 )
 from scheduler.services.learners import add_learner, remove_learner, update_learner
 from scheduler.services.overview import (
-    SECOND_HOST_THRESHOLD,
     cohort_cards,
     cohort_overview,
     find_learners,
@@ -118,7 +117,9 @@ class Pages:
         self.env.filters["pct"] = lambda x: "-" if x is None else f"{x:.0%}"
         self.env.filters["age"] = _age
         self.env.filters["sentence"] = lambda text: str(text)[:1].upper() + str(text)[1:]
-        self.env.filters["day"] = lambda d: f"{d:%a %-d %b %Y}" if isinstance(d, date) else ""
+        self.env.filters["day"] = lambda d: (
+            f"{d:%a} {d.day} {d:%b %Y}" if isinstance(d, date) else ""
+        )
         self.env.filters["daymonth"] = lambda d: f"{d.day} {d:%b}" if isinstance(d, date) else ""
         self.env.globals["url_for_week"] = lambda slug, w: f"/cohorts/{quote(slug)}?week={w + 1}"
 
@@ -137,10 +138,10 @@ class Pages:
             session=session,
             csrf=session.csrf if session else "",
             flash=flash,
-            path=request.url.path,
             **context,
         )
-        response = HTMLResponse(html, status_code=status, headers=headers)
+        # Every page shows personal data or a capability: never cached, never indexed.
+        response = HTMLResponse(html, status_code=status, headers={**NO_STORE, **(headers or {})})
         if flash is not None:
             response.delete_cookie(FLASH_COOKIE, path="/")
         return response
@@ -155,7 +156,6 @@ class Pages:
             session=session,
             message=message,
             heading={403: "Not allowed", 404: "Not found"}.get(status, "Sorry"),
-            headers=NO_STORE,
         )
 
     # -- flash messages: a signed cookie read once ---------------------------------------------
@@ -218,7 +218,8 @@ def dashboard_router(runtime: Runtime, auth: AdminAuth) -> APIRouter:
 
     def csrf_failure(request: Request, session: AdminSession, given: str) -> HTMLResponse | None:
         try:
-            auth.check_csrf(session, given)
+            # non-ASCII text would make hmac.compare_digest raise TypeError (a 500): refuse it
+            auth.check_csrf(session, given if given.isascii() else "")
         except HTTPException as e:
             return pages.error(request, 403, str(e.detail), session)
         return None
@@ -236,9 +237,7 @@ def dashboard_router(runtime: Runtime, auth: AdminAuth) -> APIRouter:
     def login_form(request: Request, next: str = "/") -> Response:
         if auth.session(request) is not None:
             return RedirectResponse(_local_path(next), status_code=303)
-        return pages.render(
-            request, "login.html", next=_local_path(next), error="", headers=NO_STORE
-        )
+        return pages.render(request, "login.html", next=_local_path(next), error="")
 
     @router.post("/login")
     def login(
@@ -255,7 +254,6 @@ def dashboard_router(runtime: Runtime, auth: AdminAuth) -> APIRouter:
             status=401,
             next=_local_path(next),
             error="That token is not valid (it may have been replaced by a newer one).",
-            headers=NO_STORE,
         )
 
     @router.post("/logout")
@@ -634,7 +632,6 @@ def dashboard_router(runtime: Runtime, auth: AdminAuth) -> APIRouter:
             slug=slug,
             title=target.cohort_title,
             links=links,
-            headers=NO_STORE,
         )
 
     # -- the learner's page -----------------------------------------------------------------
@@ -671,7 +668,6 @@ def dashboard_router(runtime: Runtime, auth: AdminAuth) -> APIRouter:
         return pages.render(
             request,
             "me.html",
-            headers=NO_STORE,
             title=target.cohort_title,
             name=schedule.name,
             zone=schedule.zone,
@@ -691,7 +687,7 @@ def dashboard_router(runtime: Runtime, auth: AdminAuth) -> APIRouter:
         target = learner_target(token)
         if target is None or target.email is None:
             return pages.error(request, 404, "This calendar link is unknown or was reset.")
-        if not hmac.compare_digest(csrf, me_csrf(token)):
+        if not hmac.compare_digest(csrf.encode(), me_csrf(token).encode()):
             return pages.error(request, 403, "The form is stale: reload the page and try again.")
         with runtime.transaction() as db:
             new, _, _ = reset_tokens(db, target.cohort_slug, target.email, runtime.clock.now())
@@ -716,9 +712,8 @@ _KIND_LABELS = {
 
 
 def second_host_threshold(runtime: Runtime) -> int:
-    """The setting when there is one (added later), else the default."""
-    value = getattr(runtime.settings, "second_host_threshold", None)
-    return int(value) if isinstance(value, int) else SECOND_HOST_THRESHOLD
+    """Sessions expecting more learners than this are flagged (setting second_host_threshold)."""
+    return runtime.settings.second_host_threshold
 
 
 def _download(body: bytes, filename: str) -> Response:

@@ -201,8 +201,9 @@ def _rows_text(html: str, table_id: str) -> list[str]:
         ("GET", f"/cohorts/{SLUG}/roster.csv"),
         ("GET", f"/cohorts/{SLUG}/learners"),
         ("POST", f"/cohorts/{SLUG}/change"),
+        ("POST", f"/cohorts/{SLUG}/learners"),
     ],
-    ids=["cohorts", "cohort_page", "roster_export", "learners", "apply_change"],
+    ids=["cohorts", "cohort_page", "roster_export", "learners", "apply_change", "add_learner"],
 )
 def test_admin_pages_redirect_to_login(served: Served, method: str, path: str) -> None:
     answer = httpx.request(method, served.base + path, follow_redirects=False)
@@ -238,7 +239,9 @@ def test_posts_without_the_csrf_token_are_403(served: Served, admin: httpx.Clien
     with served.runtime.transaction() as db:
         before = db.scalar(select(PlanVersionRow.version).order_by(PlanVersionRow.version.desc()))
     change = {"target": "class:0:0", "scope": "week", "week": "2", "to": "Wed 18:30"}
-    for data in ({**change, "action": "move"}, {**change, "action": "move", "csrf": "0" * 64}):
+    forms = [{**change, "action": "move"}]
+    forms += [{**change, "action": "move", "csrf": bad} for bad in ("0" * 64, "é")]
+    for data in forms:
         answer = admin.post(f"/cohorts/{SLUG}/change", data=data)
         assert answer.status_code == 403
         assert "stale" in answer.text

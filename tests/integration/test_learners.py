@@ -19,9 +19,13 @@ from scheduler.persistence.models import (
     SectionMemberRow,
 )
 from scheduler.runtime import Runtime
+from scheduler.services import schedule
+from scheduler.services.cohorts import load_cohort
 from scheduler.services.deadlines import learner_items
 from scheduler.services.learners import add_learner, remove_learner, update_learner
+from scheduler.services.plans import plan_cohort
 from scheduler.services.reminders import DEADLINE_REMINDER, LIVE_REMINDER, WELCOME, sync_reminders
+from scheduler.services.roster import import_roster
 
 SLUG = "ml-foundations-2027"
 ROWS = [
@@ -167,6 +171,33 @@ def test_update_zone_moves_deadlines_and_replaces_their_reminders(published: Run
     # live sessions did not move: their reminders stay as they were
     live = {r.id: r.status for r in notifications(published, "lea@example.org", LIVE_REMINDER)}
     assert live == {r.id: r.status for r in old_live}
+
+
+def test_a_zone_change_reaches_every_published_cohort_of_the_person(
+    published: Runtime, example_cohort_text: str, make_roster: Callable[..., bytes]
+) -> None:
+    other = "ml-foundations-2027-b"
+    now = published.clock.now()
+    with published.transaction() as db:
+        text = example_cohort_text.replace(f'slug = "{SLUG}"', f'slug = "{other}"')
+        load_cohort(db, text, "b.toml", now)
+        import_roster(db, other, make_roster([ROWS[2]]), "b.csv", now)
+        _, _, plan = plan_cohort(db, other)
+        schedule.publish(db, other, plan, now)
+
+    def soft_deadlines(slug: str) -> set[datetime]:
+        with published.transaction() as db:
+            cohort = repo.get_cohort(db, slug)
+            return {
+                i.soft
+                for i in learner_items(db, cohort.id, person_id(published, "lea@example.org"))
+            }
+
+    before = soft_deadlines(other)
+    with published.transaction() as db:
+        update_learner(db, SLUG, "lea@example.org", zone="Asia/Kolkata", now=now)
+    after = soft_deadlines(other)
+    assert before and after and before != after  # the other cohort follows the person's clock
 
 
 def test_update_availability_back_to_the_cohort_default(published: Runtime) -> None:

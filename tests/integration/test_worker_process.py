@@ -275,7 +275,9 @@ def test_four_workers_on_postgres_deliver_10000_exactly_once(
         env = worker_env(published, sink, worker_batch_size=100)
         procs = [start_worker(env) for _ in range(4)]
         sink.wait_for(len(ids), timeout=600)
-        print(f"4 workers: seeded 10,000 in {t1 - t0:.1f} s, delivered in {time.monotonic() - t1:.1f} s")
+        print(
+            f"4 workers: seeded 10,000 in {t1 - t0:.1f} s, delivered in {time.monotonic() - t1:.1f} s"
+        )
         wait_until(lambda: counts(published).get("pending", 0) == 0, 60, "all recorded")
         for p in procs:
             p.send_signal(signal.SIGTERM)
