@@ -39,8 +39,10 @@ demo: $(VENV)/.demo-installed
 	$(BIN)/cohort status
 	@echo "Mail written to var/outbox/new/ (open any file in a mail client):"
 	@ls var/outbox/new | head -3; echo "... $$(ls var/outbox/new | wc -l) messages"
+	@echo "Dashboard: http://127.0.0.1:8000/login   admin token (keep it private):"
+	@$(BIN)/cohort admin token
 ifneq ($(DEMO_SERVE),0)
-	@echo "Serving feeds on http://127.0.0.1:8000 with the worker beside it; Ctrl+C stops both."
+	@echo "Serving the dashboard and feeds on http://127.0.0.1:8000 with the worker beside it; Ctrl+C stops both."
 	@$(BIN)/cohort worker & trap 'kill $$! 2>/dev/null' EXIT INT TERM; $(BIN)/cohort serve
 endif
 
