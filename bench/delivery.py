@@ -246,11 +246,24 @@ def _add_learners(runtime: Runtime, count: int, now: datetime) -> None:
                 for pid in ids
             ],
         )
+        # Section 1 of every live series, as the planner would place them (the worker's
+        # late-joiner placement then leaves them alone).
+        live = sorted(
+            set(
+                db.scalars(
+                    select(LiveSeriesRow.series_key).where(
+                        LiveSeriesRow.cohort_id == cohort_id,
+                        LiveSeriesRow.kind != "coworking",
+                    )
+                )
+            )
+        )
         db.execute(
             repo.table_of(SectionMemberRow).insert(),
             [
-                {"cohort_id": cohort_id, "series_key": SERIES, "person_id": pid, "section": 0}
+                {"cohort_id": cohort_id, "series_key": key, "person_id": pid, "section": 0}
                 for pid in ids
+                for key in live
             ],
         )
 

@@ -1,15 +1,18 @@
 """``cohort worker``: an APScheduler ``BlockingScheduler`` with a few periodic jobs.
 
-The jobs are thin; the work is in :mod:`scheduler.services.delivery` and
-:mod:`scheduler.services.reminders`. There is no APScheduler job per email: the database
-outbox is the queue, and APScheduler only ticks (an in-memory job store, nothing to lose).
+The jobs are thin; the work is in :mod:`scheduler.services.delivery`,
+:mod:`scheduler.services.reminders` and :mod:`scheduler.services.orchestration`. There is no
+APScheduler job per email: the database outbox is the queue, and APScheduler only ticks (an
+in-memory job store, nothing to lose).
 
 =============  ==========  ======================================================================
 job            every       what
 =============  ==========  ======================================================================
 dispatch       1 s         claim due notifications, render, send, record; batch after batch
                            until nothing is due or the worker is asked to stop
-materialise    5 min       write reminders and digests now within the horizon, for every cohort
+materialise    5 min       place late joiners, then write reminders and digests now within the
+                           horizon, for every cohort
+orchestrate    10 s        place late joiners, only in cohorts that have some (one cheap query)
 reaper         30 s        count leases that expired (their worker died) so they show in logs;
                            mark workers without a heartbeat for 2 minutes as gone
 heartbeat      5 s         this worker's row in ``worker``: shown by ``/readyz`` and
@@ -51,12 +54,14 @@ from scheduler.outputs.mailers import Mailer
 from scheduler.persistence.models import CohortRow, NotificationRow, WorkerRow
 from scheduler.runtime import Runtime
 from scheduler.services.delivery import BatchCounts, finish_batch, prepare_batch, release
+from scheduler.services.orchestration import assign_late_joiners, cohorts_with_late_joiners
 from scheduler.services.reminders import sync_reminders
 
 log = logging.getLogger("cohort.worker")
 
 HEARTBEAT_EVERY = 5.0
 MATERIALISE_EVERY = 300.0
+ORCHESTRATE_EVERY = 10.0
 REAP_EVERY = 30.0
 GONE_AFTER = timedelta(minutes=2)
 
@@ -112,6 +117,7 @@ class Worker:
         self.stopping = threading.Event()
         self.totals = Totals(BatchCounts())
         self._lock = threading.Lock()
+        self._placing = threading.Lock()  # materialise and orchestrate place learners in turn
         self._sender = ThreadPoolExecutor(1, thread_name_prefix="sender")
 
     # -- jobs ---------------------------------------------------------------------------------
@@ -162,16 +168,40 @@ class Worker:
             self.totals.batches += 1
 
     def materialise(self) -> int:
-        """Write the reminders that came within the horizon, for every cohort."""
+        """Place late joiners, then write the reminders that came within the horizon, for every
+        cohort (each step in its own transaction)."""
         queued = 0
         with self.runtime.transaction() as db:
             slugs = list(db.scalars(select(CohortRow.slug)))
         for slug in slugs:
+            self._place(slug)
             with self.runtime.transaction() as db:
                 queued += sync_reminders(
                     db, slug, self.runtime.clock.now(), self.runtime.horizon
                 ).queued
         return queued
+
+    def orchestrate(self) -> int:
+        """Place late joiners within a tick of a roster change: one cheap query finds the
+        cohorts that have some; the others are not touched."""
+        with self.runtime.transaction() as db:
+            slugs = cohorts_with_late_joiners(db)
+        return sum(self._place(slug) for slug in slugs)
+
+    def _place(self, slug: str) -> int:
+        with self._placing, self.runtime.transaction() as db:
+            now = self.runtime.clock.now()
+            placed = assign_late_joiners(
+                db, slug, now, self.runtime.horizon, actor=f"worker:{self.id}"
+            )
+        if placed:
+            log.info(
+                "%s: %d late joiner placement(s) for %d learner(s)",
+                slug,
+                len(placed),
+                len({p.email for p in placed}),
+            )
+        return len(placed)
 
     def reap(self) -> int:
         """Count leases that expired (their worker died mid-batch; the rows are claimable
@@ -258,6 +288,7 @@ class Worker:
         now = self.runtime.clock.now()
         jobs = (
             (self.materialise, MATERIALISE_EVERY),
+            (self.orchestrate, ORCHESTRATE_EVERY),
             (self.dispatch, tick_seconds),
             (self.reap, REAP_EVERY),
             (self.heartbeat, HEARTBEAT_EVERY),

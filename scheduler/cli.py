@@ -1063,6 +1063,35 @@ def admin_token() -> None:
     )
 
 
+@app.command("log")
+@guarded
+def log_command(
+    cohort: CohortOption,
+    limit: Annotated[int, typer.Option(min=1, help="How many entries, newest first.")] = 50,
+    as_json: JsonFlag = False,
+) -> None:
+    """What was done to a cohort and by whom (e.g. late joiners placed by the worker)."""
+    from scheduler.services.orchestration import audit_log
+
+    with _transaction() as db:
+        entries = audit_log(db, cohort, limit)
+    if as_json:
+        _json([asdict(e) for e in entries])
+        return
+    if not entries:
+        out.print(f"{cohort}: nothing logged yet")
+        return
+    table = Table(title=f"{cohort}: audit log", title_justify="left", box=box.SIMPLE_HEAD)
+    table.add_column("at (UTC)", no_wrap=True)
+    table.add_column("actor", no_wrap=True, max_width=40, overflow="ellipsis")
+    table.add_column("action", no_wrap=True)
+    table.add_column("detail")
+    for e in entries:
+        detail = ", ".join(f"{k}={v}" for k, v in e.detail.items())
+        table.add_row(e.at.strftime("%Y-%m-%d %H:%M:%S"), escape(e.actor), e.action, escape(detail))
+    out.print(table)
+
+
 @app.command()
 def version() -> None:
     """Print the version."""

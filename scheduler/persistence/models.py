@@ -383,3 +383,18 @@ class AdminTokenRow(Base):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class AuditLogRow(Base):
+    """Something the product did to a cohort on its own or on request, for `cohort log`: who
+    (``actor``: ``worker:<id>``, ``cli``, ``dashboard``), what (``action``) and the details."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_cohort_at", "cohort_id", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    cohort_id: Mapped[int] = mapped_column(ForeignKey("cohort.id", ondelete="CASCADE"))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    actor: Mapped[str] = mapped_column(String(60))
+    action: Mapped[str] = mapped_column(String(40))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON)

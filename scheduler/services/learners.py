@@ -10,7 +10,8 @@ A change keeps a published plan consistent in the caller's transaction, as a ros
 does: deadlines recomputed, the cohort's feeds bumped, the reminders within the horizon re-timed
 (a moved learner's replaced, a withdrawn learner's pending ones cancelled). A withdrawn learner
 also leaves their sections and is sent a cancellation of each series invitation they had.
-Section placement is planning's job: a new learner joins a section at the next
+A new learner is placed in the best-fitting section with room by the worker within seconds
+(:mod:`scheduler.services.orchestration`, nobody else moves), or by the next
 ``cohort plan --publish``.
 
 A person's zone, availability and locale belong to the person, not to one enrollment, so a
@@ -71,7 +72,7 @@ def add_learner(
     or a facilitator of this cohort with this email is a :class:`RosterError`.
 
     With a published plan the newcomer's deadlines are computed at once and the welcome email
-    queued, but they are placed in no section until the next ``cohort plan --publish``: until
+    queued; the worker places them in a section within seconds (see the module docstring): until
     then their async work follows section 1's sessions (each item says so), they get replays of
     classes outside their window, and no live-session reminders.
     """

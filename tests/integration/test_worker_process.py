@@ -21,7 +21,14 @@ from smtp_sink import SmtpSink
 from sqlalchemy import func, select, text
 
 from scheduler.outputs.mailers import MemoryMailer
-from scheduler.persistence.models import CohortRow, EnrollmentRow, NotificationRow, PersonRow
+from scheduler.persistence.models import (
+    CohortRow,
+    EnrollmentRow,
+    LiveSeriesRow,
+    NotificationRow,
+    PersonRow,
+    SectionMemberRow,
+)
 from scheduler.runtime import Runtime
 from scheduler.services.delivery import deliver_batch
 from scheduler.services.reminders import WELCOME, message_id_for, notification_key
@@ -87,6 +94,23 @@ def seed(runtime: Runtime, count: int) -> list[str]:
                     "enrolled_at": now,
                 }
                 for pid in person_ids
+            ],
+        )
+        # Placed in section 1 of every live series, as a published plan would have placed them
+        # (so the worker's late-joiner placement leaves them alone).
+        series_keys = set(
+            db.scalars(
+                select(LiveSeriesRow.series_key).where(
+                    LiveSeriesRow.cohort_id == cohort_id, LiveSeriesRow.kind != "coworking"
+                )
+            )
+        )
+        db.execute(
+            SectionMemberRow.__table__.insert(),  # type: ignore[attr-defined]
+            [
+                {"cohort_id": cohort_id, "series_key": key, "person_id": pid, "section": 0}
+                for pid in person_ids
+                for key in sorted(series_keys)
             ],
         )
         values = []
