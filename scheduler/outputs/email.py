@@ -133,6 +133,8 @@ KINDS: tuple[str, ...] = (
     "deadline_reminder",
     "digest",
     "welcome",
+    "coworking_reminder",
+    "checkin",
 )
 SUBJECT_LIMIT: Final = 200
 CALENDAR_METHODS: Final = frozenset({"REQUEST", "CANCEL"})

@@ -49,10 +49,15 @@ from scheduler.persistence.models import (
     SeriesRequestRow,
     WorkerRow,
 )
+from scheduler.planning.agenda import agenda_phases
+from scheduler.services.coworking import PodBook, next_block
+from scheduler.services.deadlines import learner_items
 from scheduler.services.feeds import mail_tokens
 from scheduler.services.invites import INVITE_KINDS, invite_message
 from scheduler.services.plans import CANCELLED, SCHEDULED
 from scheduler.services.reminders import (
+    CHECKIN,
+    COWORKING_REMINDER,
     DEADLINE_REMINDER,
     DIGEST,
     LIVE_REMINDER,
@@ -154,7 +159,8 @@ class Composer:
         self.people = {
             p.id: p for p in db.scalars(select(PersonRow).where(PersonRow.id.in_(person_ids)))
         }
-        uids = [r.target for r in rows if r.kind == LIVE_REMINDER]
+        self.pod_book = PodBook(db)  # co-working pods, formed once per occurrence per batch
+        uids = [r.target for r in rows if r.kind in (LIVE_REMINDER, COWORKING_REMINDER, CHECKIN)]
         self.meetings: dict[str, tuple[OccurrenceRow, LiveSeriesRow]] = {}
         if uids:
             for occurrence, series in db.execute(
@@ -234,6 +240,10 @@ class Composer:
             method = "CANCEL" if row.kind == "cancellation" else "REQUEST"
         elif row.kind == LIVE_REMINDER:
             found = self._live(row, now, context)
+            if isinstance(found, _Decision):
+                return found
+        elif row.kind in (COWORKING_REMINDER, CHECKIN):
+            found = self._coworking(row, now, context)
             if isinstance(found, _Decision):
                 return found
         elif row.kind == DEADLINE_REMINDER:
@@ -322,6 +332,70 @@ class Composer:
             "join_url": request.join_url if request else None,
             "agenda": list(request.agenda) if request else [],
             "lead": lead_text(occurrence.start - now),
+        }
+        return None
+
+    def _coworking(
+        self, row: NotificationRow, now: datetime, context: dict[str, Any]
+    ) -> _Decision | None:
+        """A co-working reminder (pod and agenda) or the check-in after the block."""
+        found = self.meetings.get(row.target)
+        if found is None:
+            return _Decision(row.id, row.attempts, status=SUPERSEDED, reason="the block is gone")
+        occurrence, series = found
+        if occurrence.status == CANCELLED or occurrence.sequence != row.target_version:
+            return _Decision(
+                row.id, row.attempts, status=SUPERSEDED, reason="the block changed since"
+            )
+        event_at = occurrence.start if row.kind == COWORKING_REMINDER else None
+        if not still_useful(row.kind, row.due_at, event_at, now):
+            return _Decision(row.id, row.attempts, status=SKIPPED, reason="too late for this block")
+        learners = self.pod_book.learners(row.cohort_id)
+        me = next((m for m in learners if m.person_id == row.person_id), None)
+        if me is None or not me.fits(occurrence.start, series.duration_minutes):
+            return _Decision(
+                row.id, row.attempts, status=SUPERSEDED, reason="the block no longer fits them"
+            )
+        request = self._request(series.cohort_id, series.series_key)
+        block = {
+            "title": series.title,
+            "kind": series.kind,
+            "start": occurrence.start,
+            "end": occurrence.end,
+            "join_url": request.join_url if request else None,
+        }
+        if row.kind == COWORKING_REMINDER:
+            names = {m.email: m.name for m in learners}
+            pod = self.pod_book.pods(occurrence, series).pod_of(me.email) or (me.email,)
+            agenda = list(request.agenda) if request else []
+            context["session"] = block | {
+                "lead": lead_text(occurrence.start - now),
+                "phases": [
+                    {"label": p.label, "start": p.start, "end": p.end}
+                    for p in agenda_phases(agenda, occurrence.start, occurrence.end)
+                ],
+            }
+            context["pod"] = {
+                "names": [names.get(key, key) for key in pod if key != me.email],
+                "size": len(pod),
+            }
+            return None
+        item = next(
+            (i for i in learner_items(self.db, row.cohort_id, row.person_id) if i.soft > now),
+            None,
+        )
+        following = next_block(self.db, me, row.cohort_id, now)
+        context["checkin"] = block | {
+            "deadline": {"title": item.title, "soft": item.soft, "hard": item.hard}
+            if item
+            else None,
+            "next_block": {
+                "title": following[1].title,
+                "start": following[0].start,
+                "end": following[0].end,
+            }
+            if following
+            else None,
         }
         return None
 
@@ -516,7 +590,13 @@ def finish_batch(
     decisions: Sequence[_Decision],
     rng: random.Random | None = None,
 ) -> BatchCounts:
-    """Send a prepared batch over the mailer's connection, then record every outcome."""
+    """Send a prepared batch over the mailer's connection, then record every outcome.
+
+    The lease is confirmed (and renewed) just before sending: a row whose lease ran out while
+    the batch waited (a slow machine, a long previous batch) may have been claimed by another
+    worker, and is left to it rather than sent twice."""
+    mine = _renew_leases(sessions, worker_id, decisions, now(), config)
+    decisions = [d for d in decisions if d.notification_id in mine]
     outgoing = [d for d in decisions if d.outgoing is not None]
     results: dict[int, SendResult] = {}
     if outgoing:
@@ -524,6 +604,31 @@ def finish_batch(
         results = {d.notification_id: r for d, r in zip(outgoing, sent, strict=True)}
     with sessions.begin() as db:
         return record(db, worker_id, decisions, results, now(), config, rng or random.Random())
+
+
+def _renew_leases(
+    sessions: sessionmaker[Session],
+    worker_id: str,
+    decisions: Sequence[_Decision],
+    now: datetime,
+    config: DeliveryConfig,
+) -> set[int]:
+    """Extend the lease of the rows this worker still holds; returns their ids."""
+    ids = [d.notification_id for d in decisions]
+    if not ids:
+        return set()
+    with sessions.begin() as db:
+        renewed = db.execute(
+            update(NotificationRow)
+            .where(
+                NotificationRow.id.in_(ids),
+                NotificationRow.leased_by == worker_id,
+                NotificationRow.status == PENDING,
+            )
+            .values(lease_until=now + config.lease)
+            .returning(NotificationRow.id)
+        )
+        return set(renewed.scalars())
 
 
 def release(

@@ -21,7 +21,7 @@ import hashlib
 import hmac
 import secrets
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -43,6 +43,7 @@ from scheduler.persistence.models import (
     SectionMemberRow,
     SeriesRequestRow,
 )
+from scheduler.planning.agenda import agenda_phases
 from scheduler.services.deadlines import learner_items
 from scheduler.services.plans import CANCELLED, UID_NAMESPACE
 from scheduler.timeutil import zone
@@ -229,6 +230,9 @@ def feed_events(db: Session, target: FeedTarget) -> list[CalendarEvent]:
             sections_per_series.get(series.series_key, 0), series.section + 1
         )
     keep = _occurrence_filter(db, target)
+    learner_zone: str | None = None  # co-working phases: the learner's zone, else the anchor's
+    if target.kind == Role.LEARNER.value and target.person_id is not None:
+        learner_zone = db.scalar(select(PersonRow.zone).where(PersonRow.id == target.person_id))
     events = []
     for series, occurrence in rows:
         if not keep(series, occurrence):
@@ -238,6 +242,10 @@ def feed_events(db: Session, target: FeedTarget) -> list[CalendarEvent]:
         )
         title = series.title + (f" · section {series.section + 1}" if many else "")
         agenda, join_url = requests.get(series.series_key, ([], None))
+        if series.kind == SeriesKind.COWORKING.value and agenda:
+            agenda = phase_lines(
+                agenda, occurrence.start, occurrence.end, learner_zone or series.anchor_zone
+            )
         lines = [
             f"Week {occurrence.week + 1} of {target.cohort_title}.",
             *([f"Join: {join_url}"] if join_url else []),
@@ -262,6 +270,20 @@ def feed_events(db: Session, target: FeedTarget) -> list[CalendarEvent]:
     if target.kind == Role.LEARNER.value and target.person_id is not None:
         events.extend(_deadline_events(db, target))
     return events
+
+
+def phase_lines(agenda: Sequence[str], start: datetime, end: datetime, zone_name: str) -> list[str]:
+    """A co-working agenda as phase lines, ``"18:00–18:10 check-in"``, in ``zone_name``.
+
+    Phases listed untimed (see :mod:`scheduler.planning.agenda`) keep just their label.
+    """
+    tz = zone(zone_name)
+    return [
+        f"{p.start.astimezone(tz):%H:%M}–{p.end.astimezone(tz):%H:%M} {p.label}"
+        if p.start is not None and p.end is not None
+        else p.label
+        for p in agenda_phases(agenda, start, end)
+    ]
 
 
 def _occurrence_filter(

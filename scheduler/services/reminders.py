@@ -40,6 +40,7 @@ from scheduler.persistence.models import (
     PersonRow,
     SectionMemberRow,
 )
+from scheduler.services.coworking import audience, coworking_learners
 from scheduler.services.plans import SCHEDULED, UID_NAMESPACE, published_version
 from scheduler.timeutil import wall_to_utc, zone
 
@@ -47,24 +48,37 @@ LIVE_REMINDER = "live_reminder"
 DEADLINE_REMINDER = "deadline_reminder"
 DIGEST = "digest"
 WELCOME = "welcome"
-REMINDER_KINDS = (LIVE_REMINDER, DEADLINE_REMINDER, DIGEST, WELCOME)
+COWORKING_REMINDER = "coworking_reminder"
+CHECKIN = "checkin"
+REMINDER_KINDS = (LIVE_REMINDER, DEADLINE_REMINDER, DIGEST, WELCOME, COWORKING_REMINDER, CHECKIN)
 DEFAULT_HORIZON = timedelta(hours=48)
 DIGEST_GRACE = timedelta(hours=12)  # a Monday digest is still worth sending on Monday evening
+# Co-working blocks need no [[reminders]] rule: every learner a block fits gets a "starting
+# soon" email with their breakout pod COWORKING_LEAD before it, and a check-in prompt
+# CHECKIN_AFTER its end (worth sending up to CHECKIN_GRACE late, like a digest).
+COWORKING_LEAD = timedelta(hours=2)
+CHECKIN_AFTER = timedelta(minutes=15)
+CHECKIN_GRACE = timedelta(hours=12)
+COWORKING_RULE = "lead2h"
+CHECKIN_RULE = "after15m"
 
 
 def still_useful(kind: str, due: datetime, event_at: datetime | None, now: datetime) -> bool:
     """Whether a reminder due at ``due`` about something at ``event_at`` is worth sending now.
 
-    Live and deadline reminders: only before the event, and at most half their lead late (a
-    24 h reminder up to 12 h late, a 1 h reminder up to 30 min). Digests: up to 12 h late.
+    Live, co-working and deadline reminders: only before the event, and at most half their lead
+    late (a 24 h reminder up to 12 h late, a 1 h reminder up to 30 min). Digests and co-working
+    check-ins: up to 12 h late.
     Welcome emails, invites, updates and cancellations are always sent.
     """
-    if kind in (LIVE_REMINDER, DEADLINE_REMINDER):
+    if kind in (LIVE_REMINDER, DEADLINE_REMINDER, COWORKING_REMINDER):
         if event_at is None or now >= event_at:
             return False
         return now - due <= max((event_at - due) / 2, timedelta(0))
     if kind == DIGEST:
         return now - due <= DIGEST_GRACE
+    if kind == CHECKIN:
+        return now - due <= CHECKIN_GRACE
     return True
 
 
@@ -164,6 +178,7 @@ def sync_reminders(
         _live(db, cohort.id, members, rules[ReminderAbout.LIVE], wanted, reach)
     if ReminderAbout.DEADLINE in rules:
         _deadlines(db, cohort.id, slug, members, rules[ReminderAbout.DEADLINE], wanted, reach)
+    _coworking(db, cohort.id, wanted)
     end_of_course = spec.start_date + timedelta(weeks=spec.weeks)
     for rule in rules.get(ReminderAbout.DIGEST, []):
         for m in learners:
@@ -249,6 +264,47 @@ def _live(
                         occurrence.start,
                         {"occurrence_id": occurrence.id},
                     )
+
+
+def _coworking(db: Session, cohort_id: int, wanted: _Wanted) -> None:
+    """A reminder before each co-working block and a check-in after it, for its audience."""
+    query = (
+        select(LiveSeriesRow, OccurrenceRow)
+        .join(OccurrenceRow, OccurrenceRow.series_id == LiveSeriesRow.id)
+        .where(
+            LiveSeriesRow.cohort_id == cohort_id,
+            LiveSeriesRow.kind == SeriesKind.COWORKING.value,
+            OccurrenceRow.status == SCHEDULED,
+            OccurrenceRow.start < wanted.until + COWORKING_LEAD,
+            OccurrenceRow.end > wanted.now - CHECKIN_AFTER - CHECKIN_GRACE,
+        )
+    )
+    found = list(db.execute(query))
+    if not found:
+        return
+    learners = coworking_learners(db, cohort_id)
+    for series, occurrence in found:
+        for m in audience(learners, occurrence, series):
+            wanted.add(
+                COWORKING_REMINDER,
+                m.person_id,
+                occurrence.uid,
+                COWORKING_RULE,
+                occurrence.sequence,
+                occurrence.start - COWORKING_LEAD,
+                occurrence.start,
+                {"occurrence_id": occurrence.id},
+            )
+            wanted.add(
+                CHECKIN,
+                m.person_id,
+                occurrence.uid,
+                CHECKIN_RULE,
+                occurrence.sequence,
+                occurrence.end + CHECKIN_AFTER,
+                None,
+                {"occurrence_id": occurrence.id},
+            )
 
 
 def deadline_version(soft: datetime) -> int:

@@ -326,3 +326,29 @@ def test_weekly_digest_and_deadline_reminders_arrive_on_the_learners_clock(
     reminder = next(m for m in parsed(mailer) if m["Message-ID"] == later.message_id)
     body = reminder.get_body(("plain",)).get_content()  # type: ignore[union-attr]
     assert "Read the week's notes" in body or "Read the week" in str(reminder["Subject"])
+
+
+def test_a_batch_whose_lease_ran_out_is_left_to_the_worker_that_reclaimed_it(
+    published: Runtime,
+) -> None:
+    from scheduler.services.delivery import finish_batch, prepare_batch
+
+    config = published.delivery_config()
+    clock, pg = published.clock, published.is_postgres
+    stale = prepare_batch(
+        published.sessions, published.templates(), config, "w1", clock.now, skip_locked=pg
+    )
+    assert stale
+    # w1 stalls past its lease; w2 claims the same rows.
+    move_clock(published, clock.now() + config.lease + timedelta(seconds=1))
+    fresh = prepare_batch(
+        published.sessions, published.templates(), config, "w2", clock.now, skip_locked=pg
+    )
+    assert {d.notification_id for d in stale} <= {d.notification_id for d in fresh}
+    late = MemoryMailer()
+    assert finish_batch(published.sessions, late, config, "w1", clock.now, stale).sent == 0
+    assert late.sent == []  # nothing sent twice
+    owner = MemoryMailer()
+    assert finish_batch(published.sessions, owner, config, "w2", clock.now, fresh).sent == len(
+        fresh
+    )

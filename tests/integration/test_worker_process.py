@@ -296,7 +296,7 @@ def test_four_workers_on_postgres_deliver_10000_exactly_once(
     ids = seed(published, 10_000)
     t1 = time.monotonic()
     with SmtpSink() as sink:
-        env = worker_env(published, sink, worker_batch_size=100)
+        env = worker_env(published, sink, worker_batch_size=100, worker_lease_seconds=60)
         procs = [start_worker(env) for _ in range(4)]
         sink.wait_for(len(ids), timeout=600)
         print(

@@ -127,6 +127,31 @@ def make_context() -> Callable[..., dict[str, Any]]:
                 ],
                 "deadlines": [{"title": "Exercise 1", "soft": START + timedelta(days=3)}],
             }
+        elif kind == "coworking_reminder":  # more in test_email_coworking.py
+            context["session"] = {
+                "title": "Co-working",
+                "kind": "coworking",
+                "start": START,
+                "end": end,
+                "join_url": "https://meet.example/abc-defg-hij",
+                "lead": "in 2 hours",
+                "phases": [{"label": "focus", "start": START, "end": end}],
+            }
+            context["pod"] = {"names": ["Bo", "Cy"], "size": 3}
+        elif kind == "checkin":
+            context["checkin"] = {
+                "title": "Co-working",
+                "kind": "coworking",
+                "start": START,
+                "end": end,
+                "join_url": None,
+                "deadline": {
+                    "title": "Exercise 1",
+                    "soft": START + timedelta(days=3),
+                    "hard": None,
+                },
+                "next_block": None,
+            }
         return context
 
     return build
