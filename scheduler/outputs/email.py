@@ -466,11 +466,8 @@ def build_message(
     ``CANCEL``) defaults to the body's own ``METHOD`` and must agree with it. ``headers`` adds
     or replaces other headers (``List-Unsubscribe``, ``Auto-Submitted``, ...).
     """
-    if date.utcoffset() is None:
-        raise ValueError("the message date must be an aware datetime")
-    if not _MESSAGE_ID.fullmatch(message_id):
-        raise ValueError(f"message_id must look like <local@domain>, got {message_id!r}")
     if calendar is None and calendar_method is None:
+        _check_envelope(message_id, date)
         return _build_plain(rendered, sender, recipient, message_id, date, headers)
     return build_with_email_message(
         rendered,
@@ -497,8 +494,7 @@ def build_with_email_message(
 ) -> bytes:
     """:func:`build_message` through the stdlib :class:`EmailMessage` (every message with a
     calendar part goes this way; the fast path for the others is checked against it)."""
-    if not _MESSAGE_ID.fullmatch(message_id):
-        raise ValueError(f"message_id must look like <local@domain>, got {message_id!r}")
+    _check_envelope(message_id, date)
     msg = EmailMessage(policy=_POLICY)
     msg["From"] = _address(sender)
     msg["To"] = _address(recipient)
@@ -508,11 +504,7 @@ def build_with_email_message(
     msg["MIME-Version"] = "1.0"
     msg["Auto-Submitted"] = "auto-generated"
     for name, value in (headers or {}).items():
-        if not _HEADER_NAME.fullmatch(name):
-            raise ValueError(f"not a header name: {name!r}")
-        lowered = name.lower()
-        if lowered in _RESERVED_HEADERS or lowered.startswith("content-"):
-            raise ValueError(f"the {name} header is set by build_message itself")
+        _check_extra_header(name)
         del msg[name]
         msg[name] = value  # the policy raises ValueError for CR or LF in the value
     if calendar is None and calendar_method is not None:
@@ -535,6 +527,22 @@ def build_with_email_message(
         if part is not msg:
             del part["MIME-Version"]  # added to each part by the stdlib; only the top needs it
     return msg.as_bytes(policy=_POLICY)
+
+
+def _check_envelope(message_id: str, date: datetime) -> None:
+    if date.utcoffset() is None:
+        raise ValueError("the message date must be an aware datetime")
+    if not _MESSAGE_ID.fullmatch(message_id):
+        raise ValueError(f"message_id must look like <local@domain>, got {message_id!r}")
+
+
+def _check_extra_header(name: str) -> None:
+    """An extra header must be a field name, and not one build_message writes itself."""
+    if not _HEADER_NAME.fullmatch(name):
+        raise ValueError(f"not a header name: {name!r}")
+    lowered = name.lower()
+    if lowered in _RESERVED_HEADERS or lowered.startswith("content-"):
+        raise ValueError(f"the {name} header is set by build_message itself")
 
 
 def _boundary(message_id: str, role: str, bodies: tuple[str, ...]) -> str | None:
@@ -659,14 +667,10 @@ def _build_plain(
     boundary = "=_alt_" + hashlib.sha256(message_id.encode("ascii")).hexdigest()[:32]
     extra = {"Auto-Submitted": "auto-generated"}
     for name, value in (headers or {}).items():
-        if not _HEADER_NAME.fullmatch(name):
-            raise ValueError(f"not a header name: {name!r}")
-        lowered = name.lower()
-        if lowered in _RESERVED_HEADERS or lowered.startswith("content-"):
-            raise ValueError(f"the {name} header is set by build_message itself")
+        _check_extra_header(name)
         if "\r" in value or "\n" in value:
             raise ValueError(f"a header value cannot contain CR or LF: {name}")
-        extra = {k: v for k, v in extra.items() if k.lower() != lowered}
+        extra = {k: v for k, v in extra.items() if k.lower() != name.lower()}
         extra[name] = value
     head = "".join(
         [

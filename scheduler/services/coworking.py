@@ -113,13 +113,27 @@ class PodBook:
     def __init__(self, db: Session) -> None:
         self.db = db
         self._learners: dict[int, list[CoworkingLearner]] = {}
+        self._by_person: dict[int, dict[int, CoworkingLearner]] = {}
+        self._names: dict[int, dict[str, str]] = {}
         self._pods: dict[str, Pods] = {}
         self._chains: dict[int, list[tuple[OccurrenceRow, LiveSeriesRow]]] = {}
 
     def learners(self, cohort_id: int) -> list[CoworkingLearner]:
         if cohort_id not in self._learners:
             self._learners[cohort_id] = coworking_learners(self.db, cohort_id)
+            self._by_person[cohort_id] = {m.person_id: m for m in self._learners[cohort_id]}
+            self._names[cohort_id] = {m.email: m.name for m in self._learners[cohort_id]}
         return self._learners[cohort_id]
+
+    def learner(self, cohort_id: int, person_id: int) -> CoworkingLearner | None:
+        """One active learner of the cohort (a dict lookup, not a scan per email)."""
+        self.learners(cohort_id)
+        return self._by_person[cohort_id].get(person_id)
+
+    def names(self, cohort_id: int) -> dict[str, str]:
+        """Names by email of the cohort's active learners."""
+        self.learners(cohort_id)
+        return self._names[cohort_id]
 
     def pods(self, occurrence: OccurrenceRow, series: LiveSeriesRow) -> Pods:
         """The pods of ``occurrence`` (see the module docstring)."""

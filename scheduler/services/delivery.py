@@ -107,6 +107,11 @@ class _Decision:
     reason: str = ""
 
 
+def _held(row: NotificationRow, status: str, reason: str) -> _Decision:
+    """The decision not to send ``row``: skipped, superseded (cancelled) or failed."""
+    return _Decision(row.id, row.attempts, status=status, reason=reason)
+
+
 def retry_delay(attempts: int, config: DeliveryConfig, rng: random.Random) -> timedelta:
     """Exponential backoff with jitter: base * 2^(attempts-1), capped, times 0.5-1.5."""
     delay = min(config.retry_base * (2 ** max(attempts - 1, 0)), config.retry_cap)
@@ -190,9 +195,7 @@ class Composer:
         try:
             return self._decide(row, now)
         except Exception as e:  # a row that cannot be built must not stop the others
-            return _Decision(
-                row.id, row.attempts, status=FAILED, reason=f"could not build: {e!r}"[:500]
-            )
+            return _held(row, FAILED, f"could not build: {e!r}"[:500])
 
     def _cohort(self, cohort_id: int) -> CohortRow:
         if cohort_id not in self._cohorts:
@@ -213,9 +216,7 @@ class Composer:
     def _decide(self, row: NotificationRow, now: datetime) -> _Decision:
         person = self.people.get(row.person_id)
         if person is None:
-            return _Decision(
-                row.id, row.attempts, status=SUPERSEDED, reason="the person was removed"
-            )
+            return _held(row, SUPERSEDED, "the person was removed")
         cohort = self._cohort(row.cohort_id)
         context: dict[str, Any] = {
             "kind": row.kind,
@@ -232,9 +233,7 @@ class Composer:
         if row.kind in INVITE_KINDS:
             series = self.db.get(LiveSeriesRow, row.payload["series_id"])
             if series is None:
-                return _Decision(
-                    row.id, row.attempts, status=SUPERSEDED, reason="the series was removed"
-                )
+                return _held(row, SUPERSEDED, "the series was removed")
             context["series"] = self._series(series)
             calendar = invite_message(self.db, row, self.config.sender)
             method = "CANCEL" if row.kind == "cancellation" else "REQUEST"
@@ -252,9 +251,7 @@ class Composer:
                 return found
         elif row.kind == DIGEST:
             if not still_useful(DIGEST, row.due_at, None, now):
-                return _Decision(
-                    row.id, row.attempts, status=SKIPPED, reason="too late for this week's digest"
-                )
+                return _held(row, SKIPPED, "too late for this week's digest")
             context["week"] = self._week(cohort, person, row.due_at)
         token = self.tokens[(cohort.id, person.id)]
         links = feed_links(self.config.base_url, token, cohort.title)
@@ -308,21 +305,26 @@ class Composer:
         name = self.db.scalar(select(PersonRow.name).where(PersonRow.email == email))
         return name or email
 
+    def _meeting(self, row: NotificationRow) -> tuple[OccurrenceRow, LiveSeriesRow] | _Decision:
+        """The meeting a reminder is about, as it is now; superseded when it was cancelled or
+        changed (another SEQUENCE) since the reminder was written."""
+        found = self.meetings.get(row.target)
+        if found is None:
+            return _held(row, SUPERSEDED, "the meeting is gone")
+        occurrence = found[0]
+        if occurrence.status == CANCELLED or occurrence.sequence != row.target_version:
+            return _held(row, SUPERSEDED, "the meeting changed since")
+        return found
+
     def _live(
         self, row: NotificationRow, now: datetime, context: dict[str, Any]
     ) -> _Decision | None:
-        found = self.meetings.get(row.target)
-        if found is None:
-            return _Decision(row.id, row.attempts, status=SUPERSEDED, reason="the session is gone")
+        found = self._meeting(row)
+        if isinstance(found, _Decision):
+            return found
         occurrence, series = found
-        if occurrence.status == CANCELLED or occurrence.sequence != row.target_version:
-            return _Decision(
-                row.id, row.attempts, status=SUPERSEDED, reason="the session changed since"
-            )
         if not still_useful(LIVE_REMINDER, row.due_at, occurrence.start, now):
-            return _Decision(
-                row.id, row.attempts, status=SKIPPED, reason="too late: the session started"
-            )
+            return _held(row, SKIPPED, "too late: the session started")
         request = self._request(series.cohort_id, series.series_key)
         context["session"] = {
             "title": series.title,
@@ -339,23 +341,16 @@ class Composer:
         self, row: NotificationRow, now: datetime, context: dict[str, Any]
     ) -> _Decision | None:
         """A co-working reminder (pod and agenda) or the check-in after the block."""
-        found = self.meetings.get(row.target)
-        if found is None:
-            return _Decision(row.id, row.attempts, status=SUPERSEDED, reason="the block is gone")
+        found = self._meeting(row)
+        if isinstance(found, _Decision):
+            return found
         occurrence, series = found
-        if occurrence.status == CANCELLED or occurrence.sequence != row.target_version:
-            return _Decision(
-                row.id, row.attempts, status=SUPERSEDED, reason="the block changed since"
-            )
         event_at = occurrence.start if row.kind == COWORKING_REMINDER else None
         if not still_useful(row.kind, row.due_at, event_at, now):
-            return _Decision(row.id, row.attempts, status=SKIPPED, reason="too late for this block")
-        learners = self.pod_book.learners(row.cohort_id)
-        me = next((m for m in learners if m.person_id == row.person_id), None)
+            return _held(row, SKIPPED, "too late for this block")
+        me = self.pod_book.learner(row.cohort_id, row.person_id)
         if me is None or not me.fits(occurrence.start, series.duration_minutes):
-            return _Decision(
-                row.id, row.attempts, status=SUPERSEDED, reason="the block no longer fits them"
-            )
+            return _held(row, SUPERSEDED, "the block no longer fits them")
         request = self._request(series.cohort_id, series.series_key)
         block = {
             "title": series.title,
@@ -365,7 +360,7 @@ class Composer:
             "join_url": request.join_url if request else None,
         }
         if row.kind == COWORKING_REMINDER:
-            names = {m.email: m.name for m in learners}
+            names = self.pod_book.names(row.cohort_id)
             pod = self.pod_book.pods(occurrence, series).pod_of(me.email) or (me.email,)
             agenda = list(request.agenda) if request else []
             context["session"] = block | {
@@ -412,13 +407,9 @@ class Composer:
             )
         )
         if item is None or deadline_version(item.soft) != row.target_version:
-            return _Decision(
-                row.id, row.attempts, status=SUPERSEDED, reason="the deadline changed since"
-            )
+            return _held(row, SUPERSEDED, "the deadline changed since")
         if not still_useful(DEADLINE_REMINDER, row.due_at, item.soft, now):
-            return _Decision(
-                row.id, row.attempts, status=SKIPPED, reason="too late: the deadline passed"
-            )
+            return _held(row, SKIPPED, "too late: the deadline passed")
         request = self._request(row.cohort_id, item.series_key)
         context["deadline"] = {
             "title": item.title,

@@ -708,7 +708,7 @@ def api_router(runtime: Runtime, auth: AdminAuth) -> APIRouter:
     @router.post(
         "/cohorts/{slug}/learners",
         status_code=201,
-        summary="Add a learner (placed in a section at the next publish)",
+        summary="Add a learner (the worker places them in a section with room)",
         responses=NOT_FOUND,
     )
     def add_learner(slug: Slug, body: LearnerIn) -> LearnerOut:

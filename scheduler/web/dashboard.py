@@ -527,7 +527,8 @@ def dashboard_router(runtime: Runtime, auth: AdminAuth) -> APIRouter:
         return pages.redirect(
             f"/cohorts/{quote(slug)}/learners?" + urlencode({"q": email.strip()}),
             "ok",
-            f"Added {name.strip()} <{email.strip()}>. They join a section at the next publish.",
+            f"Added {name.strip()} <{email.strip()}>. The worker places them in the "
+            "best-fitting section with room and sends their invitations.",
         )
 
     @router.post("/cohorts/{slug}/learners/update")
