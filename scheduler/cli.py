@@ -940,7 +940,7 @@ def serve(
         typer.Option("--access-log/--no-access-log", help="Log every request (tokens redacted)."),
     ] = True,
 ) -> None:
-    """Serve calendar feeds (and health checks) over HTTP with uvicorn."""
+    """Serve the dashboard, learner pages, JSON API and calendar feeds over HTTP (uvicorn)."""
     import uvicorn  # the web stack loads only for this command
     from starlette.types import ASGIApp
 
