@@ -10,9 +10,11 @@ job            every       what
 =============  ==========  ======================================================================
 dispatch       1 s         claim due notifications, render, send, record; batch after batch
                            until nothing is due or the worker is asked to stop
-materialise    5 min       place late joiners, then write reminders and digests now within the
-                           horizon, for every cohort
-orchestrate    10 s        place late joiners, only in cohorts that have some (one cheap query)
+materialise    5 min       place late joiners, re-plan (cohorts with ``auto_replan``), then write
+                           reminders and digests now within the horizon, for every cohort
+orchestrate    10 s        place late joiners, only in cohorts that have some (one cheap query);
+                           re-plan the ``auto_replan`` cohorts whose roster changed since the
+                           last look (one grouped query)
 reaper         30 s        count leases that expired (their worker died) so they show in logs;
                            mark workers without a heartbeat for 2 minutes as gone
 heartbeat      5 s         this worker's row in ``worker``: shown by ``/readyz`` and
@@ -54,7 +56,12 @@ from scheduler.outputs.mailers import Mailer
 from scheduler.persistence.models import CohortRow, NotificationRow, WorkerRow
 from scheduler.runtime import Runtime
 from scheduler.services.delivery import BatchCounts, finish_batch, prepare_batch, release
-from scheduler.services.orchestration import assign_late_joiners, cohorts_with_late_joiners
+from scheduler.services.orchestration import (
+    assign_late_joiners,
+    cohorts_with_late_joiners,
+    replan_cohort,
+    replan_fingerprints,
+)
 from scheduler.services.reminders import sync_reminders
 
 log = logging.getLogger("cohort.worker")
@@ -117,7 +124,8 @@ class Worker:
         self.stopping = threading.Event()
         self.totals = Totals(BatchCounts())
         self._lock = threading.Lock()
-        self._placing = threading.Lock()  # materialise and orchestrate place learners in turn
+        self._placing = threading.Lock()  # materialise and orchestrate change cohorts in turn
+        self._rosters: dict[str, tuple[object, ...]] = {}  # slug -> roster fingerprint seen
         self._sender = ThreadPoolExecutor(1, thread_name_prefix="sender")
 
     # -- jobs ---------------------------------------------------------------------------------
@@ -168,13 +176,16 @@ class Worker:
             self.totals.batches += 1
 
     def materialise(self) -> int:
-        """Place late joiners, then write the reminders that came within the horizon, for every
-        cohort (each step in its own transaction)."""
+        """Place late joiners, re-plan where ``auto_replan`` is on, then write the reminders
+        that came within the horizon, for every cohort (each step in its own transaction)."""
         queued = 0
         with self.runtime.transaction() as db:
             slugs = list(db.scalars(select(CohortRow.slug)))
+            auto = replan_fingerprints(db)
         for slug in slugs:
             self._place(slug)
+            if slug in auto:
+                self._replan(slug, auto[slug])
             with self.runtime.transaction() as db:
                 queued += sync_reminders(
                     db, slug, self.runtime.clock.now(), self.runtime.horizon
@@ -182,11 +193,43 @@ class Worker:
         return queued
 
     def orchestrate(self) -> int:
-        """Place late joiners within a tick of a roster change: one cheap query finds the
-        cohorts that have some; the others are not touched."""
+        """Within a tick of a roster change: place late joiners (one cheap query finds the
+        cohorts that have some; the others are not touched), then re-plan the ``auto_replan``
+        cohorts whose roster changed since this worker last looked."""
         with self.runtime.transaction() as db:
             slugs = cohorts_with_late_joiners(db)
-        return sum(self._place(slug) for slug in slugs)
+            rosters = replan_fingerprints(db)
+        placed = sum(self._place(slug) for slug in slugs)
+        for slug, fingerprint in rosters.items():
+            if self._rosters.get(slug) != fingerprint:
+                self._replan(slug, fingerprint)
+        return placed
+
+    def _replan(self, slug: str, fingerprint: tuple[object, ...]) -> bool:
+        with self._placing, self.runtime.transaction() as db:
+            result = replan_cohort(
+                db, slug, self.runtime.clock.now(), self.runtime.horizon, f"worker:{self.id}"
+            )
+        if result.outcome != "busy":  # another worker holds the cohort: look again next tick
+            self._rosters[slug] = fingerprint
+        decision = result.decision
+        if result.outcome == "applied" and decision is not None:
+            log.info(
+                "%s: re-planned %s (coverage %.1f%% -> %.1f%%), version %s",
+                slug,
+                ", ".join(decision.moves),
+                decision.before * 100,
+                decision.after * 100,
+                result.version,
+            )
+        elif decision is not None and decision.after > decision.before:
+            log.info(
+                "%s: re-plan not applied: coverage %.1f%% -> %.1f%% is below the margin",
+                slug,
+                decision.before * 100,
+                decision.after * 100,
+            )
+        return result.outcome == "applied"
 
     def _place(self, slug: str) -> int:
         with self._placing, self.runtime.transaction() as db:

@@ -1071,7 +1071,7 @@ def log_command(
     as_json: JsonFlag = False,
 ) -> None:
     """What was done to a cohort and by whom (e.g. late joiners placed by the worker)."""
-    from scheduler.services.orchestration import audit_log
+    from scheduler.services.audit import audit_log
 
     with _transaction() as db:
         entries = audit_log(db, cohort, limit)

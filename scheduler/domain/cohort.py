@@ -150,6 +150,34 @@ class PlanningOptions:
 
 
 @dataclass(frozen=True, slots=True)
+class OrchestrationOptions:
+    """What the worker may change on its own in a published cohort (``[orchestration]``).
+
+    ``auto_replan``: re-plan the future when the roster changes; ``freeze``: occurrences that
+    start within this time from now never move; ``replan_margin``: a re-plan is applied only when
+    coverage of the future improves by at least this many percentage points (0.05 = 5 points);
+    ``max_moves``: a series is moved by re-plans at most this many times per course;
+    ``pods_before``: breakout pods are formed and announced this long before a co-working block.
+    """
+
+    auto_replan: bool = False
+    freeze: timedelta = timedelta(days=7)
+    replan_margin: float = 0.05
+    max_moves: int = 2
+    pods_before: timedelta = timedelta(hours=2)
+
+    def __post_init__(self) -> None:
+        if self.freeze < timedelta(0):
+            raise ValueError("freeze must not be negative")
+        if not 0 <= self.replan_margin <= 1:
+            raise ValueError("replan_margin must be between 0 and 1")
+        if self.max_moves < 0:
+            raise ValueError("max_moves must not be negative")
+        if not timedelta(minutes=5) <= self.pods_before <= timedelta(days=2):
+            raise ValueError("pods_before must be between 5 minutes and 2 days")
+
+
+@dataclass(frozen=True, slots=True)
 class CohortSpec:
     slug: str
     title: str
@@ -159,6 +187,7 @@ class CohortSpec:
     locale: str
     default_availability: Availability
     planning: PlanningOptions = field(default_factory=PlanningOptions)
+    orchestration: OrchestrationOptions = field(default_factory=OrchestrationOptions)
     facilitators: tuple[Facilitator, ...] = ()
     series: tuple[SeriesRequest, ...] = ()
     assignments: tuple[AssignmentRule, ...] = ()

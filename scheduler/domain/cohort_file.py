@@ -24,6 +24,7 @@ from scheduler.domain.cohort import (
     CohortSpec,
     Facilitator,
     HardKind,
+    OrchestrationOptions,
     PlanningOptions,
     Release,
     ReleaseKind,
@@ -272,6 +273,7 @@ def _read_spec(data: dict[str, Any], problems: list[Problem], source: str) -> Co
     for name in (
         "cohort",
         "planning",
+        "orchestration",
         "facilitators",
         "series",
         "assignments",
@@ -297,6 +299,7 @@ def _read_spec(data: dict[str, Any], problems: list[Problem], source: str) -> Co
     c.finish()
 
     planning = _read_planning(data.get("planning", {}), problems, source)
+    orchestration = _read_orchestration(data.get("orchestration", {}), problems, source)
     facilitators = _read_array(data, "facilitators", problems, source, _read_facilitator)
     series = _read_array(data, "series", problems, source, _read_series)
     keys = _unique_keys(series, "series", problems, source)
@@ -379,6 +382,7 @@ def _read_spec(data: dict[str, Any], problems: list[Problem], source: str) -> Co
         locale=locale,
         default_availability=default_availability,
         planning=planning,
+        orchestration=orchestration,
         facilitators=tuple(facilitators),
         series=tuple(series),
         assignments=tuple(assignments),
@@ -434,6 +438,49 @@ def _read_planning(table: Any, problems: list[Problem], source: str) -> Planning
     if anchor is None or target is None or max_sections is None or grid is None or quiet is None:
         return defaults
     return PlanningOptions(anchor, target, max_sections, grid, quiet[0], quiet[1])
+
+
+def _read_orchestration(table: Any, problems: list[Problem], source: str) -> OrchestrationOptions:
+    r = _Reader(table, "orchestration", problems, source)
+    defaults = OrchestrationOptions()
+    auto = r.get("auto_replan", _boolean, defaults.auto_replan)
+    freeze = r.get("freeze", _span(timedelta(0), timedelta(weeks=104)), defaults.freeze)
+    margin = r.get("replan_margin", _margin, defaults.replan_margin)
+    moves = r.get("max_moves", _integer(0, 100), defaults.max_moves)
+    pods = r.get(
+        "pods_before", _span(timedelta(minutes=5), timedelta(days=2)), defaults.pods_before
+    )
+    r.finish()
+    if auto is None or freeze is None or margin is None or moves is None or pods is None:
+        return defaults
+    return OrchestrationOptions(auto, freeze, margin, moves, pods)
+
+
+def _span(low: timedelta, high: timedelta) -> Callable[[Any], timedelta]:
+    def convert(raw: Any) -> timedelta:
+        value = _duration(raw)
+        if not low <= value <= high:
+            raise ValueError(f"must be between {_human(low)} and {_human(high)}")
+        return value
+
+    return convert
+
+
+def _human(value: timedelta) -> str:
+    minutes = int(value / timedelta(minutes=1))
+    if minutes and minutes % (24 * 60) == 0:
+        return f"{minutes // (24 * 60)}d"
+    if minutes and minutes % 60 == 0:
+        return f"{minutes // 60}h"
+    return f"{minutes}m"
+
+
+def _margin(raw: Any) -> float:
+    if isinstance(raw, bool) or not isinstance(raw, (int, float)):
+        raise TypeError("must be a number between 0 and 1, e.g. 0.05 for 5 percentage points")
+    if not 0 <= raw <= 1:
+        raise ValueError("must be between 0 and 1, e.g. 0.05 for 5 percentage points")
+    return float(raw)
 
 
 def _fraction(raw: Any) -> float:

@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -53,6 +54,14 @@ class CohortRow(Base):
     grid_minutes: Mapped[int] = mapped_column(Integer)
     quiet_start: Mapped[int] = mapped_column(Integer)
     quiet_end: Mapped[int] = mapped_column(Integer)
+    # [orchestration]: what the worker may change on its own (see OrchestrationOptions)
+    auto_replan: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    freeze_minutes: Mapped[int] = mapped_column(
+        Integer, default=7 * 24 * 60, server_default="10080"
+    )
+    replan_margin: Mapped[float] = mapped_column(Float, default=0.05, server_default="0.05")
+    max_moves: Mapped[int] = mapped_column(Integer, default=2, server_default="2")
+    pods_before_minutes: Mapped[int] = mapped_column(Integer, default=120, server_default="120")
     source_text: Mapped[str] = mapped_column(Text)
     # Bumped by every change that can alter a calendar feed; the web keys its feed cache on it.
     feeds_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")

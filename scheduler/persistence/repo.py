@@ -21,6 +21,7 @@ from scheduler.domain.cohort import (
     CohortSpec,
     Facilitator,
     HardKind,
+    OrchestrationOptions,
     PlanningOptions,
     Release,
     ReleaseKind,
@@ -100,6 +101,11 @@ def save_cohort(
     row.grid_minutes = spec.planning.grid_minutes
     row.quiet_start = spec.planning.quiet_start
     row.quiet_end = spec.planning.quiet_end
+    row.auto_replan = spec.orchestration.auto_replan
+    row.freeze_minutes = _minutes(spec.orchestration.freeze)
+    row.replan_margin = spec.orchestration.replan_margin
+    row.max_moves = spec.orchestration.max_moves
+    row.pods_before_minutes = _minutes(spec.orchestration.pods_before)
     row.source_text = source_text
     row.updated_at = now
     _sync_by_key(
@@ -182,6 +188,16 @@ def _sync_by_key(rows: list[_Keyed], row_type: type[_Keyed], wanted: list[dict[s
         rows.append(row)
 
 
+def orchestration_options(row: CohortRow) -> OrchestrationOptions:
+    return OrchestrationOptions(
+        auto_replan=row.auto_replan,
+        freeze=timedelta(minutes=row.freeze_minutes),
+        replan_margin=row.replan_margin,
+        max_moves=row.max_moves,
+        pods_before=timedelta(minutes=row.pods_before_minutes),
+    )
+
+
 def cohort_spec(db: Session, row: CohortRow) -> CohortSpec:
     """Rebuild the domain value from the stored rows (facilitators from their enrollments)."""
     facilitators = tuple(
@@ -219,6 +235,7 @@ def cohort_spec(db: Session, row: CohortRow) -> CohortSpec:
             row.quiet_start,
             row.quiet_end,
         ),
+        orchestration=orchestration_options(row),
         facilitators=facilitators,
         series=tuple(
             SeriesRequest(

@@ -29,6 +29,7 @@ from scheduler.persistence.models import (
     SectionMemberRow,
 )
 from scheduler.planning.fit import occurrence_date
+from scheduler.services import audit
 from scheduler.services.deadlines import DeadlineSummary, publish_deadlines
 from scheduler.services.invites import InviteCounts, queue_invites
 from scheduler.services.plans import CANCELLED, SCHEDULED, published_version
@@ -218,9 +219,19 @@ def preview_change(db: Session, slug: str, change: Change, now: datetime) -> Cha
     return preview
 
 
+OCCURRENCES_MOVED, OCCURRENCES_CANCELLED = "occurrences_moved", "occurrences_cancelled"
+
+
 def apply_change(
-    db: Session, slug: str, change: Change, now: datetime, horizon: timedelta = DEFAULT_HORIZON
+    db: Session,
+    slug: str,
+    change: Change,
+    now: datetime,
+    horizon: timedelta = DEFAULT_HORIZON,
+    actor: str = "cli",
 ) -> ChangeResult:
+    """Apply ``change`` (see the module docstring) and record it in the audit log as
+    ``actor``'s."""
     preview = preview_change(db, slug, change, now)
     cohort = repo.get_cohort(db, slug)
     series = _series(db, cohort, change)
@@ -254,4 +265,20 @@ def apply_change(
     deadlines = publish_deadlines(db, slug, now)
     invites = queue_invites(db, slug, now)
     sync_reminders(db, slug, now, horizon)  # reminders of moved or cancelled meetings replaced
+    audit.record(
+        db,
+        cohort.id,
+        now,
+        actor,
+        OCCURRENCES_CANCELLED if change.cancels else OCCURRENCES_MOVED,
+        [
+            {
+                "change": preview.description,
+                "version": version,
+                "occurrences": len(preview.occurrences),
+                "people": preview.people,
+                "weeks": [m.week + 1 for m in preview.occurrences],
+            }
+        ],
+    )
     return ChangeResult(preview, version, deadlines, invites)

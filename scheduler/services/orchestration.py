@@ -10,7 +10,17 @@ email, re-times reminders, bumps the cohort's feeds and writes one ``audit_log``
 placement. Nobody else changes section and no occurrence moves: only a new
 ``cohort plan --publish`` re-plans. Running it again places nobody and writes nothing.
 
-Several workers may run it at once on PostgreSQL: each takes the cohort's row with
+Rolling re-plans. :func:`replan_cohort` plans a published cohort with ``auto_replan = true``
+afresh for its active learners and moves the future onto the fresh plan only as far as the
+pure rule of :mod:`scheduler.planning.replan` allows: nothing that starts within the freeze
+horizon (``[orchestration] freeze``, default 7 days) moves, appears or is cancelled; a series
+moves only if its coverage improves, never more than ``max_moves`` times per course, and only
+when the cohort's coverage gains at least ``replan_margin``. The move goes through the same
+publish path as ``cohort plan --publish`` (diff, SEQUENCE, updated invitations, re-timed
+reminders, deadlines) and is written to the audit log with the coverage before and after.
+A learner whose section changes attends their new section's meetings from then on.
+
+Several workers may run these at once on PostgreSQL: each takes the cohort's row with
 ``FOR UPDATE SKIP LOCKED`` and skips the cohort when another transaction holds it (it is
 placing the same learners, or publishing, or importing a roster: the next tick looks again).
 SQLite has one worker and serialises writers anyway.
@@ -20,10 +30,10 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, exists, func, insert, select
+from sqlalchemy import and_, case, exists, func, insert, select
 from sqlalchemy.orm import Session
 
 from scheduler.domain.availability import parse_availability
@@ -35,17 +45,30 @@ from scheduler.persistence.models import (
     EnrollmentRow,
     LiveSeriesRow,
     OccurrenceRow,
+    PersonRow,
     SectionMemberRow,
     SeriesRequestRow,
 )
+from scheduler.planning import Plan
 from scheduler.planning.assign import Meeting, Newcomer, SectionSeats, place_learners
+from scheduler.planning.replan import Meeting as ReplanMeeting
+from scheduler.planning.replan import Person, ReplanDecision, SeriesFuture, choose_replan
+from scheduler.services import audit, schedule
 from scheduler.services.deadlines import publish_deadlines
 from scheduler.services.invites import queue_invites
-from scheduler.services.plans import CANCELLED, SCHEDULED, published_version
+from scheduler.services.plans import (
+    CANCELLED,
+    SCHEDULED,
+    PlanDiff,
+    PublishScope,
+    diff_counts,
+    plan_cohort,
+    published_version,
+)
 from scheduler.services.reminders import DEFAULT_HORIZON, sync_reminders
 
 LATE_JOINER_ASSIGNED = "late_joiner_assigned"
-ACTOR_LENGTH = 60  # audit_log.actor
+REPLANNED = "replan"
 SECTIONED_KINDS = (SeriesKind.CLASS.value, SeriesKind.OFFICE_HOURS.value)
 
 
@@ -147,27 +170,198 @@ def assign_late_joiners(
     queue_invites(db, slug, now)  # the series invitations of their sections
     sync_reminders(db, slug, now, horizon)  # welcome and live-session reminders
     repo.touch_feeds(db, cohort.id)
-    who = actor[:ACTOR_LENGTH]
-    db.execute(
-        insert(repo.table_of(AuditLogRow)),
-        [
+    audit.record(
+        db,
+        cohort.id,
+        now,
+        actor,
+        LATE_JOINER_ASSIGNED,
+        (
             {
-                "cohort_id": cohort.id,
-                "at": now,
-                "actor": who,
-                "action": LATE_JOINER_ASSIGNED,
-                "detail": {
-                    "email": p.email,
-                    "series": p.series,
-                    "section": p.section,
-                    "fits": p.fits,
-                    "meetings": p.meetings,
-                },
+                "email": p.email,
+                "series": p.series,
+                "section": p.section,
+                "fits": p.fits,
+                "meetings": p.meetings,
             }
             for p in placed
-        ],
+        ),
     )
     return placed
+
+
+@dataclass(frozen=True, slots=True)
+class ReplanResult:
+    slug: str
+    outcome: str  # off | unpublished | busy | applied | kept
+    decision: ReplanDecision | None = None
+    version: int | None = None
+    diff: PlanDiff | None = None
+    section_changes: int = 0  # learners whose section of a moved series changed
+
+
+def replan_cohort(
+    db: Session,
+    slug: str,
+    now: datetime,
+    horizon: timedelta = DEFAULT_HORIZON,
+    actor: str = "cli",
+    force: bool = False,
+) -> ReplanResult:
+    """Re-plan the future of ``slug`` if it is worth it (module docstring); ``force`` runs it
+    even when the cohort's ``auto_replan`` is off. Writes nothing unless a series moves."""
+    cohort = repo.get_cohort(db, slug)
+    options = repo.orchestration_options(cohort)
+    if not (options.auto_replan or force):
+        return ReplanResult(slug, "off")
+    if published_version(db, cohort.id) is None:
+        return ReplanResult(slug, "unpublished")
+    if not _lock(db, cohort.id):
+        return ReplanResult(slug, "busy")
+    boundary = now + options.freeze
+    _, learners, plan = plan_cohort(db, slug)
+    people = {x.key: Person(x.zone, x.availability) for x in learners}
+    current = _current_futures(db, cohort.id, boundary)
+    members_before = {(f.key, who): s for f in current for who, s in f.members.items()}
+    proposed = _proposed_futures(plan, boundary)
+    decision = choose_replan(
+        current,
+        proposed,
+        people,
+        _moves_so_far(db, cohort.id),
+        options.replan_margin,
+        options.max_moves,
+    )
+    if not decision.apply:
+        return ReplanResult(slug, "kept", decision)
+    moved = frozenset(decision.moves)
+    version, diff, _ = schedule.publish(
+        db, slug, plan, now, horizon, scope=PublishScope(moved, boundary), actor=actor
+    )
+    changes = sum(
+        1
+        for f in proposed
+        if f.key in moved
+        for who, section in f.members.items()
+        if members_before.get((f.key, who), section) != section
+    )
+    audit.record(
+        db,
+        cohort.id,
+        now,
+        actor,
+        REPLANNED,
+        [
+            {
+                "moved_series": sorted(moved),
+                "version": version,
+                "coverage_before": round(decision.before, 4),
+                "coverage_after": round(decision.after, 4),
+                "frozen_until": boundary.isoformat(),
+                "section_changes": changes,
+                **diff_counts(diff),
+            }
+        ],
+    )
+    return ReplanResult(slug, "applied", decision, version, diff, changes)
+
+
+def _current_futures(db: Session, cohort_id: int, boundary: datetime) -> list[SeriesFuture]:
+    """Each published series as it is from ``boundary`` on."""
+    kinds: dict[str, str] = {}
+    meetings: dict[str, dict[int, list[ReplanMeeting]]] = defaultdict(lambda: defaultdict(list))
+    for key, kind, section, week, start, end in db.execute(
+        select(
+            LiveSeriesRow.series_key,
+            LiveSeriesRow.kind,
+            LiveSeriesRow.section,
+            OccurrenceRow.week,
+            OccurrenceRow.start,
+            OccurrenceRow.end,
+        )
+        .join(OccurrenceRow, OccurrenceRow.series_id == LiveSeriesRow.id)
+        .where(LiveSeriesRow.cohort_id == cohort_id, OccurrenceRow.status == SCHEDULED)
+    ):
+        kinds[key] = kind
+        if start >= boundary:
+            meetings[key][section].append(
+                ReplanMeeting(week, start.astimezone(UTC), end.astimezone(UTC))
+            )
+    members: dict[str, dict[str, int]] = defaultdict(dict)
+    for key, email, section in db.execute(
+        select(SectionMemberRow.series_key, PersonRow.email, SectionMemberRow.section)
+        .join(PersonRow, PersonRow.id == SectionMemberRow.person_id)
+        .where(SectionMemberRow.cohort_id == cohort_id)
+    ):
+        members[key][email] = section
+    return [
+        SeriesFuture(
+            key,
+            kind != SeriesKind.COWORKING.value,
+            {s: tuple(sorted(m, key=lambda x: x.start)) for s, m in meetings[key].items()},
+            members[key] if kind != SeriesKind.COWORKING.value else {},
+        )
+        for key, kind in sorted(kinds.items())
+    ]
+
+
+def _proposed_futures(plan: Plan, boundary: datetime) -> list[SeriesFuture]:
+    """Each series of a fresh plan from ``boundary`` on."""
+    kinds = {s.series: s.kind for s in plan.sections}
+    meetings: dict[str, dict[int, list[ReplanMeeting]]] = defaultdict(lambda: defaultdict(list))
+    for o in plan.occurrences:
+        if not o.skipped and o.start >= boundary:
+            meetings[o.series][o.section].append(
+                ReplanMeeting(o.week, o.start.astimezone(UTC), o.end.astimezone(UTC))
+            )
+    members: dict[str, dict[str, int]] = defaultdict(dict)
+    for s in plan.sections:
+        if s.kind != SeriesKind.COWORKING:
+            for learner in s.learners:
+                members[s.series][learner] = s.section
+    return [
+        SeriesFuture(
+            key,
+            kind != SeriesKind.COWORKING,
+            {s: tuple(sorted(m, key=lambda x: x.start)) for s, m in meetings[key].items()},
+            members[key],
+        )
+        for key, kind in sorted(kinds.items())
+    ]
+
+
+def _moves_so_far(db: Session, cohort_id: int) -> dict[str, int]:
+    """How many re-plans have moved each series (from the audit log)."""
+    counts: dict[str, int] = defaultdict(int)
+    for (detail,) in db.execute(
+        select(AuditLogRow.detail).where(
+            AuditLogRow.cohort_id == cohort_id, AuditLogRow.action == REPLANNED
+        )
+    ):
+        for key in detail.get("moved_series", []):
+            counts[key] += 1
+    return dict(counts)
+
+
+def replan_fingerprints(db: Session) -> dict[str, tuple[Any, ...]]:
+    """For every published cohort with ``auto_replan``: a value that changes whenever its
+    roster does (joins, leaves, a learner's zone or availability), one grouped query. The worker
+    re-plans a cohort within a tick of its fingerprint changing."""
+    query = (
+        select(
+            CohortRow.slug,
+            func.count(EnrollmentRow.id),
+            func.max(EnrollmentRow.id),
+            func.max(EnrollmentRow.left_at),
+            func.max(PersonRow.updated_at),
+            func.sum(case((EnrollmentRow.status == "active", 1), else_=0)),
+        )
+        .join(EnrollmentRow, EnrollmentRow.cohort_id == CohortRow.id)
+        .join(PersonRow, PersonRow.id == EnrollmentRow.person_id)
+        .where(CohortRow.auto_replan.is_(True))
+        .group_by(CohortRow.slug)
+    )
+    return {slug: tuple(rest) for slug, *rest in db.execute(query)}
 
 
 def cohorts_with_late_joiners(db: Session) -> list[str]:
@@ -287,26 +481,3 @@ def _future_meetings(
     ):
         found[(key, section)].append((start, end))
     return dict(found)
-
-
-# --- the audit log ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class AuditEntry:
-    at: datetime
-    actor: str
-    action: str
-    detail: dict[str, Any]
-
-
-def audit_log(db: Session, slug: str, limit: int = 50) -> list[AuditEntry]:
-    """The cohort's audit log, newest first."""
-    cohort = repo.get_cohort(db, slug)
-    query = (
-        select(AuditLogRow.at, AuditLogRow.actor, AuditLogRow.action, AuditLogRow.detail)
-        .where(AuditLogRow.cohort_id == cohort.id)
-        .order_by(AuditLogRow.at.desc(), AuditLogRow.id.desc())
-        .limit(limit)
-    )
-    return [AuditEntry(*row) for row in db.execute(query)]

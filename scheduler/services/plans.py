@@ -102,6 +102,27 @@ class PlanDiff:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class PublishScope:
+    """Limits a publish to part of a plan (a rolling re-plan): only the series in ``series``
+    change (their occurrences, section rows and members), and no occurrence that starts before
+    ``frozen_until`` moves, appears or is cancelled: it stays as published."""
+
+    series: frozenset[str]
+    frozen_until: datetime
+
+
+def diff_counts(diff: PlanDiff) -> dict[str, int]:
+    """The diff in numbers, as the audit log keeps it."""
+    return {
+        "added": len(diff.added),
+        "moved": len(diff.moved),
+        "cancelled": len(diff.cancelled),
+        "unchanged": diff.unchanged,
+        "frozen": diff.frozen,
+    }
+
+
 def _key(o: Occurrence) -> OccurrenceKey:
     return (o.series, o.section, o.slot, o.week)
 
@@ -123,10 +144,14 @@ def published_version(db: Session, cohort_id: int) -> int | None:
     )
 
 
-def diff_plan(db: Session, slug: str, plan: Plan, now: datetime) -> PlanDiff:
-    """What publishing ``plan`` would change, occurrence by occurrence."""
+def diff_plan(
+    db: Session, slug: str, plan: Plan, now: datetime, scope: PublishScope | None = None
+) -> PlanDiff:
+    """What publishing ``plan`` (within ``scope``, when given) would change."""
     cohort = repo.get_cohort(db, slug)
-    return _diff(plan, _stored_occurrences(db, cohort.id), published_version(db, cohort.id), now)
+    return _diff(
+        plan, _stored_occurrences(db, cohort.id), published_version(db, cohort.id), now, scope
+    )
 
 
 def _diff(
@@ -134,31 +159,45 @@ def _diff(
     stored: dict[OccurrenceKey, tuple[LiveSeriesRow, OccurrenceRow]],
     version: int | None,
     now: datetime,
+    scope: PublishScope | None = None,
 ) -> PlanDiff:
     diff = PlanDiff(version)
+    held = now if scope is None else max(now, scope.frozen_until)  # before this: never changed
+
+    def outside(key: OccurrenceKey) -> bool:
+        return scope is not None and key[0] not in scope.series
+
     wanted = {_key(o): o for o in plan.occurrences if not o.skipped}
     for key, o in sorted(wanted.items()):
         old = stored.get(key)
         change = OccurrenceChange(*key, o.start, o.end)
+        if outside(key):
+            continue
         if old is None:
-            diff.added.append(change)
-        elif old[1].start < now:
+            if scope is not None and o.start < held:
+                diff.frozen += 1  # a new meeting inside the freeze horizon: not added
+            else:
+                diff.added.append(change)
+        elif old[1].start < held or (scope is not None and o.start < held):
             diff.frozen += 1
         elif old[1].status != SCHEDULED or (old[1].start, old[1].end) != (o.start, o.end):
             diff.moved.append(OccurrenceChange(*key, o.start, o.end, old[1].start))
         else:
             diff.unchanged += 1
     for key, (_, row) in sorted(stored.items()):
-        if key not in wanted and row.status == SCHEDULED:
-            if row.start < now:
+        if key not in wanted and row.status == SCHEDULED and not outside(key):
+            if row.start < held:
                 diff.frozen += 1
             else:
                 diff.cancelled.append(OccurrenceChange(*key, row.start, row.end, row.start))
     return diff
 
 
-def publish_plan(db: Session, slug: str, plan: Plan, now: datetime) -> tuple[int, PlanDiff]:
-    """Store ``plan`` as the cohort's next version: series, occurrences, section members.
+def publish_plan(
+    db: Session, slug: str, plan: Plan, now: datetime, scope: PublishScope | None = None
+) -> tuple[int, PlanDiff]:
+    """Store ``plan`` as the cohort's next version: series, occurrences, section members;
+    with ``scope``, only the scope's series and nothing inside its freeze horizon.
 
     Returns the new version number and what changed. The caller owns the transaction: on any
     error nothing is written.
@@ -166,9 +205,14 @@ def publish_plan(db: Session, slug: str, plan: Plan, now: datetime) -> tuple[int
     cohort = repo.get_cohort(db, slug)
     spec = repo.cohort_spec(db, cohort)
     stored = _stored_occurrences(db, cohort.id)
-    diff = _diff(plan, stored, published_version(db, cohort.id), now)
+    diff = _diff(plan, stored, published_version(db, cohort.id), now, scope)
     version = (diff.published_version or 0) + 1
-    series_rows = _publish_series(db, cohort.id, spec, plan.sections, version)
+    sections = (
+        plan.sections
+        if scope is None
+        else tuple(s for s in plan.sections if s.series in scope.series)
+    )
+    series_rows = _publish_series(db, cohort.id, spec, sections, version, keep=scope is not None)
     by_key = {_key(o): o for o in plan.occurrences if not o.skipped}
     for change in diff.added:
         key = (change.series, change.section, change.slot, change.week)
@@ -196,20 +240,29 @@ def publish_plan(db: Session, slug: str, plan: Plan, now: datetime) -> tuple[int
         row.status = CANCELLED
         row.sequence += 1
         row.changed_in_version = version
-    _publish_members(db, cohort.id, plan.sections)
-    db.add(
-        PlanVersionRow(
-            cohort_id=cohort.id, version=version, created_at=now, summary=plan_summary(plan)
-        )
+    _publish_members(
+        db, cohort.id, sections, None if scope is None else {s.series for s in sections}
     )
+    summary = plan_summary(plan)
+    if scope is not None:
+        moved = ", ".join(sorted(scope.series))
+        summary["change"] = f"re-plan of {moved} after {scope.frozen_until:%Y-%m-%d %H:%M} UTC"
+    db.add(PlanVersionRow(cohort_id=cohort.id, version=version, created_at=now, summary=summary))
     repo.touch_feeds(db, cohort.id)
     db.flush()
     return version, diff
 
 
 def _publish_series(
-    db: Session, cohort_id: int, spec: CohortSpec, sections: Sequence[SectionPlan], version: int
+    db: Session,
+    cohort_id: int,
+    spec: CohortSpec,
+    sections: Sequence[SectionPlan],
+    version: int,
+    keep: bool = False,
 ) -> dict[tuple[str, int, int], LiveSeriesRow]:
+    """Create or update the series rows of ``sections``; the others are cancelled, unless
+    ``keep`` (a scoped re-plan: their occurrences inside the freeze horizon still meet)."""
     titles = {s.key: s.title for s in spec.series}
     existing = {
         (row.series_key, row.section, row.slot): row
@@ -249,7 +302,7 @@ def _publish_series(
                 row.changed_in_version = version
             kept[key] = row
     for key, row in existing.items():
-        if key not in kept and row.status != "cancelled":
+        if key not in kept and row.status != "cancelled" and not keep:
             row.status = "cancelled"
             row.changed_in_version = version
         kept.setdefault(key, row)
@@ -257,10 +310,16 @@ def _publish_series(
     return kept
 
 
-def _publish_members(db: Session, cohort_id: int, sections: Sequence[SectionPlan]) -> None:
-    """Replace the section membership of learners in sectioned (non co-working) series."""
+def _publish_members(
+    db: Session, cohort_id: int, sections: Sequence[SectionPlan], only: set[str] | None = None
+) -> None:
+    """Replace the section membership of learners in sectioned (non co-working) series (with
+    ``only``: in those series; the others keep theirs)."""
     ids = repo.cohort_person_ids(db, cohort_id)
-    db.execute(delete(SectionMemberRow).where(SectionMemberRow.cohort_id == cohort_id))
+    query = delete(SectionMemberRow).where(SectionMemberRow.cohort_id == cohort_id)
+    if only is not None:
+        query = query.where(SectionMemberRow.series_key.in_(only))
+    db.execute(query)
     rows = [
         {
             "cohort_id": cohort_id,

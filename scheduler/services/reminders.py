@@ -54,13 +54,19 @@ REMINDER_KINDS = (LIVE_REMINDER, DEADLINE_REMINDER, DIGEST, WELCOME, COWORKING_R
 DEFAULT_HORIZON = timedelta(hours=48)
 DIGEST_GRACE = timedelta(hours=12)  # a Monday digest is still worth sending on Monday evening
 # Co-working blocks need no [[reminders]] rule: every learner a block fits gets a "starting
-# soon" email with their breakout pod COWORKING_LEAD before it, and a check-in prompt
-# CHECKIN_AFTER its end (worth sending up to CHECKIN_GRACE late, like a digest).
-COWORKING_LEAD = timedelta(hours=2)
+# soon" email with their breakout pod ``[orchestration] pods_before`` (default 2 h) before it,
+# and a check-in prompt CHECKIN_AFTER its end (worth sending up to CHECKIN_GRACE late, like a
+# digest).
 CHECKIN_AFTER = timedelta(minutes=15)
 CHECKIN_GRACE = timedelta(hours=12)
-COWORKING_RULE = "lead2h"
 CHECKIN_RULE = "after15m"
+
+
+def coworking_rule(lead: timedelta) -> str:
+    """The rule key of the "starting soon" email: ``lead2h`` for the default two hours (the key
+    rows were written with before the lead became a setting), ``lead<N>m`` otherwise."""
+    minutes = int(lead / timedelta(minutes=1))
+    return "lead2h" if minutes == 120 else f"lead{minutes}m"
 
 
 def still_useful(kind: str, due: datetime, event_at: datetime | None, now: datetime) -> bool:
@@ -178,7 +184,7 @@ def sync_reminders(
         _live(db, cohort.id, members, rules[ReminderAbout.LIVE], wanted, reach)
     if ReminderAbout.DEADLINE in rules:
         _deadlines(db, cohort.id, slug, members, rules[ReminderAbout.DEADLINE], wanted, reach)
-    _coworking(db, cohort.id, wanted)
+    _coworking(db, cohort.id, timedelta(minutes=cohort.pods_before_minutes), wanted)
     end_of_course = spec.start_date + timedelta(weeks=spec.weeks)
     for rule in rules.get(ReminderAbout.DIGEST, []):
         for m in learners:
@@ -266,7 +272,7 @@ def _live(
                     )
 
 
-def _coworking(db: Session, cohort_id: int, wanted: _Wanted) -> None:
+def _coworking(db: Session, cohort_id: int, lead: timedelta, wanted: _Wanted) -> None:
     """A reminder before each co-working block and a check-in after it, for its audience."""
     query = (
         select(LiveSeriesRow, OccurrenceRow)
@@ -275,7 +281,7 @@ def _coworking(db: Session, cohort_id: int, wanted: _Wanted) -> None:
             LiveSeriesRow.cohort_id == cohort_id,
             LiveSeriesRow.kind == SeriesKind.COWORKING.value,
             OccurrenceRow.status == SCHEDULED,
-            OccurrenceRow.start < wanted.until + COWORKING_LEAD,
+            OccurrenceRow.start < wanted.until + lead,
             OccurrenceRow.end > wanted.now - CHECKIN_AFTER - CHECKIN_GRACE,
         )
     )
@@ -283,15 +289,16 @@ def _coworking(db: Session, cohort_id: int, wanted: _Wanted) -> None:
     if not found:
         return
     learners = coworking_learners(db, cohort_id)
+    rule = coworking_rule(lead)
     for series, occurrence in found:
         for m in audience(learners, occurrence, series):
             wanted.add(
                 COWORKING_REMINDER,
                 m.person_id,
                 occurrence.uid,
-                COWORKING_RULE,
+                rule,
                 occurrence.sequence,
-                occurrence.start - COWORKING_LEAD,
+                occurrence.start - lead,
                 occurrence.start,
                 {"occurrence_id": occurrence.id},
             )

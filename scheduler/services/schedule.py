@@ -14,26 +14,53 @@ from scheduler.errors import NotFoundError
 from scheduler.persistence import repo
 from scheduler.persistence.models import LiveSeriesRow, OccurrenceRow, PersonRow, SectionMemberRow
 from scheduler.planning import Plan
+from scheduler.services import audit
 from scheduler.services.deadlines import DeadlineSummary, learner_items, publish_deadlines
 from scheduler.services.invites import queue_invites
-from scheduler.services.plans import SCHEDULED, PlanDiff, diff_plan, publish_plan
+from scheduler.services.plans import (
+    SCHEDULED,
+    PlanDiff,
+    PublishScope,
+    diff_counts,
+    diff_plan,
+    publish_plan,
+)
 from scheduler.services.reminders import DEFAULT_HORIZON, sync_reminders
 from scheduler.timeutil import zone
 
+PLAN_PUBLISHED = "plan_published"
+
 
 def publish(
-    db: Session, slug: str, plan: Plan, now: datetime, horizon: timedelta = DEFAULT_HORIZON
+    db: Session,
+    slug: str,
+    plan: Plan,
+    now: datetime,
+    horizon: timedelta = DEFAULT_HORIZON,
+    scope: PublishScope | None = None,
+    actor: str = "cli",
 ) -> tuple[int | None, PlanDiff, DeadlineSummary]:
-    """Store the plan (a new version only when it changes anything), recompute every
-    learner's deadlines (rules or roster may have changed), and queue the invitations and the
-    reminders due within ``horizon``, in the caller's transaction.
+    """Store the plan (a new version only when it changes anything; with ``scope``, only part
+    of it: see :class:`PublishScope`), recompute every learner's deadlines (rules or roster may
+    have changed), and queue the invitations and the reminders due within ``horizon``, in the
+    caller's transaction. A whole-plan publish is recorded in the audit log as ``actor``'s
+    (a scoped one is recorded by its caller, who knows why).
 
     Returns the new version (None when the plan was already published), the diff, and the
     deadline summary."""
-    diff = diff_plan(db, slug, plan, now)
+    diff = diff_plan(db, slug, plan, now, scope)
     version = None
     if diff.changed or diff.published_version is None:
-        version, diff = publish_plan(db, slug, plan, now)
+        version, diff = publish_plan(db, slug, plan, now, scope)
+        if scope is None:
+            audit.record(
+                db,
+                repo.get_cohort(db, slug).id,
+                now,
+                actor,
+                PLAN_PUBLISHED,
+                [{"version": version, **diff_counts(diff)}],
+            )
     deadlines = publish_deadlines(db, slug, now)
     queue_invites(db, slug, now)  # invitations, updates and cancellations by diff
     sync_reminders(db, slug, now, horizon)  # a moved session replaces its reminders

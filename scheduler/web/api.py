@@ -782,7 +782,7 @@ def api_router(runtime: Runtime, auth: AdminAuth) -> APIRouter:
         now = runtime.clock.now()
         with runtime.transaction() as db:
             _cohort(db, slug)
-            result = apply_change(db, slug, change, now, runtime.horizon)
+            result = apply_change(db, slug, change, now, runtime.horizon, actor="api")
             return ChangeResultOut(
                 version=result.version,
                 preview=_preview_out(result.preview),

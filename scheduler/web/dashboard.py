@@ -420,7 +420,7 @@ def dashboard_router(runtime: Runtime, auth: AdminAuth) -> APIRouter:
             with runtime.transaction() as db:
                 weeks = repo.get_cohort(db, slug).weeks
                 change = read_change(weeks, target, scope, week, to, action)
-                result = apply_change(db, slug, change, now, runtime.horizon)
+                result = apply_change(db, slug, change, now, runtime.horizon, actor="dashboard")
         except InputError as e:
             return pages.redirect(page, "error", "Nothing changed: " + "; ".join(_problems(e)))
         except NotFoundError as e:
