@@ -59,11 +59,13 @@ from scheduler.services.invites import queue_invites
 from scheduler.services.plans import (
     CANCELLED,
     SCHEDULED,
+    OccurrenceKey,
     PlanDiff,
     PublishScope,
     diff_counts,
     plan_cohort,
     published_version,
+    stored_occurrences,
 )
 from scheduler.services.reminders import DEFAULT_HORIZON, sync_reminders
 
@@ -221,9 +223,10 @@ def replan_cohort(
     boundary = now + options.freeze
     _, learners, plan = plan_cohort(db, slug)
     people = {x.key: Person(x.zone, x.availability) for x in learners}
-    current = _current_futures(db, cohort.id, boundary)
+    stored = _stored_meetings(db, cohort.id)
+    current = _current_futures(db, cohort.id, stored, boundary)
     members_before = {(f.key, who): s for f in current for who, s in f.members.items()}
-    proposed = _proposed_futures(plan, boundary)
+    proposed = _proposed_futures(plan, stored, boundary)
     decision = choose_replan(
         current,
         proposed,
@@ -266,27 +269,43 @@ def replan_cohort(
     return ReplanResult(slug, "applied", decision, version, diff, changes)
 
 
-def _current_futures(db: Session, cohort_id: int, boundary: datetime) -> list[SeriesFuture]:
-    """Each published series as it is from ``boundary`` on."""
-    kinds: dict[str, str] = {}
-    meetings: dict[str, dict[int, list[ReplanMeeting]]] = defaultdict(lambda: defaultdict(list))
-    for key, kind, section, week, start, end in db.execute(
-        select(
-            LiveSeriesRow.series_key,
-            LiveSeriesRow.kind,
-            LiveSeriesRow.section,
-            OccurrenceRow.week,
-            OccurrenceRow.start,
-            OccurrenceRow.end,
+Stored = dict[OccurrenceKey, tuple[str, ReplanMeeting]]  # scheduled occurrences: kind, meeting
+
+
+def _stored_meetings(db: Session, cohort_id: int) -> Stored:
+    return {
+        key: (series.kind, ReplanMeeting(key[3], o.start.astimezone(UTC), o.end.astimezone(UTC)))
+        for key, (series, o) in stored_occurrences(db, cohort_id).items()
+        if o.status == SCHEDULED
+    }
+
+
+def _futures(
+    kinds: dict[str, bool],
+    meetings: dict[str, dict[int, list[ReplanMeeting]]],
+    members: dict[str, dict[str, int]],
+) -> list[SeriesFuture]:
+    return [
+        SeriesFuture(
+            key,
+            sectioned,
+            {s: tuple(sorted(m, key=lambda x: x.start)) for s, m in meetings[key].items()},
+            members[key] if sectioned else {},
         )
-        .join(OccurrenceRow, OccurrenceRow.series_id == LiveSeriesRow.id)
-        .where(LiveSeriesRow.cohort_id == cohort_id, OccurrenceRow.status == SCHEDULED)
-    ):
-        kinds[key] = kind
-        if start >= boundary:
-            meetings[key][section].append(
-                ReplanMeeting(week, start.astimezone(UTC), end.astimezone(UTC))
-            )
+        for key, sectioned in sorted(kinds.items())
+    ]
+
+
+def _current_futures(
+    db: Session, cohort_id: int, stored: Stored, boundary: datetime
+) -> list[SeriesFuture]:
+    """Each published series as it is from ``boundary`` on."""
+    kinds: dict[str, bool] = {}
+    meetings: dict[str, dict[int, list[ReplanMeeting]]] = defaultdict(lambda: defaultdict(list))
+    for (key, section, _, _), (kind, meeting) in stored.items():
+        kinds[key] = kind != SeriesKind.COWORKING.value
+        if meeting.start >= boundary:
+            meetings[key][section].append(meeting)
     members: dict[str, dict[str, int]] = defaultdict(dict)
     for key, email, section in db.execute(
         select(SectionMemberRow.series_key, PersonRow.email, SectionMemberRow.section)
@@ -294,40 +313,34 @@ def _current_futures(db: Session, cohort_id: int, boundary: datetime) -> list[Se
         .where(SectionMemberRow.cohort_id == cohort_id)
     ):
         members[key][email] = section
-    return [
-        SeriesFuture(
-            key,
-            kind != SeriesKind.COWORKING.value,
-            {s: tuple(sorted(m, key=lambda x: x.start)) for s, m in meetings[key].items()},
-            members[key] if kind != SeriesKind.COWORKING.value else {},
-        )
-        for key, kind in sorted(kinds.items())
-    ]
+    return _futures(kinds, meetings, members)
 
 
-def _proposed_futures(plan: Plan, boundary: datetime) -> list[SeriesFuture]:
-    """Each series of a fresh plan from ``boundary`` on."""
-    kinds = {s.series: s.kind for s in plan.sections}
+def _proposed_futures(plan: Plan, stored: Stored, boundary: datetime) -> list[SeriesFuture]:
+    """Each series from ``boundary`` on as publishing ``plan`` with that freeze boundary would
+    leave it: an occurrence that is, or would be, inside the horizon stays where it is."""
+    kinds = {s.series: s.kind != SeriesKind.COWORKING for s in plan.sections}
     meetings: dict[str, dict[int, list[ReplanMeeting]]] = defaultdict(lambda: defaultdict(list))
     for o in plan.occurrences:
-        if not o.skipped and o.start >= boundary:
-            meetings[o.series][o.section].append(
+        if o.skipped:
+            continue
+        old = stored.get((o.series, o.section, o.slot, o.week))
+        if old is not None and (old[1].start < boundary or o.start < boundary):
+            meeting: ReplanMeeting | None = old[1] if old[1].start >= boundary else None
+        else:
+            meeting = (
                 ReplanMeeting(o.week, o.start.astimezone(UTC), o.end.astimezone(UTC))
+                if o.start >= boundary
+                else None
             )
+        if meeting is not None:
+            meetings[o.series][o.section].append(meeting)
     members: dict[str, dict[str, int]] = defaultdict(dict)
     for s in plan.sections:
         if s.kind != SeriesKind.COWORKING:
             for learner in s.learners:
                 members[s.series][learner] = s.section
-    return [
-        SeriesFuture(
-            key,
-            kind != SeriesKind.COWORKING,
-            {s: tuple(sorted(m, key=lambda x: x.start)) for s, m in meetings[key].items()},
-            members[key],
-        )
-        for key, kind in sorted(kinds.items())
-    ]
+    return _futures(kinds, meetings, members)
 
 
 def _moves_so_far(db: Session, cohort_id: int) -> dict[str, int]:

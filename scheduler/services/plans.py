@@ -127,7 +127,7 @@ def _key(o: Occurrence) -> OccurrenceKey:
     return (o.series, o.section, o.slot, o.week)
 
 
-def _stored_occurrences(
+def stored_occurrences(
     db: Session, cohort_id: int
 ) -> dict[OccurrenceKey, tuple[LiveSeriesRow, OccurrenceRow]]:
     query = (
@@ -150,7 +150,7 @@ def diff_plan(
     """What publishing ``plan`` (within ``scope``, when given) would change."""
     cohort = repo.get_cohort(db, slug)
     return _diff(
-        plan, _stored_occurrences(db, cohort.id), published_version(db, cohort.id), now, scope
+        plan, stored_occurrences(db, cohort.id), published_version(db, cohort.id), now, scope
     )
 
 
@@ -204,7 +204,7 @@ def publish_plan(
     """
     cohort = repo.get_cohort(db, slug)
     spec = repo.cohort_spec(db, cohort)
-    stored = _stored_occurrences(db, cohort.id)
+    stored = stored_occurrences(db, cohort.id)
     diff = _diff(plan, stored, published_version(db, cohort.id), now, scope)
     version = (diff.published_version or 0) + 1
     sections = (

@@ -1,0 +1,271 @@
+"""Rolling re-plans of a running cohort, on SQLite and PostgreSQL: the freeze horizon, the
+improvement margin, the move cap, idempotence, one worker at a time, the audit log, and the
+worker's re-plan within a tick of a roster change."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import select, text
+
+from jobs.worker import Worker
+from scheduler.outputs.mailers import MemoryMailer
+from scheduler.persistence.models import (
+    AuditLogRow,
+    NotificationRow,
+    OccurrenceRow,
+    PersonRow,
+    SectionMemberRow,
+)
+from scheduler.runtime import Runtime
+from scheduler.services import schedule
+from scheduler.services.audit import audit_log
+from scheduler.services.cohorts import load_cohort
+from scheduler.services.orchestration import REPLANNED, assign_late_joiners, replan_cohort
+from scheduler.services.plans import plan_cohort
+from scheduler.services.roster import import_roster
+
+SLUG = "ml-foundations-2027"
+ORIGINAL = [
+    ["Yuki", "yuki@example.org", "Asia/Tokyo", "Mon-Fri 18:00-23:00", "ja_JP", ""],
+    ["Sam", "sam@example.org", "America/Los_Angeles", "Mon-Fri 07:00-12:00", "en_US", ""],
+    ["Lea", "lea@example.org", "Europe/Berlin", "", "de_DE", ""],
+    ["Ravi", "ravi@example.org", "Asia/Kolkata", "Mon-Fri 19:00-23:00", "en_IN", ""],
+]
+# Eight learners on the US east coast: the published times (planned for the four above) fit
+# them badly, a fresh plan fits them well.
+EAST = [
+    [f"East {i}", f"east{i}@example.org", "America/New_York", "Mon-Fri 19:00-22:00", "en_US", ""]
+    for i in range(8)
+]
+SYDNEY = [
+    [f"Syd {i}", f"syd{i}@example.org", "Australia/Sydney", "Mon-Fri 06:00-09:00", "en_AU", ""]
+    for i in range(8)
+]
+WEEK_ONE = timedelta(days=30)  # the fixed clock starts 2027-02-01; the course on 2027-03-01
+
+
+def orchestration(**options: Any) -> str:
+    lines = ["", "[orchestration]"]
+    for name, value in options.items():
+        shown = str(value).lower() if isinstance(value, bool) else repr(value)
+        lines.append(f"{name} = {shown}".replace("'", '"'))
+    return "\n".join(lines) + "\n"
+
+
+@pytest.fixture
+def running(
+    runtime: Runtime, example_cohort_text: str, make_roster: Callable[..., bytes]
+) -> Callable[..., Runtime]:
+    """The example cohort with ``[orchestration]`` options, published for ORIGINAL a month
+    before it starts; then the clock moves into week 1 and ``joiners`` are imported and placed
+    by the late-joiner rule, as the worker would."""
+
+    def start(joiners: list[list[str]] = EAST, **options: Any) -> Runtime:
+        now = runtime.clock.now()
+        with runtime.transaction() as db:
+            load_cohort(db, example_cohort_text + orchestration(**options), "cohort.toml", now)
+            import_roster(db, SLUG, make_roster(ORIGINAL), "r.csv", now)
+            _, _, plan = plan_cohort(db, SLUG)
+            schedule.publish(db, SLUG, plan, now)
+        runtime.clock.advance(WEEK_ONE)  # type: ignore[attr-defined]
+        join(runtime, make_roster, ORIGINAL + joiners)
+        return runtime
+
+    return start
+
+
+def join(runtime: Runtime, make_roster: Callable[..., bytes], rows: list[list[str]]) -> None:
+    now = runtime.clock.now()
+    with runtime.transaction() as db:
+        import_roster(db, SLUG, make_roster(rows), "r.csv", now)
+    with runtime.transaction() as db:
+        assign_late_joiners(db, SLUG, now, runtime.horizon, actor="test")
+
+
+def occurrences(runtime: Runtime) -> dict[str, tuple[datetime, int, str]]:
+    with runtime.transaction() as db:
+        return {o.uid: (o.start, o.sequence, o.status) for o in db.scalars(select(OccurrenceRow))}
+
+
+def audit_count(runtime: Runtime) -> int:
+    with runtime.transaction() as db:
+        return len(db.scalars(select(AuditLogRow.id)).all())
+
+
+def replan(runtime: Runtime, actor: str = "test") -> Any:
+    with runtime.transaction() as db:
+        return replan_cohort(db, SLUG, runtime.clock.now(), runtime.horizon, actor=actor)
+
+
+def test_nothing_happens_unless_the_cohort_asks_for_it(running: Callable[..., Runtime]) -> None:
+    runtime = running()  # no auto_replan: the default is off
+    before, logged = occurrences(runtime), audit_count(runtime)
+    assert replan(runtime).outcome == "off"
+    assert occurrences(runtime) == before
+    assert audit_count(runtime) == logged
+
+
+def test_a_replan_moves_the_future_and_nothing_inside_the_freeze_horizon(
+    running: Callable[..., Runtime],
+) -> None:
+    runtime = running(auto_replan=True)
+    now = runtime.clock.now()
+    boundary = now + timedelta(days=7)
+    before = occurrences(runtime)
+    with runtime.transaction() as db:
+        sent_before = set(db.scalars(select(NotificationRow.message_id)))
+
+    result = replan(runtime)
+
+    assert result.outcome == "applied"
+    decision = result.decision
+    assert decision.after - decision.before >= 0.05
+    after = occurrences(runtime)
+    inside = [uid for uid, (start, _, _) in before.items() if start < boundary]
+    assert inside, "the fixture must have occurrences inside the horizon"
+    for uid in inside:
+        assert after[uid] == before[uid], uid  # same time, same SEQUENCE, same status
+    for uid in after.keys() - before.keys():
+        assert after[uid][0] >= boundary  # nothing new appears inside the horizon
+    changed = [uid for uid in before if after[uid] != before[uid]]
+    assert changed and all(before[uid][0] >= boundary for uid in changed)
+    assert all(after[uid][1] == before[uid][1] + 1 for uid in changed)  # SEQUENCE bumped
+
+    # the change went out as updated invitations, and the audit log says what happened
+    with runtime.transaction() as db:
+        queued = db.execute(
+            select(PersonRow.email, NotificationRow.kind)
+            .join(PersonRow, PersonRow.id == NotificationRow.person_id)
+            .where(NotificationRow.message_id.not_in(sent_before))
+        ).all()
+        entry = audit_log(db, SLUG, limit=1, action=REPLANNED)[0]
+    assert {kind for _, kind in queued} >= {"update"}
+    assert entry.actor == "test"
+    assert entry.detail["moved_series"] == sorted(decision.moves)
+    assert entry.detail["coverage_before"] == round(decision.before, 4)
+    assert entry.detail["coverage_after"] == round(decision.after, 4)
+    assert entry.detail["moved"] == len(result.diff.moved)
+    assert entry.detail["frozen_until"] == boundary.isoformat()
+
+
+def test_a_second_replan_finds_nothing_to_do_and_writes_nothing(
+    running: Callable[..., Runtime],
+) -> None:
+    runtime = running(auto_replan=True)
+    assert replan(runtime).outcome == "applied"
+    before, logged = occurrences(runtime), audit_count(runtime)
+    again = replan(runtime)
+    assert again.outcome == "kept"
+    assert {v.verdict for v in again.decision.series} == {"unchanged"}
+    assert occurrences(runtime) == before
+    assert audit_count(runtime) == logged
+
+
+def test_a_gain_below_the_margin_moves_nothing(running: Callable[..., Runtime]) -> None:
+    runtime = running(auto_replan=True, replan_margin=0.9)
+    before, logged = occurrences(runtime), audit_count(runtime)
+    with runtime.transaction() as db:
+        members = set(db.execute(select(SectionMemberRow.person_id, SectionMemberRow.section)))
+    result = replan(runtime)
+    assert result.outcome == "kept"
+    assert 0 < result.decision.after - result.decision.before < 0.9  # better, not enough
+    assert {v.verdict for v in result.decision.series} & {"below_margin"}
+    assert occurrences(runtime) == before
+    assert audit_count(runtime) == logged
+    with runtime.transaction() as db:
+        assert set(db.execute(select(SectionMemberRow.person_id, SectionMemberRow.section))) == (
+            members
+        )
+
+
+def test_a_series_moves_at_most_max_moves_times(
+    running: Callable[..., Runtime], make_roster: Callable[..., bytes]
+) -> None:
+    runtime = running(auto_replan=True, max_moves=1)
+    first = replan(runtime)
+    assert first.outcome == "applied"
+    moved_once = set(first.decision.moves)
+
+    # a week later another group joins: a fresh plan would move things again
+    runtime.clock.advance(timedelta(days=7))  # type: ignore[attr-defined]
+    join(runtime, make_roster, ORIGINAL + EAST + SYDNEY)
+    second = replan(runtime)
+    verdicts = {v.key: v.verdict for v in second.decision.series}
+    assert not moved_once & set(second.decision.moves)
+    assert any(verdicts[key] == "capped" for key in moved_once)
+    with runtime.transaction() as db:
+        moves = [e.detail["moved_series"] for e in audit_log(db, SLUG, action=REPLANNED)]
+    counts = {key: sum(key in m for m in moves) for key in moved_once}
+    assert max(counts.values()) == 1
+
+
+def test_max_moves_zero_never_moves(running: Callable[..., Runtime]) -> None:
+    runtime = running(auto_replan=True, max_moves=0)
+    before = occurrences(runtime)
+    result = replan(runtime)
+    assert result.outcome == "kept"
+    assert {v.verdict for v in result.decision.series} <= {"capped", "unchanged"}
+    assert occurrences(runtime) == before
+
+
+def test_one_worker_at_a_time_replans_a_cohort(
+    running: Callable[..., Runtime], db_url: str
+) -> None:
+    if not db_url.startswith("postgresql"):
+        pytest.skip("row locks: PostgreSQL only (SQLite has one worker)")
+    runtime = running(auto_replan=True)
+    before = occurrences(runtime)
+    with runtime.engine.connect() as other:
+        other.execute(text("SELECT id FROM cohort WHERE slug = :s FOR UPDATE"), {"s": SLUG})
+        assert replan(runtime).outcome == "busy"  # the other transaction holds the cohort
+        other.rollback()
+    assert occurrences(runtime) == before
+    assert replan(runtime).outcome == "applied"
+
+
+def test_the_worker_replans_within_a_tick_of_a_roster_change(
+    running: Callable[..., Runtime], make_roster: Callable[..., bytes]
+) -> None:
+    """The issue's acceptance: twenty learners added to the roster file and re-imported; one
+    orchestrate tick later they have welcome emails, invitations and sections, and nothing in
+    the next 7 days has moved."""
+    runtime = running(joiners=[], auto_replan=True)
+    worker = Worker(runtime, mailer=MemoryMailer())
+    worker.orchestrate()  # the worker's first look: nothing has changed, nothing moves
+    assert audit_count(runtime) == 1  # the publish only
+    before = occurrences(runtime)
+    twenty = [
+        [f"New {i}", f"new{i}@example.org", zone, "Mon-Fri 19:00-22:00", "en_US", ""]
+        for i, zone in enumerate(["America/New_York", "America/Chicago"] * 10)
+    ]
+    with runtime.transaction() as db:
+        import_roster(db, SLUG, make_roster(ORIGINAL + twenty), "r.csv", runtime.clock.now())
+
+    worker.orchestrate()  # one tick
+
+    boundary = runtime.clock.now() + timedelta(days=7)
+    after = occurrences(runtime)
+    assert all(after[uid] == old for uid, old in before.items() if old[0] < boundary)
+    new = {row[1] for row in twenty}
+    with runtime.transaction() as db:
+        queued = db.execute(
+            select(PersonRow.email, NotificationRow.kind).join(
+                PersonRow, PersonRow.id == NotificationRow.person_id
+            )
+        ).all()
+        placed = set(
+            db.scalars(
+                select(PersonRow.email).join(
+                    SectionMemberRow, SectionMemberRow.person_id == PersonRow.id
+                )
+            )
+        )
+        actions = {e.action for e in audit_log(db, SLUG, limit=200)}
+    assert {e for e, kind in queued if kind == "welcome"} >= new
+    assert {e for e, kind in queued if kind in ("invite", "update")} >= new
+    assert placed >= new
+    assert "late_joiner_assigned" in actions
