@@ -1063,6 +1063,79 @@ def admin_token() -> None:
     )
 
 
+_VERDICTS = {
+    "unchanged": "no change",
+    "capped": "kept: moved max_moves times already",
+    "no_gain": "kept: no better for its learners",
+    "drops_section": "kept: would drop a section",
+    "moves": "moves",
+    "below_margin": "kept: cohort gain below the margin",
+}
+
+
+@app.command()
+@guarded
+def replan(
+    cohort: CohortOption,
+    yes: YesOption = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Re-plan the future beyond the freeze horizon, as the worker does for cohorts with
+    auto_replan (shows what would move; --yes applies)."""
+    from scheduler.services.orchestration import replan_cohort
+
+    runtime = STATE.runtime()
+    now = runtime.clock.now()
+    with _transaction() as db, err.status("planning…"):
+        options = repo.orchestration_options(repo.get_cohort(db, cohort))
+        result = replan_cohort(
+            db, cohort, now, runtime.horizon, actor="cli", force=True, dry_run=not yes
+        )
+    decision = result.decision
+    if as_json:
+        _json(
+            {
+                "outcome": result.outcome,
+                "version": result.version,
+                "decision": None if decision is None else asdict(decision),
+                "diff": None if result.diff is None else result.diff.as_dict(),
+            }
+        )
+        return
+    if decision is None:
+        reasons = {"unpublished": "nothing published yet", "busy": "a worker is changing it"}
+        out.print(f"{cohort}: no re-plan ({reasons.get(result.outcome, result.outcome)})")
+        return
+    boundary = now + options.freeze
+    out.print(
+        f"[bold]{cohort}[/bold]: re-plan of what starts after {boundary:%a %d %b %H:%M} UTC "
+        f"(freeze {options.freeze.days} days); coverage {decision.before:.1%} now, "
+        f"{decision.after:.1%} re-planned (margin {options.replan_margin:.0%} points)"
+    )
+    table = Table(box=box.SIMPLE_HEAD)
+    for column in ("series", "coverage now", "re-planned", "verdict"):
+        table.add_column(column)
+    learners = decision.learners or 1
+    for v in decision.series:
+        table.add_row(
+            v.key, f"{v.before / learners:.0%}", f"{v.after / learners:.0%}", _VERDICTS[v.verdict]
+        )
+    out.print(table)
+    if result.outcome == "applied" and result.diff is not None:
+        out.print(
+            f"[green]Re-planned[/green]: version {result.version}; {len(result.diff.moved)} moved, "
+            f"{len(result.diff.added)} added, {len(result.diff.cancelled)} cancelled, "
+            f"{result.diff.frozen} inside the freeze horizon left as they are; "
+            f"{result.section_changes} learner(s) changed section; updates queued."
+        )
+    elif result.outcome == "would_apply":
+        out.print(
+            f"Would move {', '.join(decision.moves)}: `cohort replan --cohort {cohort} --yes`"
+        )
+    else:
+        out.print("Nothing to move.")
+
+
 @app.command("log")
 @guarded
 def log_command(
@@ -1071,7 +1144,7 @@ def log_command(
     as_json: JsonFlag = False,
 ) -> None:
     """What was done to a cohort and by whom (e.g. late joiners placed by the worker)."""
-    from scheduler.services.audit import audit_log
+    from scheduler.services.audit import audit_log, describe
 
     with _transaction() as db:
         entries = audit_log(db, cohort, limit)
@@ -1087,8 +1160,9 @@ def log_command(
     table.add_column("action", no_wrap=True)
     table.add_column("detail")
     for e in entries:
-        detail = ", ".join(f"{k}={v}" for k, v in e.detail.items())
-        table.add_row(e.at.strftime("%Y-%m-%d %H:%M:%S"), escape(e.actor), e.action, escape(detail))
+        table.add_row(
+            e.at.strftime("%Y-%m-%d %H:%M:%S"), escape(e.actor), e.action, escape(describe(e))
+        )
     out.print(table)
 
 

@@ -94,6 +94,7 @@ class ReplanDecision:
     after: float
     pairs: int
     series: tuple[SeriesVerdict, ...]
+    learners: int = 0
 
     @property
     def gain(self) -> float:
@@ -193,4 +194,5 @@ def choose_replan(
         after_mean,
         pairs,
         tuple(verdicts),
+        len(people),
     )

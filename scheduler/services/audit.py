@@ -63,3 +63,32 @@ def audit_log(
         query = query.where(AuditLogRow.action == action)
     query = query.order_by(AuditLogRow.at.desc(), AuditLogRow.id.desc()).limit(limit)
     return [AuditEntry(*row) for row in db.execute(query)]
+
+
+def describe(entry: AuditEntry) -> str:
+    """One line a course runner can read, for the CLI and the dashboard."""
+    d = entry.detail
+    try:
+        if entry.action == "late_joiner_assigned":
+            return (
+                f"placed {d['email']} in {d['series']} section {d['section'] + 1} "
+                f"({d['fits']} of {d['meetings']} meetings to come fit them)"
+            )
+        if entry.action == "replan":
+            return (
+                f"re-planned {', '.join(d['moved_series'])} (version {d['version']}): coverage "
+                f"{d['coverage_before']:.0%} \u2192 {d['coverage_after']:.0%}; {d['moved']} "
+                f"moved, {d['added']} added, {d['cancelled']} cancelled; {d['frozen']} inside "
+                f"the freeze horizon left as they were; {d['section_changes']} learner(s) "
+                "changed section"
+            )
+        if entry.action == "plan_published":
+            return (
+                f"published plan version {d['version']}: {d['added']} added, {d['moved']} "
+                f"moved, {d['cancelled']} cancelled, {d['unchanged']} unchanged"
+            )
+        if entry.action in ("occurrences_moved", "occurrences_cancelled"):
+            return f"{d['change']} (version {d['version']}, {d['people']} people told)"
+    except (KeyError, TypeError, ValueError):
+        pass  # an entry written by another version: show it raw
+    return ", ".join(f"{k}={v}" for k, v in d.items())

@@ -195,7 +195,7 @@ def assign_late_joiners(
 @dataclass(frozen=True, slots=True)
 class ReplanResult:
     slug: str
-    outcome: str  # off | unpublished | busy | applied | kept
+    outcome: str  # off | unpublished | busy | applied | kept | would_apply
     decision: ReplanDecision | None = None
     version: int | None = None
     diff: PlanDiff | None = None
@@ -209,9 +209,11 @@ def replan_cohort(
     horizon: timedelta = DEFAULT_HORIZON,
     actor: str = "cli",
     force: bool = False,
+    dry_run: bool = False,
 ) -> ReplanResult:
     """Re-plan the future of ``slug`` if it is worth it (module docstring); ``force`` runs it
-    even when the cohort's ``auto_replan`` is off. Writes nothing unless a series moves."""
+    even when the cohort's ``auto_replan`` is off; ``dry_run`` decides and writes nothing
+    (outcome ``would_apply``). Writes nothing unless a series moves."""
     cohort = repo.get_cohort(db, slug)
     options = repo.orchestration_options(cohort)
     if not (options.auto_replan or force):
@@ -237,6 +239,8 @@ def replan_cohort(
     )
     if not decision.apply:
         return ReplanResult(slug, "kept", decision)
+    if dry_run:
+        return ReplanResult(slug, "would_apply", decision)
     moved = frozenset(decision.moves)
     version, diff, _ = schedule.publish(
         db, slug, plan, now, horizon, scope=PublishScope(moved, boundary), actor=actor

@@ -52,6 +52,7 @@ from scheduler.persistence import repo
 from scheduler.resources import resource_dir
 from scheduler.runtime import Runtime
 from scheduler.services.admin import sign, unsign
+from scheduler.services.audit import audit_log, describe
 from scheduler.services.changes import Change, apply_change, parse_wall_time, preview_change
 from scheduler.services.feeds import (
     FeedTarget,
@@ -79,6 +80,7 @@ FLASH_COOKIE = "cohort_flash"
 STATIC = Path(__file__).resolve().parent / "static"
 NO_STORE = {"Cache-Control": "no-store", "X-Robots-Tag": "noindex, nofollow"}
 LIVE_KINDS = ("class", "office_hours")
+ACTIVITY_SHOWN = 15  # newest audit log entries on the cohort page
 DEADLINE_KINDS = ("assignment", "catch_up", "replay")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -288,11 +290,20 @@ def dashboard_router(runtime: Runtime, auth: AdminAuth) -> APIRouter:
                     week=None if week is None else week - 1,
                     second_host_threshold=second_host_threshold(runtime),
                 )
+                activity = [(e, describe(e)) for e in audit_log(db, slug, ACTIVITY_SHOWN)]
+                options = repo.orchestration_options(repo.get_cohort(db, slug))
         except NotFoundError as e:
             return pages.error(request, 404, str(e), session)
         series = [(t.value, f"{t.name} — {t.label} {t.anchor_zone}") for t in overview.live_times]
         return pages.render(
-            request, "cohort.html", session=session, o=overview, series=series, form={}
+            request,
+            "cohort.html",
+            session=session,
+            o=overview,
+            series=series,
+            form={},
+            activity=activity,
+            orchestration=options,
         )
 
     # -- move or cancel: preview, then apply ----------------------------------------------

@@ -418,6 +418,11 @@ def test_cancel_one_meeting_through_preview_and_confirm(
         assert row is not None and row.status == "cancelled" and row.sequence == 1
     cancelled = [r for r in _rows_text(page.text, "upcoming") if "cancelled" in r]
     assert cancelled and "Live class · section 1" in cancelled[0]
+    # the activity card says who did it, newest first, above the publish that preceded it
+    activity = _rows_text(page.text, "activity")
+    assert "dashboard" in activity[0] and "cancel Live class (section 1), week 1" in activity[0]
+    assert any("cli" in row and "published plan version 1" in row for row in activity[1:])
+    assert "Automatic re-plans are off" in page.text
 
 
 def test_a_bad_change_is_explained_without_a_stack_trace(admin: httpx.Client) -> None:
