@@ -444,7 +444,7 @@ def _read_orchestration(table: Any, problems: list[Problem], source: str) -> Orc
     r = _Reader(table, "orchestration", problems, source)
     defaults = OrchestrationOptions()
     auto = r.get("auto_replan", _boolean, defaults.auto_replan)
-    freeze = r.get("freeze", _span(timedelta(0), timedelta(weeks=104)), defaults.freeze)
+    freeze = r.get("freeze", _span(timedelta(0), timedelta(weeks=104)), defaults.freeze)  # 0: none
     margin = r.get("replan_margin", _margin, defaults.replan_margin)
     moves = r.get("max_moves", _integer(0, 100), defaults.max_moves)
     pods = r.get(
@@ -456,8 +456,16 @@ def _read_orchestration(table: Any, problems: list[Problem], source: str) -> Orc
     return OrchestrationOptions(auto, freeze, margin, moves, pods)
 
 
+_ZERO_RE = re.compile(r"^\s*0+\s*[wdhm]?\s*$")
+
+
 def _span(low: timedelta, high: timedelta) -> Callable[[Any], timedelta]:
+    """A duration between ``low`` and ``high``; when ``low`` is zero, ``0``/``"0m"`` too."""
+
     def convert(raw: Any) -> timedelta:
+        zero = raw == 0 if isinstance(raw, int) else isinstance(raw, str) and _ZERO_RE.match(raw)
+        if zero and not isinstance(raw, bool) and low == timedelta(0):
+            return timedelta(0)
         value = _duration(raw)
         if not low <= value <= high:
             raise ValueError(f"must be between {_human(low)} and {_human(high)}")

@@ -9,7 +9,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import select, text
+from cohort_text import with_orchestration
+from sqlalchemy import select
+from sqlalchemy import text as sql
 
 from jobs.worker import Worker
 from scheduler.outputs.mailers import MemoryMailer
@@ -48,14 +50,6 @@ SYDNEY = [
 WEEK_ONE = timedelta(days=30)  # the fixed clock starts 2027-02-01; the course on 2027-03-01
 
 
-def orchestration(**options: Any) -> str:
-    lines = ["", "[orchestration]"]
-    for name, value in options.items():
-        shown = str(value).lower() if isinstance(value, bool) else repr(value)
-        lines.append(f"{name} = {shown}".replace("'", '"'))
-    return "\n".join(lines) + "\n"
-
-
 @pytest.fixture
 def running(
     runtime: Runtime, example_cohort_text: str, make_roster: Callable[..., bytes]
@@ -67,7 +61,8 @@ def running(
     def start(joiners: list[list[str]] = EAST, **options: Any) -> Runtime:
         now = runtime.clock.now()
         with runtime.transaction() as db:
-            load_cohort(db, example_cohort_text + orchestration(**options), "cohort.toml", now)
+            text = with_orchestration(example_cohort_text, **options)
+            load_cohort(db, text, "cohort.toml", now)
             import_roster(db, SLUG, make_roster(ORIGINAL), "r.csv", now)
             _, _, plan = plan_cohort(db, SLUG)
             schedule.publish(db, SLUG, plan, now)
@@ -220,7 +215,7 @@ def test_one_worker_at_a_time_replans_a_cohort(
     runtime = running(auto_replan=True)
     before = occurrences(runtime)
     with runtime.engine.connect() as other:
-        other.execute(text("SELECT id FROM cohort WHERE slug = :s FOR UPDATE"), {"s": SLUG})
+        other.execute(sql("SELECT id FROM cohort WHERE slug = :s FOR UPDATE"), {"s": SLUG})
         assert replan(runtime).outcome == "busy"  # the other transaction holds the cohort
         other.rollback()
     assert occurrences(runtime) == before
