@@ -1066,6 +1066,7 @@ def admin_token() -> None:
 _VERDICTS = {
     "unchanged": "no change",
     "capped": "kept: moved max_moves times already",
+    "held": "kept: its host would change inside the freeze horizon",
     "no_gain": "kept: no better for its learners",
     "drops_section": "kept: would drop a section",
     "moves": "moves",

@@ -17,18 +17,20 @@ The rule (:func:`choose_replan`):
 1. a series whose proposed future equals its current one (same meetings, same members) is
    unchanged;
 2. a series that has already been moved ``max_moves`` times is kept as it is ("capped");
-3. a series whose proposed coverage is not strictly higher than its current one is kept (it
+3. a series the caller marks ``held`` is kept (the service holds a series whose new host would
+   also take over its meetings inside the freeze horizon);
+4. a series whose proposed coverage is not strictly higher than its current one is kept (it
    would move people for nothing);
-4. a series that would lose a section that still meets after the boundary is kept: sections
+5. a series that would lose a section that still meets after the boundary is kept: sections
    are only ever added by a re-plan, never taken away from under their members (a section
    may keep meeting with other members);
-5. the remaining series move together only if the cohort's coverage rises by at least
+6. the remaining series move together only if the cohort's coverage rises by at least
    ``margin`` (0.05 = five percentage points); otherwise nothing moves.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -80,7 +82,7 @@ class Person:
 @dataclass(frozen=True, slots=True)
 class SeriesVerdict:
     key: str
-    verdict: str  # unchanged | capped | no_gain | drops_section | moves | below_margin
+    verdict: str  # unchanged | capped | held | no_gain | drops_section | moves | below_margin
     before: float  # the series' coverage summed over learners (not a mean)
     after: float
 
@@ -145,6 +147,7 @@ def choose_replan(
     moves_so_far: Mapping[str, int],
     margin: float,
     max_moves: int,
+    held: Collection[str] = frozenset(),
 ) -> ReplanDecision:
     """Which series to move to their proposed future, by the rule in the module docstring."""
     if not 0 <= margin <= 1:
@@ -170,6 +173,8 @@ def choose_replan(
             after = series_coverage(new, people)
             if moves_so_far.get(key, 0) >= max_moves:
                 verdict = "capped"
+            elif key in held:
+                verdict = "held"
             elif after <= before:
                 verdict = "no_gain"
             elif _drops_section(old, new):

@@ -298,6 +298,9 @@ def _occurrence_filter(
         return lambda series, occurrence: series.facilitator_email == person.email
     cohort = db.get(CohortRow, target.cohort_id)
     assert cohort is not None
+    enrollment = repo.enrollment_of(db, cohort.id, person.id)
+    if enrollment is None or enrollment.status != "active":
+        return lambda series, occurrence: False  # left the cohort: no sessions, no co-working
     availability = parse_availability(person.availability or cohort.default_availability)
     tz = zone(person.zone)
     sections = {

@@ -29,7 +29,7 @@ SQLite has one worker and serialises writers anyway.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -37,7 +37,7 @@ from sqlalchemy import and_, case, exists, func, insert, select
 from sqlalchemy.orm import Session
 
 from scheduler.domain.availability import parse_availability
-from scheduler.domain.cohort import Role, SeriesKind
+from scheduler.domain.cohort import CohortSpec, Role, SeriesKind
 from scheduler.persistence import repo
 from scheduler.persistence.models import (
     AuditLogRow,
@@ -68,6 +68,7 @@ from scheduler.services.plans import (
     stored_occurrences,
 )
 from scheduler.services.reminders import DEFAULT_HORIZON, sync_reminders
+from scheduler.timeutil import zone
 
 LATE_JOINER_ASSIGNED = "late_joiner_assigned"
 REPLANNED = "replan"
@@ -223,12 +224,13 @@ def replan_cohort(
     if not _lock(db, cohort.id):
         return ReplanResult(slug, "busy")
     boundary = now + options.freeze
-    _, learners, plan = plan_cohort(db, slug)
+    spec, learners, plan = plan_cohort(db, slug)
     people = {x.key: Person(x.zone, x.availability) for x in learners}
     stored = _stored_meetings(db, cohort.id)
     current = _current_futures(db, cohort.id, stored, boundary)
     members_before = {(f.key, who): s for f in current for who, s in f.members.items()}
     proposed = _proposed_futures(plan, stored, boundary)
+    plan, held = _keep_hosts(db, cohort.id, spec, plan, proposed, now, boundary)
     decision = choose_replan(
         current,
         proposed,
@@ -236,6 +238,7 @@ def replan_cohort(
         _moves_so_far(db, cohort.id),
         options.replan_margin,
         options.max_moves,
+        held,
     )
     if not decision.apply:
         return ReplanResult(slug, "kept", decision)
@@ -345,6 +348,63 @@ def _proposed_futures(plan: Plan, stored: Stored, boundary: datetime) -> list[Se
             for learner in s.learners:
                 members[s.series][learner] = s.section
     return _futures(kinds, meetings, members)
+
+
+def _keep_hosts(
+    db: Session,
+    cohort_id: int,
+    spec: CohortSpec,
+    plan: Plan,
+    proposed: list[SeriesFuture],
+    now: datetime,
+    boundary: datetime,
+) -> tuple[Plan, frozenset[str]]:
+    """A host is stored per section of a series, so giving a section another host would hand
+    its meetings inside the freeze horizon to someone else too. Where the fresh plan does that,
+    the section keeps its host if they can take every one of its meetings after the boundary
+    (on their own clock); otherwise the series is held (not moved by this re-plan)."""
+    hosts = {
+        (key, section): email
+        for key, section, email in db.execute(
+            select(
+                LiveSeriesRow.series_key, LiveSeriesRow.section, LiveSeriesRow.facilitator_email
+            ).where(LiveSeriesRow.cohort_id == cohort_id, LiveSeriesRow.status != CANCELLED)
+        )
+    }
+    frozen: set[tuple[str, int]] = {
+        (key, section)
+        for key, section in db.execute(
+            select(LiveSeriesRow.series_key, LiveSeriesRow.section)
+            .join(OccurrenceRow, OccurrenceRow.series_id == LiveSeriesRow.id)
+            .where(
+                LiveSeriesRow.cohort_id == cohort_id,
+                OccurrenceRow.status == SCHEDULED,
+                OccurrenceRow.start >= now,
+                OccurrenceRow.start < boundary,
+            )
+            .distinct()
+        )
+    }
+    facilitators = {f.email: f for f in spec.facilitators}
+    ahead = {f.key: f.meetings for f in proposed}
+    held: set[str] = set()
+    sections = []
+    for section in plan.sections:
+        old = hosts.get((section.series, section.section))
+        if (section.series, section.section) in frozen and old and section.facilitator != old:
+            host = facilitators.get(old)
+            meetings = ahead.get(section.series, {}).get(section.section, ())
+            if host is not None and all(
+                host.availability.covers_at(
+                    m.start, int((m.end - m.start).total_seconds() // 60), zone(host.zone)
+                )
+                for m in meetings
+            ):
+                section = replace(section, facilitator=old)
+            else:
+                held.add(section.series)
+        sections.append(section)
+    return replace(plan, sections=tuple(sections)), frozenset(held)
 
 
 def _moves_so_far(db: Session, cohort_id: int) -> dict[str, int]:

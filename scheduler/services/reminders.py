@@ -257,19 +257,17 @@ def _live(
         if series.facilitator_email in hosts:
             people.append(hosts[series.facilitator_email])
         for person_id in people:
-            for rule in rules:
-                due = _due(rule, occurrence.start, members[person_id].zone)
-                if due is not None:
-                    wanted.add(
-                        LIVE_REMINDER,
-                        person_id,
-                        occurrence.uid,
-                        rule.key,
-                        occurrence.sequence,
-                        due,
-                        occurrence.start,
-                        {"occurrence_id": occurrence.id},
-                    )
+            for rule_key, due in _timely(rules, occurrence.start, members[person_id].zone, wanted):
+                wanted.add(
+                    LIVE_REMINDER,
+                    person_id,
+                    occurrence.uid,
+                    rule_key,
+                    occurrence.sequence,
+                    due,
+                    occurrence.start,
+                    {"occurrence_id": occurrence.id},
+                )
 
 
 def _coworking(db: Session, cohort_id: int, lead: timedelta, wanted: _Wanted) -> None:
@@ -341,19 +339,33 @@ def _deadlines(
         member = members.get(person_id)
         if member is None:
             continue
-        for rule in rules:
-            due = _due(rule, soft, member.zone)
-            if due is not None:
-                wanted.add(
-                    DEADLINE_REMINDER,
-                    person_id,
-                    f"{slug}/deadline/{item_key}",
-                    rule.key,
-                    deadline_version(soft),
-                    due,
-                    soft,
-                    {"item_key": item_key},
-                )
+        for rule_key, due in _timely(rules, soft, member.zone, wanted):
+            wanted.add(
+                DEADLINE_REMINDER,
+                person_id,
+                f"{slug}/deadline/{item_key}",
+                rule_key,
+                deadline_version(soft),
+                due,
+                soft,
+                {"item_key": item_key},
+            )
+
+
+def _timely(
+    rules: list[ReminderRule], event_at: datetime, zone_name: str, wanted: _Wanted
+) -> list[tuple[str, datetime]]:
+    """The (rule, due time) reminders about one event worth queueing for one person: every
+    one still to come, and of those already due only the latest. Someone who joins an hour
+    before a class gets the 1-hour reminder, not the 24-hour one as well (two emails at once
+    saying the same); someone who joins on the morning of a deadline gets the morning one only.
+    """
+    dues = [(rule.key, due) for rule in rules if (due := _due(rule, event_at, zone_name))]
+    late = [d for d in dues if d[1] < wanted.now]
+    timely = [d for d in dues if d[1] >= wanted.now]
+    if late:
+        timely.append(max(late, key=lambda d: (d[1], d[0])))
+    return timely
 
 
 def _store(db: Session, cohort_id: int, wanted: _Wanted) -> ReminderCounts:
@@ -366,6 +378,7 @@ def _store(db: Session, cohort_id: int, wanted: _Wanted) -> ReminderCounts:
             )
         )
     new = [row for key, row in wanted.rows.items() if key not in existing]
+    new = _not_sent_already(db, cohort_id, new, wanted.now)
     if new:
         db.execute(repo.table_of(NotificationRow).insert(), new)
     stale = [
@@ -394,6 +407,61 @@ def _store(db: Session, cohort_id: int, wanted: _Wanted) -> ReminderCounts:
             .values(status="cancelled", last_error="superseded: its target changed or is gone")
         )
     return ReminderCounts(len(new), len(stale))
+
+
+def _same_deadline(target: str) -> str:
+    """A deadline reminder's target without the learner's section: ``…/reading/class/2/0/1``
+    and ``…/reading/class/0/0/1`` are the same piece of work (week 1's reading) for a learner
+    who changed section; with the same rule and the same due time it is the same reminder."""
+    parts = target.split("/")
+    return "/".join(parts[:-3] + parts[-2:]) if len(parts) >= 5 else target
+
+
+def _not_sent_already(
+    db: Session, cohort_id: int, rows: list[dict[str, object]], now: datetime
+) -> list[dict[str, object]]:
+    """Drop new deadline reminders already sent to the person under another section's key
+    (a late joiner's deadlines are computed on import, then again once the worker places them
+    in a section: the same reminder must not go out twice). Such a twin has the same due
+    time as the one sent, so it is already due: only those are looked up."""
+    late = [r for r in rows if r["kind"] == DEADLINE_REMINDER and _is_before(r["due_at"], now)]
+    people = sorted({int(str(r["person_id"])) for r in late})
+    if not people:
+        return rows
+    sent: set[tuple[int, str, str, int]] = set()
+    for i in range(0, len(people), 500):
+        for person_id, rule, target, version in db.execute(
+            select(
+                NotificationRow.person_id,
+                NotificationRow.rule,
+                NotificationRow.target,
+                NotificationRow.target_version,
+            ).where(
+                NotificationRow.cohort_id == cohort_id,
+                NotificationRow.kind == DEADLINE_REMINDER,
+                NotificationRow.status == "sent",
+                NotificationRow.person_id.in_(people[i : i + 500]),
+            )
+        ):
+            sent.add((person_id, rule, _same_deadline(target), version))
+    if not sent:
+        return rows
+    return [
+        r
+        for r in rows
+        if r["kind"] != DEADLINE_REMINDER
+        or (
+            int(str(r["person_id"])),
+            str(r["rule"]),
+            _same_deadline(str(r["target"])),
+            int(str(r["target_version"])),
+        )
+        not in sent
+    ]
+
+
+def _is_before(value: object, now: datetime) -> bool:
+    return isinstance(value, datetime) and value <= now
 
 
 def _instant(value: object) -> datetime | None:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from example_cohort import FOUR_LEARNERS
 from sqlalchemy import func, select
 
 from jobs.worker import Worker
@@ -38,12 +39,7 @@ from scheduler.services.schedule import PLAN_PUBLISHED
 
 SLUG = "ml-foundations-2027"
 SECTIONED = ("class", "office-hours")  # the example's class and office-hours series
-ORIGINAL = [
-    ["Yuki", "yuki@example.org", "Asia/Tokyo", "Mon-Fri 18:00-23:00", "ja_JP", ""],
-    ["Sam", "sam@example.org", "America/Los_Angeles", "Mon-Fri 07:00-12:00", "en_US", ""],
-    ["Lea", "lea@example.org", "Europe/Berlin", "", "de_DE", ""],
-    ["Ravi", "ravi@example.org", "Asia/Kolkata", "Mon-Fri 19:00-23:00", "en_IN", ""],
-]
+ORIGINAL = FOUR_LEARNERS
 NEWCOMERS = [
     ["Ana", "ana@example.org", "America/Bogota", "Mon-Fri 12:00-16:00", "es_CO", ""],
     ["Ben", "ben@example.org", "Australia/Sydney", "Mon-Fri 06:00-09:00", "en_AU", ""],

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from cohort_text import with_orchestration
+from example_cohort import FOUR_LEARNERS, with_orchestration
 from sqlalchemy import select
 from sqlalchemy import text as sql
 
@@ -17,6 +17,7 @@ from jobs.worker import Worker
 from scheduler.outputs.mailers import MemoryMailer
 from scheduler.persistence.models import (
     AuditLogRow,
+    LiveSeriesRow,
     NotificationRow,
     OccurrenceRow,
     PersonRow,
@@ -31,16 +32,16 @@ from scheduler.services.plans import plan_cohort
 from scheduler.services.roster import import_roster
 
 SLUG = "ml-foundations-2027"
-ORIGINAL = [
-    ["Yuki", "yuki@example.org", "Asia/Tokyo", "Mon-Fri 18:00-23:00", "ja_JP", ""],
-    ["Sam", "sam@example.org", "America/Los_Angeles", "Mon-Fri 07:00-12:00", "en_US", ""],
-    ["Lea", "lea@example.org", "Europe/Berlin", "", "de_DE", ""],
-    ["Ravi", "ravi@example.org", "Asia/Kolkata", "Mon-Fri 19:00-23:00", "en_IN", ""],
-]
+ORIGINAL = FOUR_LEARNERS
 # Eight learners on the US east coast: the published times (planned for the four above) fit
 # them badly, a fresh plan fits them well.
 EAST = [
     [f"East {i}", f"east{i}@example.org", "America/New_York", "Mon-Fri 19:00-22:00", "en_US", ""]
+    for i in range(8)
+]
+# Eight learners free around London's midday: office hours can move to fit them.
+LONDON = [
+    [f"Lon {i}", f"lon{i}@example.org", "Europe/London", "Mon-Fri 12:00-16:00", "en_GB", ""]
     for i in range(8)
 ]
 SYDNEY = [
@@ -81,9 +82,17 @@ def join(runtime: Runtime, make_roster: Callable[..., bytes], rows: list[list[st
         assign_late_joiners(db, SLUG, now, runtime.horizon, actor="test")
 
 
-def occurrences(runtime: Runtime) -> dict[str, tuple[datetime, int, str]]:
+def occurrences(runtime: Runtime) -> dict[str, tuple[datetime, int, str, str | None]]:
+    """uid -> (start, SEQUENCE, status, host)."""
     with runtime.transaction() as db:
-        return {o.uid: (o.start, o.sequence, o.status) for o in db.scalars(select(OccurrenceRow))}
+        return {
+            o.uid: (o.start, o.sequence, o.status, host)
+            for o, host in db.execute(
+                select(OccurrenceRow, LiveSeriesRow.facilitator_email).join(
+                    LiveSeriesRow, LiveSeriesRow.id == OccurrenceRow.series_id
+                )
+            )
+        }
 
 
 def audit_count(runtime: Runtime) -> int:
@@ -107,7 +116,7 @@ def test_nothing_happens_unless_the_cohort_asks_for_it(running: Callable[..., Ru
 def test_a_replan_moves_the_future_and_nothing_inside_the_freeze_horizon(
     running: Callable[..., Runtime],
 ) -> None:
-    runtime = running(auto_replan=True)
+    runtime = running(joiners=LONDON, auto_replan=True)
     now = runtime.clock.now()
     boundary = now + timedelta(days=7)
     before = occurrences(runtime)
@@ -120,10 +129,10 @@ def test_a_replan_moves_the_future_and_nothing_inside_the_freeze_horizon(
     decision = result.decision
     assert decision.after - decision.before >= 0.05
     after = occurrences(runtime)
-    inside = [uid for uid, (start, _, _) in before.items() if start < boundary]
+    inside = [uid for uid, (start, *_) in before.items() if start < boundary]
     assert inside, "the fixture must have occurrences inside the horizon"
     for uid in inside:
-        assert after[uid] == before[uid], uid  # same time, same SEQUENCE, same status
+        assert after[uid] == before[uid], uid  # same time, SEQUENCE, status and host
     for uid in after.keys() - before.keys():
         assert after[uid][0] >= boundary  # nothing new appears inside the horizon
     changed = [uid for uid in before if after[uid] != before[uid]]
@@ -138,6 +147,7 @@ def test_a_replan_moves_the_future_and_nothing_inside_the_freeze_horizon(
             .where(NotificationRow.message_id.not_in(sent_before))
         ).all()
         entry = audit_log(db, SLUG, limit=1, action=REPLANNED)[0]
+    assert "office-hours" in decision.moves  # a sectioned series: its invitations are updated
     assert {kind for _, kind in queued} >= {"update"}
     assert entry.actor == "test"
     assert entry.detail["moved_series"] == sorted(decision.moves)
@@ -147,15 +157,44 @@ def test_a_replan_moves_the_future_and_nothing_inside_the_freeze_horizon(
     assert entry.detail["frozen_until"] == boundary.isoformat()
 
 
+def test_a_section_whose_host_would_change_inside_the_horizon_is_held(
+    running: Callable[..., Runtime],
+) -> None:
+    """The east-coast newcomers want class times no current host can take; a host is stored
+    per section, so a new host would take over next week's meetings too: the series is held."""
+    runtime = running(auto_replan=True)
+    boundary = runtime.clock.now() + timedelta(days=7)
+    before = occurrences(runtime)
+    result = replan(runtime)
+    verdicts = {v.key: v.verdict for v in result.decision.series}
+    assert verdicts["class"] == "held"
+    after = occurrences(runtime)
+    assert all(after[uid] == old for uid, old in before.items() if old[0] < boundary)
+    with runtime.transaction() as db:
+        class_uids = set(
+            db.scalars(
+                select(OccurrenceRow.uid)
+                .join(LiveSeriesRow, LiveSeriesRow.id == OccurrenceRow.series_id)
+                .where(LiveSeriesRow.series_key == "class")
+            )
+        )
+    assert all(after[uid] == before[uid] for uid in class_uids)  # held: not moved at all
+
+
 def test_a_second_replan_finds_nothing_to_do_and_writes_nothing(
     running: Callable[..., Runtime],
 ) -> None:
     runtime = running(auto_replan=True)
-    assert replan(runtime).outcome == "applied"
+    result = replan(runtime)
+    assert result.outcome == "applied"
     before, logged = occurrences(runtime), audit_count(runtime)
     again = replan(runtime)
     assert again.outcome == "kept"
-    assert {v.verdict for v in again.decision.series} == {"unchanged"}
+    assert again.decision.moves == ()
+    verdicts = {v.key: v.verdict for v in again.decision.series}
+    assert {verdicts[key] for key in result.decision.moves} == {"unchanged"}
+    # a series held back the first time (its host inside the horizon) is still held
+    assert set(verdicts.values()) <= {"unchanged", "held"}
     assert occurrences(runtime) == before
     assert audit_count(runtime) == logged
 
@@ -264,3 +303,42 @@ def test_the_worker_replans_within_a_tick_of_a_roster_change(
     assert {e for e, kind in queued if kind in ("invite", "update")} >= new
     assert placed >= new
     assert "late_joiner_assigned" in actions
+
+
+def test_a_late_joiner_gets_each_deadline_reminder_once(
+    running: Callable[..., Runtime], make_roster: Callable[..., bytes]
+) -> None:
+    """Her deadlines are computed on import (no section yet) and again once the worker places
+    her: a reminder already sent for the same work, rule and due time is not sent again."""
+    runtime = running(joiners=[])
+    mailer = MemoryMailer()
+    worker = Worker(runtime, mailer=mailer)
+    nia = ["Nia", "nia@example.org", "America/New_York", "Mon-Fri 19:00-22:00", "en_US", ""]
+    with runtime.transaction() as db:
+        import_roster(db, SLUG, make_roster([*ORIGINAL, nia]), "r.csv", runtime.clock.now())
+    worker.dispatch()  # what the import queued goes out before she is placed
+    sent_before = len(mailer.sent)
+    assert worker.orchestrate() > 0  # placed: her deadlines follow her section now
+    worker.dispatch()
+    with runtime.transaction() as db:
+        rows = db.execute(
+            select(
+                NotificationRow.message_id,
+                NotificationRow.rule,
+                NotificationRow.target,
+                NotificationRow.target_version,
+                NotificationRow.sent_at,
+            )
+            .join(PersonRow, PersonRow.id == NotificationRow.person_id)
+            .where(
+                PersonRow.email == "nia@example.org", NotificationRow.kind == "deadline_reminder"
+            )
+        ).all()
+    delivered = {m.message_id for m in mailer.sent}
+    sent = [r for r in rows if r.message_id in delivered]
+    assert sent_before and any(r.sent_at is not None for r in sent)
+    # the same work (its section left out of the key), rule and due time: at most once
+    work = [
+        (r.rule, r.target.split("/")[-5], *r.target.split("/")[-2:], r.target_version) for r in sent
+    ]
+    assert len(work) == len(set(work)), sorted(work)

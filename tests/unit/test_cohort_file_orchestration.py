@@ -6,7 +6,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from cohort_text import without_orchestration
+from example_cohort import without_orchestration
 
 from scheduler.domain.cohort import OrchestrationOptions
 from scheduler.domain.cohort_file import parse_cohort_file
