@@ -1155,16 +1155,13 @@ def log_command(
     if not entries:
         out.print(f"{cohort}: nothing logged yet")
         return
-    table = Table(title=f"{cohort}: audit log", title_justify="left", box=box.SIMPLE_HEAD)
-    table.add_column("at (UTC)", no_wrap=True)
-    table.add_column("actor", no_wrap=True, max_width=40, overflow="ellipsis")
-    table.add_column("action", no_wrap=True)
-    table.add_column("detail")
-    for e in entries:
-        table.add_row(
-            e.at.strftime("%Y-%m-%d %H:%M:%S"), escape(e.actor), e.action, escape(describe(e))
+    out.print(f"[bold]{cohort}[/bold]: audit log, newest first (times in UTC)")
+    for e in entries:  # one entry a paragraph: the descriptions are sentences, not columns
+        out.print(
+            f"[dim]{e.at:%Y-%m-%d %H:%M:%S}[/dim]  {escape(_clip(e.actor, 40))}  "
+            f"[bold]{e.action}[/bold]"
         )
-    out.print(table)
+        out.print(f"    {escape(describe(e))}")
 
 
 @app.command()

@@ -4,8 +4,13 @@ worker's re-plan within a tick of a roster change."""
 
 from __future__ import annotations
 
+import json
+import shutil
+import subprocess
+import sys
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -342,3 +347,37 @@ def test_a_late_joiner_gets_each_deadline_reminder_once(
         (r.rule, r.target.split("/")[-5], *r.target.split("/")[-2:], r.target_version) for r in sent
     ]
     assert len(work) == len(set(work)), sorted(work)
+
+
+def test_cohort_replan_shows_the_decision_and_applies_it_with_yes(
+    running: Callable[..., Runtime], cli_env: dict[str, Any]
+) -> None:
+    """The real command (on the real clock: the course is still months away, so nothing is
+    inside the freeze horizon)."""
+    runtime = running()  # auto_replan off: the command still runs when asked
+    exe = shutil.which("cohort", path=str(Path(sys.executable).parent)) or "cohort"
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [exe, "replan", "--cohort", SLUG, *args],
+            env=cli_env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    before, logged = occurrences(runtime), audit_count(runtime)
+    shown = run()
+    assert shown.returncode == 0, shown.stderr
+    assert "coverage" in shown.stdout and "Would move" in shown.stdout
+    assert occurrences(runtime) == before and audit_count(runtime) == logged  # a preview only
+    applied = run("--yes", "--json")
+    assert applied.returncode == 0, applied.stderr
+    report = json.loads(applied.stdout)
+    assert report["outcome"] == "applied"
+    assert report["decision"]["after"] - report["decision"]["before"] >= 0.05
+    assert occurrences(runtime) != before
+    with runtime.transaction() as db:
+        (entry,) = audit_log(db, SLUG, action=REPLANNED)  # (the CLI's clock is the real one)
+    assert entry.actor == "cli"
+    assert entry.detail["moved_series"] == sorted(report["decision"]["moves"])
