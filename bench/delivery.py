@@ -1,7 +1,8 @@
 """Delivery benchmark (issue 6): 20,000 reminders due at one instant, sent by `cohort worker`.
 
     .venv/bin/python bench/delivery.py [--learners 20000] [--runs 3] [--backend postgresql]
-                                       [--batch-size N] [--lead 25] [--quick]
+                                       [--batch-size N] [--lead 25] [--ceiling 1,2,4]
+                                       [--analyze] [--quick]
 
 Setup (not timed), on a fresh database for every worker run: a throwaway PostgreSQL 15 server
 (tests/pg.py; one new database per run on it) or, with ``--backend sqlite``, a SQLite file
@@ -29,6 +30,24 @@ What is measured, three configurations interleaved per run (raw, 1 worker, 2 wor
   sink process: plain ``smtplib`` sending the exact bytes of one reminder the product built
   (each copy with its own Message-ID) K times over one connection.
 
+- sink ceiling (a printed line, not a goal): 1, 2 and 4 raw smtplib client processes in
+  parallel (``--ceiling``), each over its own connection, sending pre-built bytes to the same
+  sink: how many messages per second this sink can accept on this machine at all, whoever
+  sends them. The sink is one asyncio process, so more connections only help until its own
+  CPU (~0.5 ms per message) is the limit; the lateness goal (20,000 due at one instant, p99
+  <= 2 s) needs ~10,000 msg/s.
+
+Statistics: by default T0 comes ~25 s after a bulk load into a brand-new database, before
+autovacuum has analysed it, so PostgreSQL plans every query without statistics (the worst
+case, and what a fresh install importing a big roster meets for its first minute or so).
+``--analyze`` runs ANALYZE after the setup instead (the steady state). Measured on the 20,000
+learner database, the worker's late-joiner check (``cohorts_with_late_joiners``, every 10 s)
+takes ~20 s of PostgreSQL CPU per call without statistics and ~0.02 s with them.
+
+CPU per message is read from /proc for the worker processes, the sink and this benchmark's
+own PostgreSQL server (its postmaster and children: other servers on the machine, such as a
+test suite's, are not counted).
+
 The sink is tests/smtp_sink.py in process mode (aiosmtpd on uvloop, counting, no parsing),
 one process for the whole benchmark. Prints every run, the medians, the ratios to raw and the
 goals of issue 6 (one worker >= 50% of raw, lateness p99 <= 2 s, 0 skipped, 0 lost). It
@@ -40,6 +59,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import hashlib
+import multiprocessing
 import os
 import re
 import shutil
@@ -56,6 +76,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from pydantic import SecretStr
 from sqlalchemy import ColumnElement, and_, create_engine, func, not_, select, text, update
@@ -123,14 +144,18 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
-def postgres_cpu() -> float:
-    """CPU time of every live `postgres` process (the server and its backends)."""
+def postgres_cpu(postmaster: int) -> float:
+    """CPU time of this benchmark's PostgreSQL server: the postmaster ``postmaster`` and its
+    live children (backends, autovacuum, ...). Other PostgreSQL servers on the machine (a test
+    suite running meanwhile) are not counted."""
     total = 0.0
     for stat in Path("/proc").glob("[0-9]*/stat"):
         with contextlib.suppress(OSError, IndexError, ValueError):
             content = stat.read_text()
-            if content[content.index("(") + 1 : content.rindex(")")] == "postgres":
-                total += cpu_seconds(int(stat.parent.name))
+            pid = int(stat.parent.name)
+            parent = int(content.rsplit(")", 1)[1].split()[1])
+            if pid == postmaster or parent == postmaster:
+                total += cpu_seconds(pid)
     return total
 
 
@@ -153,6 +178,12 @@ class Databases:
         if self.server is not None:
             self.server.stop()
             self.server = None
+
+    def postmaster(self) -> int | None:
+        """The PostgreSQL server's process id (None on SQLite)."""
+        if self.server is None:
+            return None
+        return int((self.server.root / "data" / "postmaster.pid").read_text().split()[0])
 
     def _admin(self, sql: str) -> None:
         assert self.server is not None
@@ -277,7 +308,9 @@ def _measured(t0: datetime) -> ColumnElement[bool]:
     )
 
 
-def prepare(url: str, learners: int, lead: float, *, want_sample: bool) -> Prepared:
+def prepare(
+    url: str, learners: int, lead: float, *, want_sample: bool, analyze: bool = False
+) -> Prepared:
     started = time.perf_counter()
     engine = make_engine(url)
     migrations.upgrade(engine)
@@ -374,6 +407,9 @@ def prepare(url: str, learners: int, lead: float, *, want_sample: bool) -> Prepa
             finally:
                 db.rollback()
                 db.close()
+        if analyze and databases_on_postgres(url):
+            with runtime.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
+                c.execute(text("ANALYZE"))
     finally:
         runtime.close()
     return Prepared(
@@ -524,6 +560,88 @@ def run_raw(sink: Sink, prepared: Prepared, k: int) -> RawRun:
     return RawRun(k, elapsed, sink_cpu)
 
 
+def _raw_client(
+    port: int,
+    envelope: tuple[str, tuple[str, ...]],
+    messages: list[bytes],
+    ready: Any,
+    go: Any,
+    out: Any,
+) -> None:
+    """One raw client process: connect, wait for the start signal, send, report the times."""
+    sender, recipients = envelope
+    conn = smtplib.SMTP("127.0.0.1", port, timeout=30)
+    try:
+        conn.ehlo()
+        ready.release()
+        go.wait()
+        started = time.perf_counter()  # CLOCK_MONOTONIC: comparable across processes
+        for data in messages:
+            conn.sendmail(sender, list(recipients), data)
+        out.put((started, time.perf_counter()))
+        conn.quit()
+    finally:
+        conn.close()
+
+
+@dataclass
+class CeilingRun:
+    connections: int
+    messages: int
+    seconds: float
+    sink_cpu: float
+
+    @property
+    def rate(self) -> float:
+        return self.messages / self.seconds
+
+
+def run_ceiling(sink: Sink, prepared: Prepared, k: int, connections: int) -> CeilingRun:
+    """The sink's own ceiling: ``connections`` smtplib client processes in parallel, each over
+    its own connection, sending pre-built bytes (K in all, distinct Message-IDs). Nothing of
+    the product runs; this says how many messages per second this sink on this machine can
+    accept at all, whoever sends them."""
+    assert prepared.sample is not None
+    assert prepared.sample_id is not None
+    assert prepared.sample_envelope is not None
+    old = prepared.sample_id.encode()
+    messages = [
+        prepared.sample.replace(old, f"<{uuid.uuid4()}@cohort-scheduler>".encode())
+        for _ in range(k)
+    ]
+    context = multiprocessing.get_context("fork")
+    ready, go, out = context.Semaphore(0), context.Event(), context.Queue()
+    clients = [
+        context.Process(
+            target=_raw_client,
+            args=(sink.port, prepared.sample_envelope, messages[i::connections], ready, go, out),
+        )
+        for i in range(connections)
+    ]
+    before = sink.count()
+    for client in clients:
+        client.start()
+    try:
+        for _ in clients:
+            if not ready.acquire(timeout=30):
+                raise RuntimeError("a raw client did not connect to the sink")
+        sink_cpu = sink.cpu()
+        go.set()
+        times = [out.get(timeout=600) for _ in clients]
+        sink_cpu = sink.cpu() - sink_cpu
+    finally:
+        for client in clients:
+            client.join(timeout=30)
+            if client.is_alive():
+                client.kill()
+    got = sink.settle() - before
+    ids = sink.new_ids(got)
+    if got != k or len(set(ids)) != k:
+        raise RuntimeError(f"ceiling: the sink received {got} ({len(set(ids))} distinct) of {k}")
+    seconds = max(end for _, end in times) - min(start for start, _ in times)
+    return CeilingRun(connections, k, seconds, sink_cpu)
+
+
 @dataclass
 class WorkerRun:
     workers: int
@@ -611,6 +729,7 @@ def run_workers(
     batch_size: int | None,
     timeout: float,
     tag: str,
+    postmaster: int | None = None,
 ) -> WorkerRun:
     t0 = prepared.t0.timestamp()
     expected = len(prepared.expected)
@@ -650,7 +769,7 @@ def run_workers(
         cpu_start = {
             "workers": sum(cpu_seconds(p.pid) for p in processes),
             "sink": sink.cpu(),
-            "postgres": postgres_cpu() if pg else 0.0,
+            "postgres": postgres_cpu(postmaster) if pg and postmaster is not None else 0.0,
         }
 
         # Until the sink has them all. (No database polling here: on SQLite it would get in
@@ -691,8 +810,8 @@ def run_workers(
             "workers": sum(cpu_seconds(p.pid) for p in processes) - cpu_start["workers"],
             "sink": sink.cpu() - cpu_start["sink"],
         }
-        if pg:
-            cpu["postgres"] = postgres_cpu() - cpu_start["postgres"]
+        if pg and postmaster is not None:
+            cpu["postgres"] = postgres_cpu(postmaster) - cpu_start["postgres"]
         exit_codes = _stop(processes)
     finally:
         _stop(processes, timeout=5)
@@ -836,7 +955,18 @@ def main() -> None:
         "--lead", type=float, default=25.0, help="seconds from setup to T0, for workers to start"
     )
     parser.add_argument("--raw-messages", type=int, default=5_000, help="raw baseline K (5000)")
+    parser.add_argument(
+        "--ceiling",
+        default="1,2,4",
+        help="parallel raw connections for the sink's ceiling, comma-separated ('' to skip)",
+    )
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds per worker run")
+    parser.add_argument(
+        "--analyze",
+        action="store_true",
+        help="ANALYZE each database after setup (as autovacuum would within a minute or so; "
+        "by default T0 comes ~25 s after a bulk load into a new database, before any statistics)",
+    )
     parser.add_argument("--quick", action="store_true", help="smoke test: 2,000 learners, 1 run")
     parser.add_argument("--keep", action="store_true", help="keep the temp folder (logs)")
     args = parser.parse_args()
@@ -851,13 +981,18 @@ def main() -> None:
     databases = Databases(args.backend, folder)
     sink = Sink(folder)
     raw_runs: list[RawRun] = []
+    ceilings: dict[int, list[CeilingRun]] = {
+        int(c): [] for c in args.ceiling.split(",") if c.strip()
+    }
     results: dict[int, list[WorkerRun]] = {n: [] for n in worker_counts}
     try:
         databases.start()
         sink.start()
         print(
             f"{args.backend}, {args.learners:,} bulk learners, batch size {batch}, tick 0.2 s, "
-            f"{args.runs} run(s), lead {args.lead:g} s; sink pid {sink.process.pid} "  # type: ignore[union-attr]
+            f"{args.runs} run(s), lead {args.lead:g} s"
+            f"{', ANALYZE after setup' if args.analyze else ', no ANALYZE after setup'}; "
+            f"sink pid {sink.process.pid} "  # type: ignore[union-attr]
             f"port {sink.port}; {os.cpu_count()} CPUs, load average {_load()}"
         )
         sample: Prepared | None = None
@@ -879,9 +1014,24 @@ def main() -> None:
                         f"{raw.messages:,} in {raw.seconds:.2f} s, one connection; sink CPU "
                         f"{raw.sink_cpu / raw.messages * 1e3:.2f} ms per message"
                     )
+                    if ceilings:
+                        shown = []
+                        for c in ceilings:
+                            ceiling = run_ceiling(sink, sample, args.raw_messages, c)
+                            ceilings[c].append(ceiling)
+                            shown.append(
+                                f"{c}: {ceiling.rate:,.0f} msg/s (sink CPU "
+                                f"{ceiling.sink_cpu / ceiling.messages * 1e3:.2f} ms/msg)"
+                            )
+                        print(
+                            f"  run {run} sink ceiling, raw smtplib client processes in "
+                            f"parallel: {';  '.join(shown)}"
+                        )
                     continue
                 with databases.fresh() as url:
-                    prepared = prepare(url, args.learners, args.lead, want_sample=False)
+                    prepared = prepare(
+                        url, args.learners, args.lead, want_sample=False, analyze=args.analyze
+                    )
                     parts = ", ".join(
                         f"{c:,} {k}{'s' if c != 1 else ''}"
                         for k, c in sorted(prepared.breakdown.items())
@@ -895,7 +1045,14 @@ def main() -> None:
                     if datetime.now(UTC) >= prepared.t0:
                         print("  WARNING: setup took longer than --lead; T0 already passed")
                     result = run_workers(
-                        sink, prepared, n, folder, args.batch_size, args.timeout, f"run{run}-{n}w"
+                        sink,
+                        prepared,
+                        n,
+                        folder,
+                        args.batch_size,
+                        args.timeout,
+                        f"run{run}-{n}w",
+                        databases.postmaster(),
                     )
                 results[n].append(result)
                 print(_describe(f"{n} worker{'s' if n > 1 else ''}", run, result))
@@ -933,6 +1090,19 @@ def main() -> None:
             f"| {sum(r.duplicates for r in runs)} |"
         )
     print("(lateness: median over runs; sent .. duplicates: summed over runs)")
+    if ceilings:
+        best = max(statistics.median(r.rate for r in runs) for runs in ceilings.values())
+        print(
+            "sink ceiling (not a goal; pre-built bytes, parallel raw connections, median of "
+            f"{args.runs}): "
+            + ", ".join(
+                f"{c} connection{'s' if c > 1 else ''} "
+                f"{statistics.median(r.rate for r in runs):,.0f} msg/s"
+                for c, runs in ceilings.items()
+            )
+            + f"; 20,000 messages need at least {20_000 / best:.1f} s at the best of these "
+            "(lateness p99 <= 2 s needs ~10,000 msg/s)"
+        )
     print(f"load average at the end: {_load()}")
     if code_version() != code:
         print(f"WARNING: the code changed during the benchmark: now {code_version()}")

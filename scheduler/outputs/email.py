@@ -650,6 +650,13 @@ def _address_header(name: str, person: tuple[str, str]) -> str:
     return _fold(name, [*phrase, f"<{address}>"])
 
 
+@lru_cache(maxsize=1024)
+def _extra_header(name: str, value: str) -> str:
+    """An extra header folded by the stdlib's own header class (the same few every time, e.g.
+    ``Auto-Submitted: auto-generated``: folded once, not once per message)."""
+    return str(_POLICY.header_factory(name, value).fold(policy=_POLICY))
+
+
 def _qp(text: str) -> bytes:
     body = text.replace("\r\n", "\n").replace("\r", "\n")
     encoded = binascii.b2a_qp(body.encode("utf-8"), istext=True)
@@ -680,7 +687,7 @@ def _build_plain(
             f"Date: {format_datetime(date)}\r\n",
             f"Message-ID: {message_id}\r\n",
             "MIME-Version: 1.0\r\n",
-            *(_POLICY.header_factory(k, v).fold(policy=_POLICY) for k, v in extra.items()),
+            *(_extra_header(k, v) for k, v in extra.items()),
             f'Content-Type: multipart/alternative;\r\n boundary="{boundary}"\r\n\r\n',
         ]
     )

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from smtp_sink import SmtpSink
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from scheduler.clock import FixedClock
 from scheduler.outputs.mailers import MemoryMailer, SmtpMailer
@@ -352,3 +352,35 @@ def test_a_batch_whose_lease_ran_out_is_left_to_the_worker_that_reclaimed_it(
     assert finish_batch(published.sessions, owner, config, "w2", clock.now, fresh).sent == len(
         fresh
     )
+
+
+def test_a_claimed_row_cancelled_before_sending_is_neither_sent_nor_marked_sent(
+    published: Runtime,
+) -> None:
+    """The lease confirmation and the record look rows up by id, but still only touch rows
+    that are pending: a reminder superseded while its batch was being composed stays
+    cancelled and is not sent."""
+    from scheduler.services.delivery import finish_batch, prepare_batch
+
+    config = published.delivery_config()
+    clock, pg = published.clock, published.is_postgres
+    batch = prepare_batch(
+        published.sessions, published.templates(), config, "w1", clock.now, skip_locked=pg
+    )
+    assert len(batch) >= 2
+    ids = [d.notification_id for d in batch]
+    assert ids == sorted(ids)  # oldest first (all due at the same instant here: by id)
+    gone = ids[0]
+    with published.transaction() as db:  # as sync_reminders does; the lease stays
+        db.execute(
+            update(NotificationRow).where(NotificationRow.id == gone).values(status="cancelled")
+        )
+    mailer = MemoryMailer()
+    counts = finish_batch(published.sessions, mailer, config, "w1", clock.now, batch)
+    assert counts.sent == len(batch) - 1
+    sent_ids = {m.message_id for m in mailer.sent}
+    by_id = {r.id: r for r in rows(published)}
+    assert by_id[gone].message_id not in sent_ids
+    assert by_id[gone].status == "cancelled" and by_id[gone].sent_at is None
+    assert all(by_id[i].status == "sent" for i in ids[1:])
+    assert all(by_id[i].leased_by is None for i in ids[1:])
