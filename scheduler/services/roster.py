@@ -136,4 +136,5 @@ def import_roster(
         result.deadlines = publish_deadlines(db, cohort_slug, now)
     if published_version(db, cohort.id) is not None:
         sync_reminders(db, cohort_slug, now, horizon)  # newcomers welcomed; leavers' cancelled
+    repo.refresh_statistics(db, len(to_insert) + len(new_enrollments) + len(to_update))
     return result

@@ -62,8 +62,10 @@ def publish(
                 [{"version": version, **diff_counts(diff)}],
             )
     deadlines = publish_deadlines(db, slug, now)
-    queue_invites(db, slug, now)  # invitations, updates and cancellations by diff
-    sync_reminders(db, slug, now, horizon)  # a moved session replaces its reminders
+    invites = queue_invites(db, slug, now)  # invitations, updates and cancellations by diff
+    queued = sync_reminders(db, slug, now, horizon).queued  # moved sessions: reminders replaced
+    written = invites.invites + invites.updates + invites.cancellations + queued
+    repo.refresh_statistics(db, written + deadlines.changed_learners)
     return version, diff, deadlines
 
 
