@@ -71,6 +71,7 @@ bench: $(VENV)/.test-installed
 	$(BIN)/python bench/deadlines.py
 	$(BIN)/python bench/feeds_build.py
 	$(BIN)/python bench/feeds.py
+	$(BIN)/python bench/delivery.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .hypothesis
