@@ -3,23 +3,14 @@
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_run import cohort
 
 REPO = Path(__file__).resolve().parents[2]
 SLUG = "ml-foundations-2027"
-
-
-def cohort(env: dict[str, Any], cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    exe = shutil.which("cohort", path=str(Path(sys.executable).parent)) or "cohort"
-    return subprocess.run(
-        [exe, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=120
-    )
 
 
 def test_quick_start_flow(cli_env: dict[str, Any], tmp_path: Path) -> None:

@@ -4,15 +4,14 @@ worker's real code path, and shown by `cohort log`."""
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
-import sys
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_run import cohort
 from example_cohort import FOUR_LEARNERS
 from sqlalchemy import func, select
 
@@ -228,19 +227,14 @@ def test_the_orchestrate_tick_places_only_when_someone_waits(late: Runtime) -> N
     assert worker.orchestrate() == 0
 
 
-def test_cohort_log_prints_the_audit_log(late: Runtime, cli_env: dict[str, Any]) -> None:
+def test_cohort_log_prints_the_audit_log(
+    late: Runtime, cli_env: dict[str, Any], tmp_path: Path
+) -> None:
     with late.transaction() as db:
         placed = assign_late_joiners(db, SLUG, now_of(late), late.horizon, actor="cli")
-    exe = shutil.which("cohort", path=str(Path(sys.executable).parent)) or "cohort"
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [exe, "log", "--cohort", SLUG, *args],
-            env=cli_env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        return cohort(cli_env, tmp_path, "log", "--cohort", SLUG, *args)
 
     as_json = run("--json", "--limit", "3")
     assert as_json.returncode == 0, as_json.stderr
@@ -251,9 +245,7 @@ def test_cohort_log_prints_the_audit_log(late: Runtime, cli_env: dict[str, Any])
     assert table.returncode == 0, table.stderr
     assert LATE_JOINER_ASSIGNED in table.stdout
     assert "placed ana@example.org in class section" in table.stdout
-    unknown = subprocess.run(
-        [exe, "log", "--cohort", "nope"], env=cli_env, capture_output=True, text=True, timeout=120
-    )
+    unknown = cohort(cli_env, tmp_path, "log", "--cohort", "nope")
     assert unknown.returncode == 1 and "no cohort" in unknown.stderr
 
 

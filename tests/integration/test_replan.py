@@ -5,15 +5,14 @@ worker's re-plan within a tick of a roster change."""
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
-import sys
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_run import cohort
 from example_cohort import FOUR_LEARNERS, with_orchestration
 from sqlalchemy import select
 from sqlalchemy import text as sql
@@ -350,21 +349,14 @@ def test_a_late_joiner_gets_each_deadline_reminder_once(
 
 
 def test_cohort_replan_shows_the_decision_and_applies_it_with_yes(
-    running: Callable[..., Runtime], cli_env: dict[str, Any]
+    running: Callable[..., Runtime], cli_env: dict[str, Any], tmp_path: Path
 ) -> None:
     """The real command (on the real clock: the course is still months away, so nothing is
     inside the freeze horizon)."""
     runtime = running()  # auto_replan off: the command still runs when asked
-    exe = shutil.which("cohort", path=str(Path(sys.executable).parent)) or "cohort"
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [exe, "replan", "--cohort", SLUG, *args],
-            env=cli_env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        return cohort(cli_env, tmp_path, "replan", "--cohort", SLUG, *args)
 
     before, logged = occurrences(runtime), audit_count(runtime)
     shown = run()
