@@ -46,6 +46,10 @@ class Meeting:
     start: datetime  # aware UTC
     end: datetime
 
+    @property
+    def minutes(self) -> int:
+        return int((self.end - self.start).total_seconds() // 60)
+
 
 @dataclass(frozen=True, slots=True)
 class SeriesFuture:
@@ -130,8 +134,7 @@ def series_coverage(future: SeriesFuture, people: Mapping[str, Person]) -> float
 
 
 def _fits(person: Person, meeting: Meeting) -> bool:
-    minutes = int((meeting.end - meeting.start).total_seconds() // 60)
-    return person.availability.covers_at(meeting.start, minutes, zone(person.zone))
+    return person.availability.covers_at(meeting.start, meeting.minutes, zone(person.zone))
 
 
 def _drops_section(current: SeriesFuture, proposed: SeriesFuture) -> bool:

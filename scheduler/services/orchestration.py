@@ -33,7 +33,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, exists, func, insert, select
+from sqlalchemy import Select, and_, case, exists, func, insert, select
 from sqlalchemy.orm import Session
 
 from scheduler.domain.availability import parse_availability
@@ -230,7 +230,7 @@ def replan_cohort(
     current = _current_futures(db, cohort.id, stored, boundary)
     members_before = {(f.key, who): s for f in current for who, s in f.members.items()}
     proposed = _proposed_futures(plan, stored, boundary)
-    plan, held = _keep_hosts(db, cohort.id, spec, plan, proposed, now, boundary)
+    plan, held = _keep_hosts(spec, plan, stored, proposed, now, boundary)
     decision = choose_replan(
         current,
         proposed,
@@ -276,12 +276,25 @@ def replan_cohort(
     return ReplanResult(slug, "applied", decision, version, diff, changes)
 
 
-Stored = dict[OccurrenceKey, tuple[str, ReplanMeeting]]  # scheduled occurrences: kind, meeting
+@dataclass(frozen=True, slots=True)
+class _Published:
+    """One scheduled occurrence as published: its series' kind and host, and when it meets."""
+
+    kind: str
+    host: str | None
+    meeting: ReplanMeeting
+
+
+Stored = dict[OccurrenceKey, _Published]
 
 
 def _stored_meetings(db: Session, cohort_id: int) -> Stored:
     return {
-        key: (series.kind, ReplanMeeting(key[3], o.start.astimezone(UTC), o.end.astimezone(UTC)))
+        key: _Published(
+            series.kind,
+            series.facilitator_email,
+            ReplanMeeting(key[3], o.start.astimezone(UTC), o.end.astimezone(UTC)),
+        )
         for key, (series, o) in stored_occurrences(db, cohort_id).items()
         if o.status == SCHEDULED
     }
@@ -309,10 +322,10 @@ def _current_futures(
     """Each published series as it is from ``boundary`` on."""
     kinds: dict[str, bool] = {}
     meetings: dict[str, dict[int, list[ReplanMeeting]]] = defaultdict(lambda: defaultdict(list))
-    for (key, section, _, _), (kind, meeting) in stored.items():
-        kinds[key] = kind != SeriesKind.COWORKING.value
-        if meeting.start >= boundary:
-            meetings[key][section].append(meeting)
+    for (key, section, _, _), published in stored.items():
+        kinds[key] = published.kind != SeriesKind.COWORKING.value
+        if published.meeting.start >= boundary:
+            meetings[key][section].append(published.meeting)
     members: dict[str, dict[str, int]] = defaultdict(dict)
     for key, email, section in db.execute(
         select(SectionMemberRow.series_key, PersonRow.email, SectionMemberRow.section)
@@ -331,9 +344,10 @@ def _proposed_futures(plan: Plan, stored: Stored, boundary: datetime) -> list[Se
     for o in plan.occurrences:
         if o.skipped:
             continue
-        old = stored.get((o.series, o.section, o.slot, o.week))
-        if old is not None and (old[1].start < boundary or o.start < boundary):
-            meeting: ReplanMeeting | None = old[1] if old[1].start >= boundary else None
+        published = stored.get((o.series, o.section, o.slot, o.week))
+        old = None if published is None else published.meeting
+        if old is not None and (old.start < boundary or o.start < boundary):
+            meeting: ReplanMeeting | None = old if old.start >= boundary else None
         else:
             meeting = (
                 ReplanMeeting(o.week, o.start.astimezone(UTC), o.end.astimezone(UTC))
@@ -351,10 +365,9 @@ def _proposed_futures(plan: Plan, stored: Stored, boundary: datetime) -> list[Se
 
 
 def _keep_hosts(
-    db: Session,
-    cohort_id: int,
     spec: CohortSpec,
     plan: Plan,
+    stored: Stored,
     proposed: list[SeriesFuture],
     now: datetime,
     boundary: datetime,
@@ -363,42 +376,22 @@ def _keep_hosts(
     its meetings inside the freeze horizon to someone else too. Where the fresh plan does that,
     the section keeps its host if they can take every one of its meetings after the boundary
     (on their own clock); otherwise the series is held (not moved by this re-plan)."""
-    hosts = {
-        (key, section): email
-        for key, section, email in db.execute(
-            select(
-                LiveSeriesRow.series_key, LiveSeriesRow.section, LiveSeriesRow.facilitator_email
-            ).where(LiveSeriesRow.cohort_id == cohort_id, LiveSeriesRow.status != CANCELLED)
-        )
-    }
-    frozen: set[tuple[str, int]] = {
-        (key, section)
-        for key, section in db.execute(
-            select(LiveSeriesRow.series_key, LiveSeriesRow.section)
-            .join(OccurrenceRow, OccurrenceRow.series_id == LiveSeriesRow.id)
-            .where(
-                LiveSeriesRow.cohort_id == cohort_id,
-                OccurrenceRow.status == SCHEDULED,
-                OccurrenceRow.start >= now,
-                OccurrenceRow.start < boundary,
-            )
-            .distinct()
-        )
+    hosts_inside = {  # sections meeting inside the horizon -> their host
+        (key, section): published.host
+        for (key, section, _, _), published in stored.items()
+        if now <= published.meeting.start < boundary
     }
     facilitators = {f.email: f for f in spec.facilitators}
     ahead = {f.key: f.meetings for f in proposed}
     held: set[str] = set()
     sections = []
     for section in plan.sections:
-        old = hosts.get((section.series, section.section))
-        if (section.series, section.section) in frozen and old and section.facilitator != old:
+        old = hosts_inside.get((section.series, section.section))
+        if old and section.facilitator != old:
             host = facilitators.get(old)
             meetings = ahead.get(section.series, {}).get(section.section, ())
             if host is not None and all(
-                host.availability.covers_at(
-                    m.start, int((m.end - m.start).total_seconds() // 60), zone(host.zone)
-                )
-                for m in meetings
+                host.availability.covers_at(m.start, m.minutes, zone(host.zone)) for m in meetings
             ):
                 section = replace(section, facilitator=old)
             else:
@@ -450,12 +443,7 @@ def cohorts_with_late_joiners(db: Session) -> list[str]:
     suspects = _cohorts_missing_members(db)
     if not suspects:
         return []
-    series = (
-        select(LiveSeriesRow.cohort_id, LiveSeriesRow.series_key)
-        .where(LiveSeriesRow.kind.in_(SECTIONED_KINDS), LiveSeriesRow.status != CANCELLED)
-        .distinct()
-        .subquery()
-    )
+    series = _published_sectioned_series().subquery()
     member = exists().where(
         SectionMemberRow.cohort_id == EnrollmentRow.cohort_id,
         SectionMemberRow.series_key == series.c.series_key,
@@ -511,13 +499,18 @@ def _cohorts_missing_members(db: Session) -> set[int]:
     }
     return {
         cohort_id
-        for cohort_id, key in db.execute(
-            select(LiveSeriesRow.cohort_id, LiveSeriesRow.series_key)
-            .where(LiveSeriesRow.kind.in_(SECTIONED_KINDS), LiveSeriesRow.status != CANCELLED)
-            .distinct()
-        )
+        for cohort_id, key in db.execute(_published_sectioned_series())
         if members.get((cohort_id, key), 0) < active.get(cohort_id, 0)
     }
+
+
+def _published_sectioned_series() -> Select[int, str]:
+    """(cohort id, series key) of every published class and office-hours series."""
+    return (
+        select(LiveSeriesRow.cohort_id, LiveSeriesRow.series_key)
+        .where(LiveSeriesRow.kind.in_(SECTIONED_KINDS), LiveSeriesRow.status != CANCELLED)
+        .distinct()
+    )
 
 
 def _series_with_room(db: Session, cohort_ids: set[int]) -> set[tuple[int, str]]:
