@@ -15,6 +15,13 @@ from sqlalchemy.orm import Session
 from scheduler.persistence import repo
 from scheduler.persistence.models import AuditLogRow
 
+# What an entry records (audit_log.action); each is written by one service.
+PLAN_PUBLISHED = "plan_published"  # services/schedule.py
+OCCURRENCES_MOVED = "occurrences_moved"  # services/changes.py
+OCCURRENCES_CANCELLED = "occurrences_cancelled"  # services/changes.py
+LATE_JOINER_ASSIGNED = "late_joiner_assigned"  # services/orchestration.py
+REPLANNED = "replan"  # services/orchestration.py
+
 ACTOR_LENGTH = 60  # audit_log.actor
 ACTION_LENGTH = 40  # audit_log.action
 
@@ -69,12 +76,12 @@ def describe(entry: AuditEntry) -> str:
     """One line a course runner can read, for the CLI and the dashboard."""
     d = entry.detail
     try:
-        if entry.action == "late_joiner_assigned":
+        if entry.action == LATE_JOINER_ASSIGNED:
             return (
                 f"placed {d['email']} in {d['series']} section {d['section'] + 1} "
                 f"({d['fits']} of {d['meetings']} meetings to come fit them)"
             )
-        if entry.action == "replan":
+        if entry.action == REPLANNED:
             return (
                 f"re-planned {', '.join(d['moved_series'])} (version {d['version']}): coverage "
                 f"{d['coverage_before']:.0%} \u2192 {d['coverage_after']:.0%}; {d['moved']} "
@@ -82,12 +89,12 @@ def describe(entry: AuditEntry) -> str:
                 f"the freeze horizon left as they were; {d['section_changes']} learner(s) "
                 "changed section"
             )
-        if entry.action == "plan_published":
+        if entry.action == PLAN_PUBLISHED:
             return (
                 f"published plan version {d['version']}: {d['added']} added, {d['moved']} "
                 f"moved, {d['cancelled']} cancelled, {d['unchanged']} unchanged"
             )
-        if entry.action in ("occurrences_moved", "occurrences_cancelled"):
+        if entry.action in (OCCURRENCES_MOVED, OCCURRENCES_CANCELLED):
             return f"{d['change']} (version {d['version']}, {d['people']} people told)"
     except (KeyError, TypeError, ValueError):
         pass  # an entry written by another version: show it raw

@@ -219,9 +219,6 @@ def preview_change(db: Session, slug: str, change: Change, now: datetime) -> Cha
     return preview
 
 
-OCCURRENCES_MOVED, OCCURRENCES_CANCELLED = "occurrences_moved", "occurrences_cancelled"
-
-
 def apply_change(
     db: Session,
     slug: str,
@@ -270,7 +267,7 @@ def apply_change(
         cohort.id,
         now,
         actor,
-        OCCURRENCES_CANCELLED if change.cancels else OCCURRENCES_MOVED,
+        audit.OCCURRENCES_CANCELLED if change.cancels else audit.OCCURRENCES_MOVED,
         [
             {
                 "change": preview.description,

@@ -70,8 +70,6 @@ from scheduler.services.plans import (
 from scheduler.services.reminders import DEFAULT_HORIZON, sync_reminders
 from scheduler.timeutil import zone
 
-LATE_JOINER_ASSIGNED = "late_joiner_assigned"
-REPLANNED = "replan"
 SECTIONED_KINDS = (SeriesKind.CLASS.value, SeriesKind.OFFICE_HOURS.value)
 
 
@@ -178,7 +176,7 @@ def assign_late_joiners(
         cohort.id,
         now,
         actor,
-        LATE_JOINER_ASSIGNED,
+        audit.LATE_JOINER_ASSIGNED,
         (
             {
                 "email": p.email,
@@ -260,7 +258,7 @@ def replan_cohort(
         cohort.id,
         now,
         actor,
-        REPLANNED,
+        audit.REPLANNED,
         [
             {
                 "moved_series": sorted(moved),
@@ -405,7 +403,7 @@ def _moves_so_far(db: Session, cohort_id: int) -> dict[str, int]:
     counts: dict[str, int] = defaultdict(int)
     for (detail,) in db.execute(
         select(AuditLogRow.detail).where(
-            AuditLogRow.cohort_id == cohort_id, AuditLogRow.action == REPLANNED
+            AuditLogRow.cohort_id == cohort_id, AuditLogRow.action == audit.REPLANNED
         )
     ):
         for key in detail.get("moved_series", []):

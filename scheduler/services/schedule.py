@@ -28,8 +28,6 @@ from scheduler.services.plans import (
 from scheduler.services.reminders import DEFAULT_HORIZON, sync_reminders
 from scheduler.timeutil import zone
 
-PLAN_PUBLISHED = "plan_published"
-
 
 def publish(
     db: Session,
@@ -58,7 +56,7 @@ def publish(
                 repo.get_cohort(db, slug).id,
                 now,
                 actor,
-                PLAN_PUBLISHED,
+                audit.PLAN_PUBLISHED,
                 [{"version": version, **diff_counts(diff)}],
             )
     deadlines = publish_deadlines(db, slug, now)

@@ -27,14 +27,12 @@ from scheduler.persistence.models import (
     SeriesRequestRow,
 )
 from scheduler.runtime import Runtime
-from scheduler.services.audit import audit_log
+from scheduler.services.audit import LATE_JOINER_ASSIGNED, PLAN_PUBLISHED, audit_log
 from scheduler.services.orchestration import (
-    LATE_JOINER_ASSIGNED,
     assign_late_joiners,
     cohorts_with_late_joiners,
 )
 from scheduler.services.roster import import_roster
-from scheduler.services.schedule import PLAN_PUBLISHED
 
 SLUG = "ml-foundations-2027"
 SECTIONED = ("class", "office-hours")  # the example's class and office-hours series

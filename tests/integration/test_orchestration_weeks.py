@@ -29,12 +29,11 @@ from scheduler.persistence.models import (
 )
 from scheduler.runtime import Runtime
 from scheduler.services import schedule
-from scheduler.services.audit import audit_log
+from scheduler.services.audit import LATE_JOINER_ASSIGNED, audit_log
 from scheduler.services.cohorts import load_cohort
 from scheduler.services.feeds import feed_events, issue_token, resolve_token
 from scheduler.services.invites import series_uid
 from scheduler.services.learners import remove_learner
-from scheduler.services.orchestration import LATE_JOINER_ASSIGNED
 from scheduler.services.plans import SCHEDULED, plan_cohort
 from scheduler.services.reminders import LIVE_REMINDER
 from scheduler.services.roster import import_roster

@@ -29,9 +29,9 @@ from scheduler.persistence.models import (
 )
 from scheduler.runtime import Runtime
 from scheduler.services import schedule
-from scheduler.services.audit import audit_log
+from scheduler.services.audit import REPLANNED, audit_log
 from scheduler.services.cohorts import load_cohort
-from scheduler.services.orchestration import REPLANNED, assign_late_joiners, replan_cohort
+from scheduler.services.orchestration import assign_late_joiners, replan_cohort
 from scheduler.services.plans import plan_cohort
 from scheduler.services.roster import import_roster
 
