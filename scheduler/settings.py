@@ -3,23 +3,30 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
+import tomllib
 from email.utils import parseaddr
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
+    InitSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
-    TomlConfigSettingsSource,
 )
 
 from scheduler.errors import ConfigError, Problem
 
 ENV_PREFIX = "COHORT_"
 DEFAULT_CONFIG_FILE = Path("cohort.toml")
+MIN_SECRET_KEY_BYTES = 32
+# Settings whose values are never printed, in errors or anywhere else.
+SECRET_SETTINGS = frozenset({"secret_key", "smtp_password"})
+_URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@\s]*@")
 
 
 class Settings(BaseSettings):
@@ -30,6 +37,7 @@ class Settings(BaseSettings):
     database_url: str = Field(
         "sqlite:///var/cohort.db",
         description="SQLAlchemy URL: sqlite:///PATH (default) or postgresql+psycopg://USER:PASS@HOST/DB",
+        repr=False,  # may hold a password
     )
     base_url: str = Field(
         "http://127.0.0.1:8000", description="public URL of `cohort serve`, for links"
@@ -43,7 +51,8 @@ class Settings(BaseSettings):
 
     secret_key: SecretStr | None = Field(
         None,
-        description="key that signs the feed links put in emails; unset: kept in secret_key_file",
+        description="key that signs sessions and the feed links put in emails (at least 32 bytes);"
+        " unset: generated once and kept in secret_key_file",
     )
     secret_key_file: Path = Field(
         Path("var/secret.key"), description="where the generated secret key is kept (mode 0600)"
@@ -87,6 +96,14 @@ class Settings(BaseSettings):
     max_attempts: int = Field(
         10, ge=1, description="temporary failures retried (with backoff) up to this many times"
     )
+    forwarded_allow_ips: str | None = Field(
+        None,
+        description="reverse proxies trusted for X-Forwarded-For/-Proto: comma-separated IPs or"
+        " networks (e.g. 127.0.0.1); unset: proxy headers are ignored",
+    )
+    max_body_bytes: int = Field(
+        1_048_576, ge=1024, description="largest request body `cohort serve` accepts (else 413)"
+    )
 
     @field_validator("mail_from")
     @classmethod
@@ -113,6 +130,47 @@ class Settings(BaseSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/")
+
+    @field_validator("secret_key")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value().encode()) < MIN_SECRET_KEY_BYTES:
+            raise ValueError(
+                f"must be at least {MIN_SECRET_KEY_BYTES} bytes long"
+                " (for example: python3 -c 'import secrets; print(secrets.token_urlsafe(48))')"
+            )
+        return value
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _networks(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        items = [item.strip() for item in value.split(",") if item.strip()]
+        for item in items:
+            if item == "*":
+                continue
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"{item[:60]!r} is not an IP address or network (or *)"
+                ) from None
+        return ",".join(items)
+
+    @model_validator(mode="after")
+    def _no_password_in_clear(self) -> Settings:
+        if (
+            self.mail_backend == "smtp"
+            and self.smtp_security == "none"
+            and (self.smtp_username or self.smtp_password)
+            and not is_loopback_host(self.smtp_host)
+        ):
+            raise ValueError(
+                "smtp_security = \"none\" would send the SMTP password in clear to"
+                f" {self.smtp_host[:80]!r}: use starttls or tls (none is for a server on loopback)"
+            )
+        return self
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -148,9 +206,7 @@ def load_settings(config_file: Path | None = None, **flags: Any) -> Settings:
         ) -> tuple[PydanticBaseSettingsSource, ...]:
             sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
             if path is not None:
-                sources.append(
-                    TomlConfigSettingsSource(settings_cls, path, toml_table_header=("settings",))
-                )
+                sources.append(InitSettingsSource(settings_cls, _settings_table(path)))
             return tuple(sources)
 
     try:
@@ -162,10 +218,46 @@ def load_settings(config_file: Path | None = None, **flags: Any) -> Settings:
     return Settings.model_construct(**loaded.model_dump())
 
 
+def _settings_table(path: Path) -> dict[str, Any]:
+    """The ``[settings]`` table of a config file; a file without one (a cohort file kept where
+    commands run) sets nothing."""
+    try:
+        with path.open("rb") as f:
+            document = tomllib.load(f)
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+        raise ConfigError(
+            [Problem(f"cannot be read as TOML: {e}", str(path))], "config file is invalid"
+        ) from None
+    table = document.get("settings", {})
+    if not isinstance(table, dict):
+        raise ConfigError(
+            [Problem("must be a table", str(path), field="settings")], "config file is invalid"
+        )
+    return table
+
+
+def is_loopback_host(host: str) -> bool:
+    """Whether ``host`` names this machine's loopback interface (``localhost``, 127.0.0.0/8,
+    ``::1``): the one place a password may travel without TLS."""
+    if host.lower().rstrip(".") == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def redact_secrets(text: str) -> str:
+    """``text`` with any password in a URL (``scheme://user:PASSWORD@host``) hidden."""
+    return _URL_PASSWORD.sub(r"\1***@", text)
+
+
 def _problem(error: Any, flags: dict[str, Any], path: Path | None) -> Problem:
     name = str(error["loc"][0]) if error["loc"] else ""
     env_name = f"{ENV_PREFIX}{name.upper()}"
-    if name in flags:
+    if not name:  # a rule across settings: its message names them
+        source = "settings"
+    elif name in flags:
         source = f"command-line flag --{name.replace('_', '-')}"
     elif env_name in os.environ:
         source = f"environment variable {env_name}"
@@ -174,9 +266,10 @@ def _problem(error: Any, flags: dict[str, Any], path: Path | None) -> Problem:
     else:
         source = "default"
     value = error.get("input")
+    shown = None if value is None or isinstance(value, dict) else redact_secrets(str(value))
     return Problem(
-        str(error["msg"]).removeprefix("Value error, "),
+        redact_secrets(str(error["msg"]).removeprefix("Value error, ")),
         source,
         field=name or None,
-        value=None if value is None or isinstance(value, dict) else str(value),
+        value=None if name in SECRET_SETTINGS else shown,
     )

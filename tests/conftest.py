@@ -99,7 +99,7 @@ def runtime(db_url: str, tmp_path: Path) -> Iterator[Runtime]:
         database_url=db_url,
         base_url="http://test",
         log_level="WARNING",
-        secret_key=SecretStr("test-secret-key"),
+        secret_key=SecretStr("test-secret-key-that-is-long-enough-0123456789"),
         mail_dir=tmp_path / "outbox",
         retry_base_seconds=30.0,
     )

@@ -269,7 +269,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
         database_url=url,
         base_url="http://test",
         log_level="WARNING",
-        secret_key=SecretStr("test-secret-key"),
+        secret_key=SecretStr("test-secret-key-that-is-long-enough-0123456789"),
         mail_dir=work / "outbox",
         retry_base_seconds=30.0,
     )

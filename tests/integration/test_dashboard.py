@@ -88,7 +88,7 @@ def serve_cohort(work: Path, learners: int = 40) -> Iterator[Served]:
         database_url=url,
         base_url=f"http://127.0.0.1:{port}",
         log_level="WARNING",
-        secret_key=SecretStr("dashboard-test-key"),
+        secret_key=SecretStr("dashboard-test-key-that-is-long-enough-0123456"),
         mail_dir=work / "outbox",
         feed_rate_per_minute=1000,
     )

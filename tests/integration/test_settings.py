@@ -77,3 +77,119 @@ def test_unknown_setting_in_file(config_file: Path) -> None:
 def test_missing_explicit_config_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not found"):
         load_settings(tmp_path / "nope.toml")
+
+
+# -- a cohort file without [settings] (issue 14: `cohort init demo && cd demo`) ---------------
+
+
+def test_cohort_file_without_settings_table_is_fine(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("COHORT_DATABASE_URL", raising=False)
+    cohort_file = tmp_path / "cohort.toml"
+    cohort_file.write_text('[cohort]\nslug = "x"\ntitle = "T"\n')
+    assert load_settings().database_url == "sqlite:///var/cohort.db"  # ./cohort.toml, found
+    assert load_settings(cohort_file).database_url == "sqlite:///var/cohort.db"  # --config
+
+
+def test_config_file_that_is_not_toml_is_one_clear_problem(config_file: Path) -> None:
+    config_file.write_text("[settings\nbase_url = 1\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    (problem,) = caught.value.problems
+    assert problem.source == "cohort.toml"
+    assert "TOML" in problem.message
+
+
+# -- secrets: long enough, never echoed (issue 13, findings 2, 8, 9) ---------------------------
+
+SECRET = "hunter2-Pa55w0rd"
+
+
+@pytest.mark.parametrize("key", ["", "a", "x" * 31], ids=["empty", "one_byte", "31_bytes"])
+def test_short_secret_key_is_refused_naming_its_source(
+    config_file: Path, monkeypatch: pytest.MonkeyPatch, key: str
+) -> None:
+    monkeypatch.setenv("COHORT_SECRET_KEY", key)
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    (problem,) = caught.value.problems
+    assert problem.source == "environment variable COHORT_SECRET_KEY"
+    assert "at least 32 bytes" in problem.message
+    assert problem.value is None  # a secret is never printed back
+
+
+def test_secret_key_of_32_bytes_is_accepted(
+    config_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COHORT_SECRET_KEY", "k" * 32)
+    assert load_settings().secret_key is not None
+
+
+@pytest.mark.parametrize(
+    ("setting", "content"),
+    [
+        ("database_url", f'database_url = "mysql://admin:{SECRET}@db.example/cohort"'),
+        ("database_url", f'database_url = "postgresql+psycopg://admin:{SECRET}@db/x?port=nan"'),
+        ("smtp_password", f"smtp_password = ['{SECRET}']"),
+        ("secret_key", f"secret_key = ['{SECRET}']"),
+        ("secret_key", f'secret_key = "{SECRET}"'),
+    ],
+    ids=["db_url_bad_scheme", "db_url_bad_shape", "smtp_password_list", "key_list", "key_short"],
+)
+def test_errors_never_print_a_secret(config_file: Path, setting: str, content: str) -> None:
+    config_file.write_text(f"[settings]\n{content}\n")
+    try:
+        settings = load_settings()
+    except ConfigError as e:
+        shown = str(e) + "\n".join(p.describe() for p in e.problems)
+        assert setting in shown
+    else:  # accepted: then nothing that prints settings may show it
+        shown = repr(settings) + str(settings)
+    assert SECRET not in shown
+
+
+def test_settings_repr_hides_the_database_password(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("COHORT_DATABASE_URL", f"postgresql+psycopg://u:{SECRET}@db/x")
+    settings = load_settings()
+    assert SECRET not in repr(settings)
+    assert SECRET not in str(settings)
+
+
+@pytest.mark.parametrize(
+    ("host", "allowed"),
+    [
+        ("smtp.example.org", False),
+        ("10.0.0.5", False),
+        ("localhost", True),
+        ("127.0.0.1", True),
+        ("::1", True),
+    ],
+)
+def test_smtp_password_in_clear_only_to_loopback(
+    config_file: Path, monkeypatch: pytest.MonkeyPatch, host: str, allowed: bool
+) -> None:
+    config_file.write_text(
+        '[settings]\nmail_backend = "smtp"\nsmtp_security = "none"\n'
+        f'smtp_host = "{host}"\nsmtp_username = "course"\nsmtp_password = "{SECRET}"\n'
+    )
+    if allowed:
+        assert load_settings().smtp_host == host
+        return
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    shown = "\n".join(p.describe() for p in caught.value.problems)
+    assert "smtp_security" in shown and host in shown
+    assert SECRET not in shown
+
+
+def test_forwarded_allow_ips_must_be_addresses(config_file: Path) -> None:
+    config_file.write_text('[settings]\nforwarded_allow_ips = "127.0.0.1, 10.0.0.0/8"\n')
+    assert load_settings().forwarded_allow_ips == "127.0.0.1,10.0.0.0/8"
+    config_file.write_text('[settings]\nforwarded_allow_ips = "proxy.example"\n')
+    with pytest.raises(ConfigError):
+        load_settings()

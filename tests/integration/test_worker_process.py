@@ -148,7 +148,7 @@ def worker_env(runtime: Runtime, sink: SmtpSink, **extra: Any) -> dict[str, str]
             "COHORT_SMTP_PORT": str(sink.port),
             "COHORT_SMTP_SECURITY": "none",
             "COHORT_SMTP_TIMEOUT": "30",
-            "COHORT_SECRET_KEY": "test-secret-key",
+            "COHORT_SECRET_KEY": "test-secret-key-that-is-long-enough-0123456789",
             "COHORT_BASE_URL": "http://test",
             "COHORT_WORKER_TICK_SECONDS": "0.2",
             "COHORT_WORKER_BATCH_SIZE": str(BATCH),
@@ -364,7 +364,7 @@ def test_worker_rides_out_a_postgres_restart(
         engine = make_engine(url)
         migrations.upgrade(engine)
         settings = Settings.model_construct(
-            database_url=url, base_url="http://test", secret_key=SecretStr("test-secret-key")
+            database_url=url, base_url="http://test", secret_key=SecretStr("test-secret-key-that-is-long-enough-0123456789")
         )
         clock = FixedClock(datetime(2027, 2, 1, 9, tzinfo=UTC))
         runtime = Runtime(settings, engine, make_session_factory(engine), clock)
