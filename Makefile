@@ -1,26 +1,43 @@
-# Two front doors: `make demo` and `make test`. Both build .venv from scratch when it is missing.
+# Two front doors: `make demo` and `make test`. Both build .venv from scratch when it is missing,
+# installing the exact versions in requirements/*.lock (hash-checked, with uv); `make lock`
+# refreshes the locks from pyproject.toml's lower bounds.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
+UV     := $(BIN)/uv
+LOCK   := $(UV) pip compile pyproject.toml --quiet --universal --python-version 3.11 \
+          --generate-hashes --custom-compile-command "make lock"
 DEMO   := var/demo
 SLUG   := ml-foundations-2027
 
-.PHONY: demo test lint typecheck imports unit integration bench clean
+.PHONY: demo test lint typecheck imports unit integration bench clean lock
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes \
+	  -r requirements/uv.lock
 
 # The demo installs the product the way a user would (a plain, non-editable install).
-$(VENV)/.demo-installed: $(BIN)/python pyproject.toml
-	$(BIN)/python -m pip install --quiet .
+$(VENV)/.demo-installed: $(BIN)/python pyproject.toml requirements/demo.lock
+	$(UV) pip install --quiet --python $(BIN)/python --require-hashes -r requirements/demo.lock
+	$(UV) pip install --quiet --python $(BIN)/python --no-deps --reinstall-package cohort-scheduler .
 	rm -f $(VENV)/.test-installed
 	touch $@
 
-$(VENV)/.test-installed: $(BIN)/python pyproject.toml
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+$(VENV)/.test-installed: $(BIN)/python pyproject.toml requirements/test.lock
+	$(UV) pip install --quiet --python $(BIN)/python --require-hashes -r requirements/test.lock
+	$(UV) pip install --quiet --python $(BIN)/python --no-deps -e .
 	rm -f $(VENV)/.demo-installed
 	touch $@
+
+# Refresh the locks deliberately (newest releases within pyproject.toml's bounds), then run
+# `make test` before committing them.
+# The demo's lock is drawn from the test lock, so the demo runs exactly what the tests ran.
+lock: $(BIN)/python
+	$(LOCK) --upgrade --extra test -o requirements/test.lock
+	$(LOCK) --constraint requirements/test.lock -o requirements/demo.lock
+	$(UV) pip compile requirements/uv.in --quiet --universal --python-version 3.11 \
+	  --generate-hashes --custom-compile-command "make lock" -o requirements/uv.lock
 
 demo: $(VENV)/.demo-installed
 	$(BIN)/cohort init $(DEMO) --force
