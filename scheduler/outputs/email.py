@@ -73,13 +73,21 @@ without a calendar (reminders, digests, welcome emails: the ones sent by the tho
 instant) take a fast path that writes that one fixed shape directly, with the same header
 safety, in ~0.1 ms; see the comment above :func:`_build_plain`.
 
-Header safety: display names are made one line (control characters become spaces) and quoted
-or RFC 2047-encoded by :class:`~email.headerregistry.Address`; addresses, the Message-ID and
-extra header values containing CR or LF raise ``ValueError`` (they are programming errors, not
-learner input), as do extra header names that are not RFC 5322 field names or that would
-replace a structural header (``From``, ``Sender``, ``To``, ``Cc``, ``Bcc``, ``Subject``,
-``Date``, ``Message-ID``, ``MIME-Version``, ``Content-*``). ``Auto-Submitted: auto-generated``
-is set on every message; ``headers`` may replace it.
+Header safety: a display name or subject can never add, remove or change a header. Both are
+made one line (every run of whitespace and control characters becomes one space) and written by
+this module, on both paths, as plain atoms, one quoted string, or RFC 2047 encoded words of the
+whole text (always for non-ASCII text and for text containing ``=?`` or ``?=``, so an encoded-word
+look-alike in a name is encoded, never interpreted). The stdlib never parses them: its header
+parser decodes encoded words it is handed and can re-fold the decoded CR LF into new header lines
+(seen on CPython 3.11.7), so the stdlib path stores From, To and Subject as header objects built
+here (see :class:`_BuiltHeader`), which ``EmailMessage`` keeps and writes unchanged. Addresses
+must be ASCII addr-specs without ``=?`` (what :mod:`scheduler.roster.addresses` stores); other
+addresses, the Message-ID and extra header values containing CR or LF raise ``ValueError`` (they
+are programming errors, not learner input), as do extra header names that are not RFC 5322 field
+names or that would replace a structural header (``From``, ``Sender``, ``To``, ``Cc``, ``Bcc``,
+``Subject``, ``Date``, ``Message-ID``, ``MIME-Version``, ``Content-*``). Extra header values are
+product text, folded by the stdlib's header classes. ``Auto-Submitted: auto-generated`` is set on
+every message; ``headers`` may replace it.
 """
 
 from __future__ import annotations
@@ -94,7 +102,7 @@ from datetime import UTC, date, datetime
 from email.errors import HeaderParseError
 from email.headerregistry import Address, BaseHeader, HeaderRegistry
 from email.message import EmailMessage
-from email.policy import SMTP
+from email.policy import SMTP, Policy
 from email.utils import format_datetime
 from functools import lru_cache
 from pathlib import Path
@@ -496,9 +504,9 @@ def build_with_email_message(
     calendar part goes this way; the fast path for the others is checked against it)."""
     _check_envelope(message_id, date)
     msg = EmailMessage(policy=_POLICY)
-    msg["From"] = _address(sender)
-    msg["To"] = _address(recipient)
-    msg["Subject"] = _one_line(rendered.subject, SUBJECT_LIMIT)
+    msg["From"] = _BuiltHeader("From", _address_value("From", sender))
+    msg["To"] = _BuiltHeader("To", _address_value("To", recipient))
+    msg["Subject"] = _BuiltHeader("Subject", _subject_value(rendered.subject))
     msg["Date"] = format_datetime(date)
     msg["Message-ID"] = message_id
     msg["MIME-Version"] = "1.0"
@@ -554,16 +562,6 @@ def _boundary(message_id: str, role: str, bodies: tuple[str, ...]) -> str | None
     return None if any(boundary in body for body in bodies) else boundary
 
 
-def _address(person: tuple[str, str]) -> Address:
-    name, address = person
-    if "\r" in address or "\n" in address:
-        raise ValueError(f"an email address cannot contain CR or LF: {address!r}")
-    try:
-        return Address(display_name=_one_line(name, SUBJECT_LIMIT), addr_spec=address.strip())
-    except (ValueError, HeaderParseError) as e:
-        raise ValueError(f"not a valid email address: {address!r}") from e
-
-
 def _calendar_method(calendar: bytes, given: str | None) -> str:
     found = _METHOD_LINE.search(calendar)
     own = found.group(1).decode("ascii").upper() if found else None
@@ -584,8 +582,9 @@ def _calendar_method(calendar: bytes, given: str | None) -> str:
 # gives: user text only reaches headers one-lined and either as plain atoms or RFC 2047
 # encoded words (so no CR/LF, no header injection, no "=?" look-alikes); bodies are
 # quoted-printable (7-bit clean, lines <= 76); boundaries start with "=_", which
-# quoted-printable cannot produce. Anything unusual in an address or an extra header
-# (quoting the stdlib knows better) goes through the stdlib's own header classes.
+# quoted-printable cannot produce. From, To and Subject are written by the same helpers as on
+# the stdlib path (_address_value, _subject_value); extra headers (product text, not learner
+# input) go through the stdlib's own header classes.
 # tests/unit/outputs/test_email_fast.py checks the two paths agree, with Hypothesis.
 
 _ATOMS = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?: [A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
@@ -609,36 +608,42 @@ def _encoded_words(text: str) -> list[str]:
 
 
 def _fold(name: str, parts: list[str]) -> str:
-    """``Name: part part ...`` folded before a part when a line would pass 78 characters."""
-    lines = [f"{name}:"]
+    """The value of header ``name`` (what follows ``Name: ``): ``parts`` joined by spaces, folded
+    (CRLF) before a part that would take a line past 78 characters."""
+    first = f"{name}:"
+    lines = [first]
     for part in parts:
-        if len(lines[-1]) + 1 + len(part) > 78 and lines[-1] != f"{name}:":
+        if len(lines[-1]) + 1 + len(part) > 78 and lines[-1] != first:
             lines.append("")
         lines[-1] += " " + part
-    return "\r\n".join(lines) + "\r\n"
+    return "\r\n".join(lines)[len(first) + 1 :]
 
 
-def _text_header(name: str, value: str) -> str:
-    if value.isascii() and "=?" not in value and value.isprintable():
-        return _fold(name, value.split(" "))
-    return _fold(name, _encoded_words(value))
+def _looks_encoded(text: str) -> bool:
+    """Whether a reader could take part of ``text`` for an RFC 2047 encoded word."""
+    return "=?" in text or "?=" in text
 
 
 @lru_cache(maxsize=4096)
-def _subject_header(subject: str) -> str:
-    return _text_header("Subject", _one_line(subject, SUBJECT_LIMIT))
+def _subject_value(subject: str) -> str:
+    """The Subject header value: the one-lined subject as words, or as encoded words when it is
+    not plain printable ASCII or looks like an encoded word."""
+    line = _one_line(subject, SUBJECT_LIMIT)
+    if line.isascii() and line.isprintable() and not _looks_encoded(line):
+        return _fold("Subject", line.split(" "))
+    return _fold("Subject", _encoded_words(line))
 
 
 @lru_cache(maxsize=65536)
-def _address_header(name: str, person: tuple[str, str]) -> str:
+def _address_value(name: str, person: tuple[str, str]) -> str:
+    """The value of address header ``name`` for (display name, address): the one-lined name as
+    a phrase (atoms, one quoted string, or encoded words) and the address in angle brackets."""
     display, address = person
+    spec = _addr_spec(address)
     display = _one_line(display, SUBJECT_LIMIT)
-    address = address.strip()
-    if not _PLAIN_ADDRESS.fullmatch(address) or ".." in address:
-        return str(_POLICY.header_factory(name, _address(person)).fold(policy=_POLICY))
     if not display:
-        return f"{name}: {address}\r\n"
-    if "=?" in display:  # would read as an encoded word: encode it
+        return spec
+    if _looks_encoded(display):
         phrase = _encoded_words(display)
     elif _ATOMS.fullmatch(display):
         phrase = display.split(" ")
@@ -647,7 +652,45 @@ def _address_header(name: str, person: tuple[str, str]) -> str:
         phrase = [f'"{escaped}"'] if len(escaped) <= 70 else _encoded_words(display)
     else:
         phrase = _encoded_words(display)
-    return _fold(name, [*phrase, f"<{address}>"])
+    return _fold(name, [*phrase, f"<{spec}>"])
+
+
+def _addr_spec(address: str) -> str:
+    """``address`` as written in a header: printable ASCII, no ``=?`` (the stdlib decodes an
+    encoded word even in an address), checked by the stdlib's addr-spec parser unless it is a
+    plain dot-atom address (every address :mod:`scheduler.roster.addresses` stores is)."""
+    if "\r" in address or "\n" in address:
+        raise ValueError(f"an email address cannot contain CR or LF: {address!r}")
+    clean = address.strip()
+    if "=?" not in clean:
+        if _PLAIN_ADDRESS.fullmatch(clean) and ".." not in clean:
+            return clean
+        try:
+            spec = Address(addr_spec=clean).addr_spec  # e.g. cohort@localhost, "a b"@x.org
+        except (ValueError, IndexError, HeaderParseError) as e:
+            raise ValueError(f"not a valid email address: {address!r}") from e
+        if spec.isascii() and spec.isprintable():
+            return spec
+    raise ValueError(f"not a valid email address: {address!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class _BuiltHeader:
+    """A header whose folded value this module built, for an :class:`EmailMessage`.
+
+    The policy stores a value whose ``name`` attribute matches the header name unchanged
+    (``EmailPolicy.header_store_parse``) and writes it by calling its ``fold``
+    (``EmailPolicy.fold``), so the stdlib never parses, decodes or re-folds it.
+    """
+
+    name: str
+    value: str
+
+    def fold(self, *, policy: Policy) -> str:
+        return f"{self.name}: {self.value}\r\n".replace("\r\n", policy.linesep)
+
+    def __str__(self) -> str:
+        return self.value.replace("\r\n", "")
 
 
 @lru_cache(maxsize=1024)
@@ -681,9 +724,9 @@ def _build_plain(
         extra[name] = value
     head = "".join(
         [
-            _address_header("From", sender),
-            _address_header("To", recipient),
-            _subject_header(rendered.subject),
+            f"From: {_address_value('From', sender)}\r\n",
+            f"To: {_address_value('To', recipient)}\r\n",
+            f"Subject: {_subject_value(rendered.subject)}\r\n",
             f"Date: {format_datetime(date)}\r\n",
             f"Message-ID: {message_id}\r\n",
             "MIME-Version: 1.0\r\n",

@@ -29,8 +29,13 @@ every recipient refused                                 FAILED if all codes are 
 some recipients refused, the rest accepted              SENT, ``refused`` lists the others
 connection refused / lost / reset, timeout, TLS error   RETRY (connection dropped, next reconnects)
 STARTTLS or AUTH not offered by the server              FAILED (never falls back to plain text)
+AUTH due on a connection neither TLS nor to loopback    FAILED (the password is not sent)
 address that cannot be encoded (non-ASCII)              FAILED
 ======================================================  ==========================================
+
+The password never travels in clear: ``security="none"`` with credentials is refused by the
+constructor unless the host is loopback (``localhost``, 127.0.0.0/8, ``::1``), and at login the
+connection itself must be TLS or have a loopback peer address, whatever the host name resolved to.
 
 When opening a connection fails, every remaining message of the batch gets that connection's
 outcome without another attempt, so a dead server costs one connect timeout per batch, not one
@@ -49,6 +54,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Literal, Protocol
+
+from scheduler.settings import is_loopback_host
 
 log = logging.getLogger(__name__)
 
@@ -156,6 +163,21 @@ def _reply(code: int, text: bytes | str) -> str:
     return " ".join(f"{code} {text}".split())
 
 
+def _may_send_password(conn: _Smtp) -> bool:
+    """Whether a password may be sent over ``conn``: it is TLS, or its peer is this machine's
+    loopback interface (checked on the socket, not the configured host name)."""
+    sock = conn.sock
+    if isinstance(sock, ssl.SSLSocket):
+        return True
+    if sock is None:
+        return False
+    try:
+        peer = sock.getpeername()
+    except OSError:
+        return False
+    return isinstance(peer, tuple) and is_loopback_host(str(peer[0]))
+
+
 def _timed_out(error: BaseException) -> bool:
     """smtplib wraps socket timeouts in SMTPServerDisconnected; look through the chain."""
     seen: BaseException | None = error
@@ -193,6 +215,11 @@ class SmtpMailer:
             raise ValueError("SMTP username and password must be given together")
         if timeout <= 0:
             raise ValueError(f"timeout must be positive, got {timeout!r}")
+        if security == "none" and username is not None and not is_loopback_host(host):
+            raise ValueError(
+                f"security none would send the SMTP password in clear to {host[:80]!r}:"
+                " use starttls or tls (none with a login is for a server on loopback)"
+            )
         self._host = host
         self._port = port
         self._security: Security = security
@@ -288,6 +315,15 @@ class SmtpMailer:
                 conn.ehlo()
             if self._username is not None and self._password is not None:
                 step = f"authentication as {self._username!r} with"
+                if not _may_send_password(conn):
+                    verdict = _Verdict(
+                        Outcome.FAILED,
+                        f"{step} {self._where} refused: the connection is not encrypted and"
+                        " its peer is not loopback, so the password is not sent; use starttls"
+                        " or tls",
+                    )
+                    conn.close()
+                    return verdict
                 conn.login(self._username, self._password)
         except smtplib.SMTPResponseException as error:  # incl. SMTPAuthenticationError
             verdict = _Verdict(_by_code(error.smtp_code), self._failed(step, error))

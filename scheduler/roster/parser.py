@@ -6,24 +6,25 @@ required; ``availability``, ``locale`` and ``role`` are optional; other columns 
 warning. Cells are kept as text: a name starting with ``=`` stays a name, and any CSV the product
 exports later neutralises such cells.
 
-Pure: no files, no database, no clock. The service decides what to write.
+Email addresses follow the one rule in :mod:`scheduler.roster.addresses` (shared with the
+single-learner service). Pure: no files, no database, no clock. The service decides what to
+write.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 
 from babel import Locale, UnknownLocaleError
-from email_validator import EmailNotValidError, validate_email
 
 from scheduler.domain.availability import AVAILABILITY_HINT, AvailabilityError, parse_availability
 from scheduler.domain.cohort import Role
 from scheduler.errors import Problem
+from scheduler.roster.addresses import email_address
 from scheduler.roster.zones import ZoneAnswer, resolve_zone
 
 REQUIRED = ("name", "email", "timezone")
@@ -249,7 +250,7 @@ def _read_row(
     elif any(ord(ch) < 32 for ch in name):
         bad("name", "contains control characters or line breaks", name)
 
-    email = _email(cell("email"))
+    email = email_address(cell("email"))
     if isinstance(email, Problem):
         bad(
             "email",
@@ -296,36 +297,9 @@ def _read_row(
     return RosterEntry(line, name, email, zone.zone, availability, locale, role), email
 
 
-# A plain ASCII dot-atom local part is valid for email-validator as it is; only the domain needs
-# its checks (IDNA, special-use names), and rosters repeat a handful of domains. So such
-# addresses validate the domain once per domain; anything else goes through email-validator whole.
-_DOT_ATOM = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*$")
-_EMAIL_HINT = "write an address like ann@example.org"
-
-
-def _email(value: str) -> str | Problem:
-    """The normalised (lowercased) address, or the problem with it."""
-    if not value:
-        return Problem("is empty", hint=_EMAIL_HINT)
-    local, at, domain = value.rpartition("@")
-    if at and len(local) <= 64 and len(value) <= 254 and _DOT_ATOM.match(local):
-        checked = _domain(domain)
-        return checked if isinstance(checked, Problem) else f"{local}@{checked}".lower()
-    return _validate_whole(value)
-
-
-@lru_cache(maxsize=4096)
-def _domain(domain: str) -> str | Problem:
-    checked = _validate_whole(f"a@{domain}")
-    return checked if isinstance(checked, Problem) else checked.partition("@")[2]
-
-
-def _validate_whole(value: str) -> str | Problem:
-    try:
-        result = validate_email(value, check_deliverability=False)
-    except EmailNotValidError as e:
-        return Problem(f"is not a valid email address: {e}", hint=_EMAIL_HINT)
-    return result.normalized.lower()
+# The one address rule, shared with scheduler.services.learners (the name ``_email`` is kept
+# for tests/unit/test_roster_parser.py).
+_email = email_address
 
 
 @lru_cache(maxsize=4096)

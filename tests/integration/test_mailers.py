@@ -514,3 +514,84 @@ def test_outgoing_rejects_malformed_envelopes(fields: dict[str, Any]) -> None:
     }
     with pytest.raises(ValueError, match=r"message_id|recipient|line break"):
         Outgoing(**(base | fields))
+
+
+# --- no password in clear ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "host",
+    ["smtp.example.org", "192.0.2.25", "2001:db8::25", "localhost.example.org"],
+    ids=["name", "ipv4", "ipv6", "name_starting_with_localhost"],
+)
+def test_security_none_with_a_login_is_refused_for_a_host_off_loopback(host: str) -> None:
+    with pytest.raises(ValueError, match="in clear") as caught:
+        SmtpMailer(host, 25, security="none", username="worker", password=PASSWORD)
+    assert PASSWORD not in str(caught.value)
+    SmtpMailer(host, 25, security="none")  # no login: nothing secret travels
+    SmtpMailer(host, 587, security="starttls", username="worker", password=PASSWORD)
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
+def test_security_none_with_a_login_still_authenticates_on_loopback(
+    start_sink: Callable[..., SmtpSink], make_mailer: Callable[..., SmtpMailer], host: str
+) -> None:
+    sink = start_sink(auth=("worker", PASSWORD))
+    mailer = make_mailer(
+        sink.port, host=host, security="none", username="worker", password=PASSWORD
+    )
+
+    (result,) = mailer.send_batch([outgoing(1)])
+
+    assert result.outcome is Outcome.SENT, result
+    assert sink.message_ids() == ["<m.1@cohort.test>"]
+
+
+def non_loopback_ipv4() -> str | None:
+    """This machine's address towards the outside, if it has one (a UDP connect sends nothing,
+    it only picks the source address)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.connect(("198.51.100.1", 9))
+        except OSError:
+            return None
+        address: str = s.getsockname()[0]
+    return None if address.startswith("127.") or address == "0.0.0.0" else address
+
+
+def test_no_auth_in_clear_when_localhost_leads_off_loopback(
+    start_sink: Callable[..., SmtpSink],
+    make_mailer: Callable[..., SmtpMailer],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Defence in depth: the login looks at the connection itself. Here ``localhost`` resolves
+    to an address off loopback (a tampered hosts file or resolver), which the constructor's
+    check of the host name cannot see."""
+    address = non_loopback_ipv4()
+    if address is None:
+        pytest.skip("no non-loopback IPv4 address to listen on")
+    caplog.set_level(logging.INFO, logger="mail.log")  # aiosmtpd logs each command it reads
+    sink = start_sink(auth=("worker", PASSWORD), hostname=address)
+    resolve = socket.getaddrinfo
+
+    def tampered(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+        return resolve(address if host == "localhost" else host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", tampered)
+    mailer = make_mailer(
+        sink.port, host="localhost", security="none", username="worker", password=PASSWORD
+    )
+
+    (result,) = mailer.send_batch([outgoing(1)])
+
+    assert result.outcome is Outcome.FAILED
+    assert "not encrypted" in result.detail and PASSWORD not in result.detail
+    commands = [
+        r.getMessage().partition(" >> b'")[2].upper()
+        for r in caplog.records
+        if r.name == "mail.log" and " >> b'" in r.getMessage()
+    ]
+    assert any(c.startswith("EHLO") for c in commands)  # the server was reached, its log read
+    assert not [c for c in commands if c.startswith("AUTH")]
+    assert sink.connections == 1 and sink.data_commands == 0
