@@ -394,6 +394,20 @@ class AdminTokenRow(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
+class AdminSessionRow(Base):
+    """A dashboard session, made by logging in with an admin token. Only the SHA-256 of the
+    session id (which the signed cookie carries) is stored. Live until ``expires_at``, unless
+    logged out (``revoked_at``) or its admin token is rotated."""
+
+    __tablename__ = "admin_session"
+
+    session_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    token_id: Mapped[int] = mapped_column(ForeignKey("admin_token.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
 class AuditLogRow(Base):
     """Something the product did to a cohort on its own or on request, for `cohort log`: who
     (``actor``: ``worker:<id>``, ``cli``, ``dashboard``), what (``action``) and the details."""

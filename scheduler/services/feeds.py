@@ -2,7 +2,8 @@
 
 A feed URL is a capability: ``secrets.token_urlsafe(32)``, of which only the SHA-256 is stored.
 A person may hold several tokens (each `cohort feeds url` issues one); `reset` revokes them all
-and issues a new one. Unknown and revoked tokens resolve to nothing (the web answers 404).
+and issues a new one; withdrawing a learner revokes theirs (mail links included) for good. Unknown
+and revoked tokens resolve to nothing (the web answers 404).
 
 What a feed holds:
 
@@ -35,6 +36,7 @@ from scheduler.outputs.ics import CalendarEvent
 from scheduler.persistence import repo
 from scheduler.persistence.models import (
     CohortRow,
+    EnrollmentRow,
     FeedTokenRow,
     LiveSeriesRow,
     OccurrenceRow,
@@ -44,6 +46,7 @@ from scheduler.persistence.models import (
     SeriesRequestRow,
 )
 from scheduler.planning.agenda import agenda_phases
+from scheduler.services.admin import purpose_key
 from scheduler.services.deadlines import learner_items
 from scheduler.services.plans import CANCELLED, UID_NAMESPACE
 from scheduler.timeutil import zone
@@ -90,14 +93,23 @@ def reset_tokens(
     """Revoke every live token of the feed and issue a new one; returns it and the revoked count."""
     cohort = repo.get_cohort(db, slug)
     person, _ = _member(db, cohort, email)
+    revoked = revoke_tokens(db, cohort.id, person.id if person else None, now)
+    token, target = issue_token(db, slug, email, now)
+    return token, revoked, target
+
+
+def revoke_tokens(db: Session, cohort_id: int, person_id: int | None, now: datetime) -> int:
+    """Revoke every live token of one feed in the cohort, the links in emails included:
+    ``person_id``'s, or with None the cohort's own. Returns how many were revoked."""
     query = update(FeedTokenRow).where(
-        FeedTokenRow.cohort_id == cohort.id,
+        FeedTokenRow.cohort_id == cohort_id,
         FeedTokenRow.revoked_at.is_(None),
-        FeedTokenRow.person_id == person.id if person else FeedTokenRow.person_id.is_(None),
+        FeedTokenRow.person_id.is_(None)
+        if person_id is None
+        else FeedTokenRow.person_id == person_id,
     )
     revoked = db.execute(query.values(revoked_at=now)).rowcount  # type: ignore[attr-defined]
-    token, target = issue_token(db, slug, email, now)
-    return token, int(revoked or 0), target
+    return int(revoked or 0)
 
 
 def mail_tokens(
@@ -106,26 +118,42 @@ def mail_tokens(
     """The feed token that emails carry, for each person id in ``people`` (id -> feed kind).
 
     Emails are rendered long after a token is issued, and only token hashes are stored, so the
-    mail token is derived: HMAC-SHA256 of its row's id under the server's secret key
-    (unguessable without the key; a copy of the database alone does not reveal it). It is an
-    ordinary token row (``purpose='mail'``): ``cohort feeds reset`` revokes it like any other,
-    and the next email carries a fresh one. One query for a whole batch of emails.
+    mail token is derived: HMAC-SHA256 of its row's id under the server's mail-token key (see
+    :func:`scheduler.services.admin.purpose_key`; unguessable without the secret key, and a
+    copy of the database alone does not reveal it). When the key changes (a new secret key, or
+    the upgrade that gave mail tokens their own key) the row's hash is replaced: links in
+    earlier emails stop working, the next email carries one that works. It is an
+    ordinary token row (``purpose='mail'``): ``cohort feeds reset`` and withdrawal revoke it
+    like any other, and the next email carries a fresh one.
+
+    Someone not (or no longer) enrolled in the cohort, such as a withdrawn learner being sent
+    the cancellations of their invitations, gets a random token that is never stored: it opens
+    nothing, and no email can give a leaver a live link back. Two queries for a whole batch.
     """
     if not people:
         return {}
+    enrolled = set(
+        db.scalars(
+            select(EnrollmentRow.person_id).where(
+                EnrollmentRow.cohort_id == cohort_id,
+                EnrollmentRow.person_id.in_(list(people)),
+                EnrollmentRow.status == "active",
+            )
+        )
+    )
     rows: dict[int, FeedTokenRow] = {}
     for row in db.scalars(
         select(FeedTokenRow)
         .where(
             FeedTokenRow.cohort_id == cohort_id,
-            FeedTokenRow.person_id.in_(list(people)),
+            FeedTokenRow.person_id.in_(list(enrolled)),
             FeedTokenRow.purpose == "mail",
             FeedTokenRow.revoked_at.is_(None),
         )
         .order_by(FeedTokenRow.id)
     ):
         rows[row.person_id or 0] = row  # the newest wins
-    missing = [pid for pid in people if pid not in rows]
+    missing = [pid for pid in people if pid in enrolled and pid not in rows]
     for pid in missing:
         rows[pid] = FeedTokenRow(
             cohort_id=cohort_id,
@@ -138,18 +166,22 @@ def mail_tokens(
         db.add(rows[pid])
     if missing:
         db.flush()
+    key = purpose_key(secret, "mail-token")
     tokens = {}
     for pid in people:
+        if pid not in enrolled:
+            tokens[pid] = secrets.token_urlsafe(32)  # opens nothing: only stored hashes do
+            continue
         row = rows[pid]
-        token = _derive(secret, row.id, pid)
-        if row.token_hash != hash_token(token):  # a new row, or the secret key changed
+        token = _derive(key, row.id, pid)
+        if row.token_hash != hash_token(token):  # a new row, or the key changed
             row.token_hash = hash_token(token)
         tokens[pid] = token
     return tokens
 
 
-def _derive(secret: bytes, row_id: int, person_id: int) -> str:
-    digest = hmac.new(secret, f"mail-token/{row_id}/{person_id}".encode(), hashlib.sha256)
+def _derive(key: bytes, row_id: int, person_id: int) -> str:
+    digest = hmac.new(key, f"mail-token/{row_id}/{person_id}".encode(), hashlib.sha256)
     return base64.urlsafe_b64encode(digest.digest()).rstrip(b"=").decode()
 
 

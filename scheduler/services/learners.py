@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from babel import Locale, UnknownLocaleError
-from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
@@ -34,9 +33,11 @@ from scheduler.errors import NotFoundError, Problem, RosterError
 from scheduler.persistence import repo
 from scheduler.persistence.models import CohortRow, EnrollmentRow, PersonRow, SectionMemberRow
 from scheduler.persistence.repo import PersonValues, StoredEnrollment, StoredPerson
+from scheduler.roster.addresses import email_address
 from scheduler.roster.parser import MAX_FIELD
 from scheduler.roster.zones import resolve_zone
 from scheduler.services.deadlines import publish_deadlines
+from scheduler.services.feeds import revoke_tokens
 from scheduler.services.invites import queue_invites
 from scheduler.services.plans import published_version
 from scheduler.services.reminders import DEFAULT_HORIZON, sync_reminders
@@ -147,15 +148,17 @@ def remove_learner(
     horizon: timedelta = DEFAULT_HORIZON,
 ) -> None:
     """Withdraw a learner: the enrollment stays (status ``withdrawn``, ``left_at`` = now), so
-    history and sent mail keep their person. With a published plan their deadlines go, their
-    pending reminders are cancelled, they leave their sections (so later changes to the plan do
-    not mail them) and get a cancellation of each series invitation they were sent.
-    Withdrawing a learner who already left changes nothing."""
+    history and sent mail keep their person. Every link they hold to this cohort (feed, page,
+    the links in their emails) is revoked for good: if they come back they get new ones. With a
+    published plan their deadlines go, their pending reminders are cancelled, they leave their
+    sections (so later changes to the plan do not mail them) and get a cancellation of each
+    series invitation they were sent. Withdrawing a learner who already left changes nothing."""
     cohort = repo.get_cohort(db, slug)
     person, enrollment = _learner(db, cohort, email)
     if enrollment.status == WITHDRAWN:
         return
     repo.update_enrollments(db, [{"id": enrollment.id, "status": WITHDRAWN, "left_at": now}])
+    revoke_tokens(db, cohort.id, person.id, now)
     db.execute(
         delete(SectionMemberRow).where(
             SectionMemberRow.cohort_id == cohort.id, SectionMemberRow.person_id == person.id
@@ -352,16 +355,11 @@ def _email(text: str, problems: list[Problem]) -> str | None:
     if not value:
         problems.append(Problem("is empty", field="email", hint=_EMAIL_HINT))
         return None
-    try:
-        result = validate_email(value, check_deliverability=False)
-    except EmailNotValidError as e:
-        problems.append(
-            Problem(
-                f"is not a valid email address: {e}", field="email", value=value, hint=_EMAIL_HINT
-            )
-        )
+    checked = email_address(value)  # the roster import's rule (scheduler.roster.addresses)
+    if isinstance(checked, Problem):
+        problems.append(Problem(checked.message, field="email", value=value, hint=checked.hint))
         return None
-    return result.normalized.lower()
+    return checked
 
 
 def _zone(text: str, problems: list[Problem]) -> str | None:

@@ -1,31 +1,44 @@
 """Admin access for the dashboard and the JSON API.
 
 * The API takes ``Authorization: Bearer <admin token>`` (from `cohort admin token`).
-* The dashboard's login form takes the same token once and sets a session cookie: ``HttpOnly``,
-  ``SameSite=Strict``, ``Secure`` when the base URL is https, signed with the server's secret
-  key, valid for 12 hours and only while the token it was made from is not rotated.
-* Every dashboard form carries a CSRF token derived from the session (HMAC); a POST without the
-  right one gets 403.
+* The dashboard's login form takes the same token once and opens a session: a row in
+  ``admin_session`` (see :mod:`scheduler.services.admin`) whose random id the cookie carries,
+  signed for the purpose ``"session"``. The cookie is ``HttpOnly``, ``SameSite=Strict``,
+  ``Secure`` when the base URL is https. A session lives 12 hours, until it is logged out
+  (server-side: a copy of the cookie stops working too) or until the admin token is rotated.
+  Each request looks its session up once, by primary key.
+* Every dashboard form carries a CSRF token: an HMAC of the session id under the ``"csrf"``
+  key; a POST without the right one gets 403.
+* Nothing signs with the bare secret: each use has its own key (``purpose_key``), so a cookie
+  signed for one purpose (a flash message, say) never passes for another (a session).
 
 Usage in routes: ``session: AdminSession = Depends(auth.page)`` for pages (redirects to the login
-page), ``Depends(auth.api)`` for the API (401), and ``auth.check_csrf(session, form["csrf"])``.
+page), ``Depends(auth.api)`` for the API (401), ``auth.check_csrf(session, form["csrf"])``, and
+``auth.logout(response, session)``.
 """
 
 from __future__ import annotations
 
-import hashlib
 import hmac
-import secrets
-import time
 from dataclasses import dataclass
+from datetime import timedelta
 
 from fastapi import HTTPException, Request, Response
 
 from scheduler.runtime import Runtime
-from scheduler.services.admin import admin_token_id, sign, token_is_live, unsign
+from scheduler.services.admin import (
+    admin_token_id,
+    close_session,
+    live_session,
+    mac,
+    open_session,
+    sign,
+    unsign,
+)
 
 COOKIE = "cohort_admin"
 SESSION_SECONDS = 12 * 3600
+SESSION_LIFETIME = timedelta(seconds=SESSION_SECONDS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +46,7 @@ class AdminSession:
     cookie: str  # the signed cookie value ("" for a bearer-token API call)
     token_id: int
     csrf: str = ""  # what this session's forms must send back
+    session_id: str = ""  # the id the cookie carries ("" for a bearer-token API call)
 
 
 class LoginRequired(Exception):
@@ -42,20 +56,21 @@ class LoginRequired(Exception):
 class AdminAuth:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
+        # The server's secret: sign with scheduler.services.admin.sign/unsign/mac and a purpose.
         self.secret = runtime.secret_key()
         self.secure = runtime.settings.base_url.startswith("https://")
 
     # -- sessions -----------------------------------------------------------------------------
     def login(self, response: Response, token: str) -> bool:
-        """Check ``token``; on success set the session cookie on ``response``."""
+        """Check ``token``; on success open a session and set its cookie on ``response``."""
         with self.runtime.transaction() as db:
             token_id = admin_token_id(db, token.strip())
-        if token_id is None:
-            return False
-        value = sign(self.secret, f"{token_id}:{int(time.time())}:{secrets.token_hex(8)}")
+            if token_id is None:
+                return False
+            session_id = open_session(db, token_id, self.runtime.clock.now(), SESSION_LIFETIME)
         response.set_cookie(
             COOKIE,
-            value,
+            sign(self.secret, "session", session_id),
             max_age=SESSION_SECONDS,
             httponly=True,
             samesite="strict",
@@ -64,24 +79,27 @@ class AdminAuth:
         )
         return True
 
-    def logout(self, response: Response) -> None:
+    def logout(self, response: Response, session: AdminSession | None = None) -> None:
+        """End ``session`` server-side (every copy of its cookie stops working) and delete the
+        cookie on ``response``. Without ``session`` only this browser's cookie goes."""
+        if session is not None and session.session_id:
+            with self.runtime.transaction() as db:
+                close_session(db, session.session_id, self.runtime.clock.now())
         response.delete_cookie(COOKIE, path="/")
 
     def session(self, request: Request) -> AdminSession | None:
+        """The live session the request's cookie names, else None (never an error: a cookie
+        is the client's to make up)."""
         raw = request.cookies.get(COOKIE)
-        value = unsign(self.secret, raw) if raw else None
-        if value is None or raw is None:
-            return None
-        token_id, issued, _nonce = value.split(":", 2)
-        if time.time() - int(issued) > SESSION_SECONDS:
+        session_id = unsign(self.secret, "session", raw) if raw else None
+        if raw is None or session_id is None:
             return None
         with self.runtime.transaction() as db:
-            if not token_is_live(db, int(token_id)):
-                return None
-        return AdminSession(raw, int(token_id), self._csrf_for(raw))
-
-    def _csrf_for(self, cookie: str) -> str:
-        return hmac.new(self.secret, f"csrf:{cookie}".encode(), hashlib.sha256).hexdigest()
+            token_id = live_session(db, session_id, self.runtime.clock.now())
+        if token_id is None:
+            return None
+        csrf = mac(self.secret, "csrf", f"session:{session_id}")
+        return AdminSession(raw, token_id, csrf, session_id)
 
     def check_csrf(self, session: AdminSession, given: object) -> None:
         if not isinstance(given, str) or not hmac.compare_digest(
