@@ -2,8 +2,9 @@
 the same services, for scripts.
 
 Every route needs the admin token (``Authorization: Bearer <token>`` from `cohort admin token`;
-a dashboard session works too). Sections, weekly times ("slots") and course weeks are numbered
-from 1, as in the CLI's flags. Instants are UTC (ISO 8601 with offset).
+a dashboard session works too), checked before anything else, the body included: without it
+every route answers 401, whatever was sent. Sections, weekly times ("slots") and course weeks
+are numbered from 1, as in the CLI's flags. Instants are UTC (ISO 8601 with offset).
 
 Errors, in one place (:class:`_ApiRoute`): bad input -> 422 ``{"detail": [problem, ...]}`` with
 every problem at once, the same shape whether the request did not match the schema or a service
@@ -28,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import and_, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from scheduler.domain.availability import parse_availability
 from scheduler.domain.cohort import SeriesKind
@@ -366,6 +368,24 @@ class _ApiRoute(APIRoute):
         return answer
 
 
+def _authenticated_route(authenticate: Callable[[Request], object]) -> type[APIRoute]:
+    """:class:`_ApiRoute` that calls ``authenticate`` (``AdminAuth.api``: raises 401) before
+    anything else: FastAPI reads and parses the body before it runs a route's dependencies, so
+    without this a request without a token learns how its body is parsed (422) instead of 401."""
+
+    class _AuthenticatedRoute(_ApiRoute):
+        def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+            handler = super().get_route_handler()
+
+            async def answer(request: Request) -> Response:
+                await run_in_threadpool(authenticate, request)  # a database lookup
+                return await handler(request)
+
+            return answer
+
+    return _AuthenticatedRoute
+
+
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": MessageOut, "description": "no such cohort (or learner, series, occurrence)"}
 }
@@ -645,8 +665,8 @@ def api_router(runtime: Runtime, auth: AdminAuth) -> APIRouter:
         description="the admin token printed by `cohort admin token`",
     )
     router = APIRouter(
-        route_class=_ApiRoute,
-        dependencies=[Depends(bearer), Depends(auth.api)],
+        route_class=_authenticated_route(auth.api),  # every route: 401 before the body is read
+        dependencies=[Depends(bearer)],
         responses={
             400: {"model": MessageOut, "description": "the body cannot be parsed"},
             401: {"model": MessageOut, "description": "no valid admin token"},

@@ -22,7 +22,8 @@ Learner page (the learner's feed token is the key; nothing about anyone else)::
 Every POST checks a CSRF token; state changes answer with a redirect and a flash message (a
 short-lived signed cookie). Templates live in ``templates/web/`` with autoescaping on and
 ``StrictUndefined``. Pages need no script and load nothing from elsewhere (see the CSP in
-``app``). CSV exports neutralise cells a spreadsheet would read as a formula.
+``app``). CSV exports quote every field and neutralise any a spreadsheet would read as a formula
+(:func:`safe_cell`).
 """
 
 from __future__ import annotations
@@ -34,24 +35,28 @@ import hmac
 import io
 import json
 import logging
-from collections.abc import Iterable, Sequence
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
-from fastapi import APIRouter, Form, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Form, HTTPException, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from sqlalchemy.orm import Session
 
 from scheduler.domain.cohort import Role
+from scheduler.domain.cohort_file import KEY_RE, SLUG_RE
 from scheduler.errors import InputError, NotFoundError, Problem
 from scheduler.outputs.formatting import local_datetime, local_time
 from scheduler.outputs.links import feed_links
 from scheduler.persistence import repo
 from scheduler.resources import resource_dir
 from scheduler.runtime import Runtime
-from scheduler.services.admin import sign, unsign
+from scheduler.services.admin import mac, sign, unsign
 from scheduler.services.audit import audit_log, describe
 from scheduler.services.changes import Change, apply_change, parse_wall_time, preview_change
 from scheduler.services.feeds import (
@@ -80,24 +85,37 @@ FLASH_COOKIE = "cohort_flash"
 STATIC = Path(__file__).resolve().parent / "static"
 NO_STORE = {"Cache-Control": "no-store", "X-Robots-Tag": "noindex, nofollow"}
 LIVE_KINDS = ("class", "office_hours")
+MAX_SECTIONS, MAX_SLOTS = 1000, 100  # per series; a form's numbers beyond are refused
 ACTIVITY_SHOWN = 15  # newest audit log entries on the cohort page
 DEADLINE_KINDS = ("assignment", "catch_up", "replay")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# A separator a spreadsheet may start a new cell at (its list separator: "," or ";" by locale,
+# TAB, or a line break) followed, past any spaces and quotes, by a character that starts a
+# formula.
+_FORMULA_AFTER_BREAK = re.compile(r"""([,;\t\r\n])(?=[ "]*[=+\-@\t\r])""")
 
 
 def safe_cell(value: object) -> str:
-    """A CSV cell a spreadsheet will not run: text starting with = + - @ TAB or CR gets a
-    leading apostrophe (OWASP "CSV injection")."""
+    """A CSV field no spreadsheet will run, whatever list separator it splits on (OWASP "CSV
+    injection"): a field that would yield a cell starting with = + - @ TAB or CR, read whole or
+    split on "," ";" TAB or a line break, gets a leading apostrophe, and so does each such inner
+    cell (``Evil;=1+2`` -> ``'Evil;'=1+2``): a reader that splits inside the quotes sees text too.
+    Nothing but apostrophes is ever added. ``csv_bytes`` quotes every field as well."""
     text = "" if value is None else str(value)
-    return "'" + text if text.startswith(_FORMULA_START) else text
+    guarded = _FORMULA_AFTER_BREAK.sub(r"\1'", text)
+    if guarded != text or text.lstrip(' "').startswith(_FORMULA_START):
+        return "'" + guarded
+    return text
 
 
 def csv_bytes(header: Sequence[str], rows: Iterable[Sequence[object]]) -> bytes:
+    """The CSV every export answers: UTF-8 with a BOM, CRLF, every field quoted and made safe
+    by :func:`safe_cell` (numbers too: one rule for every cell)."""
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(header)
+    writer = csv.writer(buffer, quoting=csv.QUOTE_ALL, lineterminator="\r\n")
+    writer.writerow([safe_cell(v) for v in header])
     for row in rows:
-        writer.writerow([v if isinstance(v, int) else safe_cell(v) for v in row])
+        writer.writerow([safe_cell(v) for v in row])
     return ("\ufeff" + buffer.getvalue()).encode("utf-8")  # BOM: spreadsheets read UTF-8
 
 
@@ -167,7 +185,7 @@ class Pages:
             payload = base64.urlsafe_b64encode(json.dumps([kind, text[:1500]]).encode()).decode()
             response.set_cookie(
                 FLASH_COOKIE,
-                sign(self.auth.secret, payload),
+                sign(self.auth.secret, "flash", payload),
                 max_age=120,
                 httponly=True,
                 samesite="strict",
@@ -177,8 +195,12 @@ class Pages:
         return response
 
     def _flash(self, request: Request) -> dict[str, str] | None:
+        """The flash message the cookie carries; None for none, or for any value not signed
+        here (a hostile cookie never makes a page fail)."""
         raw = request.cookies.get(FLASH_COOKIE)
-        payload = unsign(self.auth.secret, raw) if raw else None
+        if raw is not None and not raw.isascii():
+            return None  # not ours (only ASCII is signed): never parsed, whatever unsign does
+        payload = unsign(self.auth.secret, "flash", raw) if raw else None
         if payload is None:
             return None
         try:
@@ -207,6 +229,21 @@ def _local_path(target: str) -> str:
     return "/"
 
 
+def whole_number(text: str, low: int, high: int) -> int | None:
+    """``text`` read as a whole number from ``low`` to ``high``, else None. Only ASCII digits
+    (``str.isdigit`` is true for "²" and "٣", which ``int`` refuses or reads as 3) and no more of
+    them than ``high`` has, so nothing out of range reaches ``int`` or the database."""
+    digits = text.strip()
+    if not digits or len(digits) > len(str(high)) or not (digits.isascii() and digits.isdigit()):
+        return None
+    value = int(digits)
+    return value if low <= value <= high else None
+
+
+def _has_control_characters(text: str) -> bool:
+    return any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in text)
+
+
 def _problems(e: InputError) -> list[str]:
     return [p.describe() for p in e.problems] or [e.summary]
 
@@ -217,6 +254,16 @@ def dashboard_router(runtime: Runtime, auth: AdminAuth) -> APIRouter:
     css = (STATIC / "dashboard.css").read_bytes()
     css_tag = hashlib.sha256(css).hexdigest()[:16]
     pages.env.globals["css_url"] = f"/static/dashboard.css?v={css_tag}"
+
+    @contextmanager
+    def cohort_transaction(slug: str) -> Iterator[Session]:
+        """``runtime.transaction()`` for the cohort a URL names. A slug no cohort can have is a
+        NotFoundError at once, never sent to the database (PostgreSQL refuses text with a NUL
+        in it: that would be a 500)."""
+        if not SLUG_RE.fullmatch(slug):
+            raise NotFoundError(f"no cohort with slug {slug[:80]!r}")
+        with runtime.transaction() as db:
+            yield db
 
     def csrf_failure(request: Request, session: AdminSession, given: str) -> HTMLResponse | None:
         try:
@@ -264,7 +311,7 @@ def dashboard_router(runtime: Runtime, auth: AdminAuth) -> APIRouter:
         if (bad := csrf_failure(request, session, csrf)) is not None:
             return bad
         response = pages.redirect("/login", "ok", "You are logged out.")
-        auth.logout(response)
+        auth.logout(response, session)
         return response
 
     # -- cohorts ----------------------------------------------------------------------------
@@ -276,18 +323,23 @@ def dashboard_router(runtime: Runtime, auth: AdminAuth) -> APIRouter:
         return pages.render(request, "cohorts.html", session=session, cards=cards)
 
     @router.get("/cohorts/{slug}")
-    def cohort(
-        request: Request, slug: str, week: Annotated[int | None, Query(ge=1)] = None
-    ) -> Response:
+    def cohort(request: Request, slug: str, week: str = "") -> Response:
         session = auth.page(request)
         now = runtime.clock.now()
         try:
-            with runtime.transaction() as db:
+            with cohort_transaction(slug) as db:
+                weeks = repo.get_cohort(db, slug).weeks
+                shown = whole_number(week, 1, weeks) if week else None
+                if week and shown is None:
+                    problem = Problem(
+                        f"must be a course week from 1 to {weeks}", field="week", value=week
+                    )
+                    return pages.error(request, 422, problem.describe(), session)
                 overview = cohort_overview(
                     db,
                     slug,
                     now,
-                    week=None if week is None else week - 1,
+                    week=None if shown is None else shown - 1,
                     second_host_threshold=second_host_threshold(runtime),
                 )
                 activity = [(e, describe(e)) for e in audit_log(db, slug, ACTIVITY_SHOWN)]
@@ -311,17 +363,17 @@ def dashboard_router(runtime: Runtime, auth: AdminAuth) -> APIRouter:
         overview_weeks: int, target: str, scope: str, week: str, to: str, action: str
     ) -> Change:
         problems: list[Problem] = []
-        series, section, slot = "", 0, 0
-        parts = target.split(":")
-        if len(parts) == 3 and parts[1].isdigit() and parts[2].isdigit():
-            series, section, slot = parts[0], int(parts[1]), int(parts[2])
-        else:
-            problems.append(Problem("choose a series", field="series"))
+        series, _, numbers = target.partition(":")
+        section_text, _, slot_text = numbers.partition(":")
+        # 0-based section and slot, bounded as the API's (1-based) ChangeIn is
+        section = whole_number(section_text, 0, MAX_SECTIONS - 1)
+        slot = whole_number(slot_text, 0, MAX_SLOTS - 1)
+        if not KEY_RE.fullmatch(series) or section is None or slot is None:
+            problems.append(Problem("choose a series", field="series", value=target or None))
         week_number: int | None = None
         if scope in ("week", "from"):
-            if week.strip().isdigit() and 1 <= int(week) <= overview_weeks:
-                week_number = int(week) - 1
-            else:
+            week_number = whole_number(week, 1, overview_weeks)
+            if week_number is None:
                 problems.append(
                     Problem(
                         f"must be a course week from 1 to {overview_weeks}",
@@ -329,6 +381,8 @@ def dashboard_router(runtime: Runtime, auth: AdminAuth) -> APIRouter:
                         value=week or None,
                     )
                 )
+            else:
+                week_number -= 1
         elif scope != "all":
             problems.append(
                 Problem("choose one week, from a week on, or every week", field="scope")
@@ -344,7 +398,7 @@ def dashboard_router(runtime: Runtime, auth: AdminAuth) -> APIRouter:
                 )
         elif action != "cancel":
             problems.append(Problem("choose move or cancel", field="action"))
-        if problems:
+        if problems or section is None or slot is None:  # (the Nones are problems already)
             raise InputError(problems, "the change cannot be read")
         return Change(
             series,
@@ -369,7 +423,7 @@ def dashboard_router(runtime: Runtime, auth: AdminAuth) -> APIRouter:
         now = runtime.clock.now()
         form = {"target": target, "scope": scope, "week": week, "to": to, "action": action}
         try:
-            with runtime.transaction() as db:
+            with cohort_transaction(slug) as db:
                 cohort_row = repo.get_cohort(db, slug)
                 home, locale, weeks = cohort_row.home_zone, cohort_row.locale, cohort_row.weeks
                 title = cohort_row.title
@@ -428,7 +482,7 @@ def dashboard_router(runtime: Runtime, auth: AdminAuth) -> APIRouter:
         now = runtime.clock.now()
         page = f"/cohorts/{quote(slug)}"
         try:
-            with runtime.transaction() as db:
+            with cohort_transaction(slug) as db:
                 weeks = repo.get_cohort(db, slug).weeks
                 change = read_change(weeks, target, scope, week, to, action)
                 result = apply_change(db, slug, change, now, runtime.horizon, actor="dashboard")
@@ -460,8 +514,12 @@ def dashboard_router(runtime: Runtime, auth: AdminAuth) -> APIRouter:
         form: dict[str, str] | None = None,
         error_for: str = "",
     ) -> Response:
+        if _has_control_characters(q):  # no name or email has one; PostgreSQL refuses NUL
+            errors = [*errors, "search: contains control characters"]
+            status = status if status >= 400 else 422
+            q = ""
         try:
-            with runtime.transaction() as db:
+            with cohort_transaction(slug) as db:
                 cohort_row = repo.get_cohort(db, slug)
                 found, total = find_learners(db, cohort_row.id, q)
                 title, default = cohort_row.title, cohort_row.default_availability
@@ -510,7 +568,7 @@ def dashboard_router(runtime: Runtime, auth: AdminAuth) -> APIRouter:
             "locale": locale,
         }
         try:
-            with runtime.transaction() as db:
+            with cohort_transaction(slug) as db:
                 add_learner(
                     db,
                     slug,
@@ -556,7 +614,7 @@ def dashboard_router(runtime: Runtime, auth: AdminAuth) -> APIRouter:
         if (bad := csrf_failure(request, session, csrf)) is not None:
             return bad
         try:
-            with runtime.transaction() as db:
+            with cohort_transaction(slug) as db:
                 update_learner(
                     db,
                     slug,
@@ -591,7 +649,7 @@ def dashboard_router(runtime: Runtime, auth: AdminAuth) -> APIRouter:
         if (bad := csrf_failure(request, session, csrf)) is not None:
             return bad
         try:
-            with runtime.transaction() as db:
+            with cohort_transaction(slug) as db:
                 remove_learner(db, slug, email, now=runtime.clock.now(), horizon=runtime.horizon)
         except NotFoundError as e:
             return learners_page(request, session, slug, q, status=404, errors=[str(e)])
@@ -606,7 +664,7 @@ def dashboard_router(runtime: Runtime, auth: AdminAuth) -> APIRouter:
     def roster_csv(request: Request, slug: str) -> Response:
         session = auth.page(request)
         try:
-            with runtime.transaction() as db:
+            with cohort_transaction(slug) as db:
                 body = csv_bytes(*roster_rows(db, slug))
         except NotFoundError as e:
             return pages.error(request, 404, str(e), session)
@@ -616,7 +674,7 @@ def dashboard_router(runtime: Runtime, auth: AdminAuth) -> APIRouter:
     def plan_csv(request: Request, slug: str) -> Response:
         session = auth.page(request)
         try:
-            with runtime.transaction() as db:
+            with cohort_transaction(slug) as db:
                 body = csv_bytes(*plan_rows(db, slug))
         except NotFoundError as e:
             return pages.error(request, 404, str(e), session)
@@ -630,7 +688,7 @@ def dashboard_router(runtime: Runtime, auth: AdminAuth) -> APIRouter:
         if (bad := csrf_failure(request, session, csrf)) is not None:
             return bad
         try:
-            with runtime.transaction() as db:
+            with cohort_transaction(slug) as db:
                 token, target = issue_token(db, slug, None, runtime.clock.now())
         except NotFoundError as e:
             return pages.error(request, 404, str(e), session)
@@ -648,9 +706,7 @@ def dashboard_router(runtime: Runtime, auth: AdminAuth) -> APIRouter:
 
     # -- the learner's page -----------------------------------------------------------------
     def me_csrf(token: str) -> str:
-        return hmac.new(
-            auth.secret, f"me-reset:{hash_token(token)}".encode(), hashlib.sha256
-        ).hexdigest()
+        return mac(auth.secret, "csrf", f"me-reset:{hash_token(token)}")
 
     def learner_target(token: str) -> FeedTarget | None:
         if not token or len(token) > 200:
