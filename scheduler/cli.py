@@ -1,13 +1,18 @@
 """The ``cohort`` command: a thin layer over services; Rich tables, ``--json`` for scripts.
 
-This module is the output layer: it is the only place that prints.
+This module is the output layer: it is the only place that prints. Text that came from users
+(names, emails, titles, zones, paths, error values) goes through :func:`_text` on its way into a
+line or a table cell: control characters are escaped (a name cannot colour, move or clear the
+terminal, or read backwards) and Rich markup in it is shown literally.
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import logging
 import random
+import re
 import shutil
 import sys
 from collections.abc import Callable, Iterator
@@ -21,6 +26,7 @@ from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 from sqlalchemy.exc import OperationalError
 
 from scheduler import __version__
@@ -30,6 +36,7 @@ from scheduler.errors import InputError, Problem, SchedulerError
 from scheduler.outputs.formatting import local_datetime
 from scheduler.outputs.heatmap import availability_heatmap, slot_of
 from scheduler.outputs.links import feed_links
+from scheduler.outputs.text import printable
 from scheduler.persistence import migrations, repo
 from scheduler.persistence.db import redact_url
 from scheduler.planning import LearnerInput, Plan
@@ -74,8 +81,25 @@ app.add_typer(feeds_app, name="feeds")
 admin_app = typer.Typer(help="Access to the dashboard and the API.", no_args_is_help=True)
 app.add_typer(admin_app, name="admin")
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+def _text(value: object) -> str:
+    """User-controlled ``value`` for a console line or a table cell: control characters escaped
+    (``\\x1b``, ``\\x9b``, ``\\u202e``), Rich markup (``[red]``) shown as written."""
+    return escape(printable(str(value)))
+
+
+class _Console(Console):
+    """A Console that never lets a control character through, whatever the caller forgot: every
+    string it renders (lines, table cells, titles) has them escaped, line breaks aside (our own
+    layout uses them; user text has its own escaped by :func:`_text`)."""
+
+    def render_str(self, text: str, **kwargs: Any) -> Text:
+        return super().render_str(printable(text, keep_newlines=True), **kwargs)
+
+
+# emoji off: a name with ``:smile:`` in it is printed as written.
+out = _Console(highlight=False, soft_wrap=True, emoji=False)
+err = _Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of tables.")]
 CohortOption = Annotated[str, typer.Option("--cohort", "-c", help="The cohort's slug.")]
@@ -93,7 +117,18 @@ class CliState:
     def runtime(self) -> Runtime:
         if self._runtime is None:
             self._runtime = build_runtime(load_settings(self.config, **self.flags))
+            _clean_log_lines()
         return self._runtime
+
+
+def _clean_log_lines() -> None:
+    """Every handler of the root logger (set up by build_runtime) escapes control characters
+    and redacts feed tokens: the worker's and the services' log lines carry names too."""
+    from scheduler.web.logs import RedactFeedTokens
+
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, RedactFeedTokens) for f in handler.filters):
+            handler.addFilter(RedactFeedTokens())
 
 
 STATE = CliState()
@@ -119,14 +154,14 @@ def _options(
 
 def _print_problems(problems: tuple[Problem, ...] | list[Problem], title: str) -> None:
     """One line per problem (where, field, value, what is wrong), its hint dimmed below."""
-    err.print(f"[red]{escape(title)}[/red]")
+    err.print(f"[red]{_text(title)}[/red]")
     for p in problems:
         where = f"line {p.line}" if p.line is not None else p.source
         place = ", ".join(x for x in (where, p.field or "") if x)
         value = "" if p.value is None else f" {_clip(p.value)!r}"
-        err.print(f"  [bold]{escape(place or p.source)}[/bold]{escape(value)}: {escape(p.message)}")
+        err.print(f"  [bold]{_text(place or p.source)}[/bold]{_text(value)}: {_text(p.message)}")
         if p.hint:
-            err.print(f"      [dim]{escape(p.hint)}[/dim]")
+            err.print(f"      [dim]{_text(p.hint)}[/dim]")
 
 
 def _clip(value: str, limit: int = 60) -> str:
@@ -155,21 +190,29 @@ def guarded(func: Callable[P, R]) -> Callable[P, R]:
                 )
             raise typer.Exit(1) from None
         except SchedulerError as e:
-            err.print(f"[red]error:[/red] {e}")
+            err.print(f"[red]error:[/red] {_text(e)}")
             raise typer.Exit(1) from None
         except OperationalError as e:
             where = redact_url(STATE.runtime().settings.database_url)
-            err.print(f"[red]error:[/red] the database {where} cannot be used: {e.orig}")
+            err.print(
+                f"[red]error:[/red] the database {_text(where)} cannot be used: {_text(e.orig)}"
+            )
             raise typer.Exit(1) from None
         except OSError as e:
-            err.print(f"[red]error:[/red] {e.strerror or e}: {e.filename or ''}")
+            err.print(f"[red]error:[/red] {_text(e.strerror or e)}: {_text(e.filename or '')}")
             raise typer.Exit(1) from None
 
     return wrapper
 
 
 def _json(data: Any) -> None:
-    print(json.dumps(data, indent=2, default=str, ensure_ascii=False))
+    # JSON escapes C0 controls itself; C1 controls and bidi overrides are written as \\u escapes
+    # too (still the same JSON value), so piping --json to a terminal is safe as well.
+    text = json.dumps(data, indent=2, default=str, ensure_ascii=False)
+    print(_JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text))
+
+
+_JSON_UNSAFE = re.compile(r"[\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
 
 @contextmanager
@@ -199,7 +242,7 @@ def init(
     existing = [p for p in (cohort_file, roster_file) if p.exists()]
     if existing and not force:
         err.print(
-            f"[red]error:[/red] {', '.join(map(str, existing))} already exist(s); "
+            f"[red]error:[/red] {_text(', '.join(map(str, existing)))} already exist(s); "
             "use --force to overwrite"
         )
         raise typer.Exit(1)
@@ -208,14 +251,15 @@ def init(
         roster_csv(example_roster(learners, random.Random(seed))), encoding="utf-8"
     )
     out.print(
-        f"Wrote [bold]{cohort_file}[/bold] and [bold]{roster_file}[/bold] ({learners} learners)."
+        f"Wrote [bold]{_text(cohort_file)}[/bold] and [bold]{_text(roster_file)}[/bold] "
+        f"({learners} learners)."
     )
     out.print(f"[dim]{CREDIT}[/dim]")
     out.print(
         "Next:\n"
         "  cohort db upgrade\n"
-        f"  cohort cohort load {cohort_file}\n"
-        f"  cohort roster import {roster_file} --cohort ml-foundations-2027"
+        f"  cohort cohort load {_text(cohort_file)}\n"
+        f"  cohort roster import {_text(roster_file)} --cohort ml-foundations-2027"
     )
 
 
@@ -232,9 +276,9 @@ def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision.")]
     after = migrations.current_revision(runtime.engine)
     where = redact_url(runtime.settings.database_url)
     if before == after:
-        out.print(f"{where} is up to date (revision {after}).")
+        out.print(f"{_text(where)} is up to date (revision {after}).")
     else:
-        out.print(f"{where}: upgraded from {before or 'empty'} to {after}.")
+        out.print(f"{_text(where)}: upgraded from {before or 'empty'} to {after}.")
 
 
 @db_app.command("current")
@@ -278,16 +322,16 @@ def cohort_load(
         )
         return
     verb = "Created" if result.created else "Updated"
-    out.print(f"{verb} cohort [bold]{spec.slug}[/bold]: {spec.title}")
+    out.print(f"{verb} cohort [bold]{_text(spec.slug)}[/bold]: {_text(spec.title)}")
     out.print(
-        f"  {spec.start_date} to {spec.end_date} ({spec.weeks} weeks), home zone {spec.home_zone}, "
-        f"locale {spec.locale}"
+        f"  {spec.start_date} to {spec.end_date} ({spec.weeks} weeks), "
+        f"home zone {_text(spec.home_zone)}, locale {_text(spec.locale)}"
     )
     table = Table("series", "kind", "per week", "duration", "sections", box=None)
     for s in spec.series:
         sections = "auto" if s.auto_sections else str(s.sections or 1)
         table.add_row(
-            s.key,
+            _text(s.key),
             s.kind.value,
             str(s.per_week),
             f"{int(s.duration.total_seconds() // 60)} min",
@@ -299,7 +343,7 @@ def cohort_load(
         f"{len(spec.reminders)} reminder rules, {len(spec.blackouts)} blackout(s)"
     )
     for warning in result.warnings:
-        err.print(f"[yellow]warning:[/yellow] {warning}")
+        err.print(f"[yellow]warning:[/yellow] {_text(warning)}")
 
 
 @cohort_app.command("validate")
@@ -313,7 +357,7 @@ def cohort_validate(
     if as_json:
         _json({"ok": True, "slug": spec.slug})
     else:
-        out.print(f"[green]✓[/green] {file}: cohort {spec.slug} is valid")
+        out.print(f"[green]✓[/green] {_text(file)}: cohort {_text(spec.slug)} is valid")
 
 
 @cohort_app.command("list")
@@ -341,11 +385,11 @@ def cohort_list(as_json: JsonFlag = False) -> None:
     table = Table("slug", "title", "start", "weeks", "home zone", "learners", "facilitators")
     for c, n in rows:
         table.add_row(
-            c.slug,
-            c.title,
+            _text(c.slug),
+            _text(c.title),
             c.start_date.isoformat(),
             str(c.weeks),
-            c.home_zone,
+            _text(c.home_zone),
             str(n.get("learner", 0)),
             str(n.get("facilitator", 0)),
         )
@@ -383,14 +427,14 @@ def roster_validate(
                 "row(s); nothing was written",
             )
         else:
-            out.print(f"[green]✓[/green] {file}: {report.rows} rows, all valid")
+            out.print(f"[green]✓[/green] {_text(file)}: {report.rows} rows, all valid")
     if not report.ok:
         raise typer.Exit(1)
 
 
 def _print_warnings(warnings: list[Problem]) -> None:
     for w in warnings:
-        err.print(f"[yellow]warning:[/yellow] {w.describe()}")
+        err.print(f"[yellow]warning:[/yellow] {_text(w.describe())}")
 
 
 @roster_app.command("import")
@@ -447,11 +491,11 @@ def roster_import(
         shown = ", ".join(result.missing[:10]) + (" …" if len(result.missing) > 10 else "")
         out.print(
             f"[yellow]{len(result.missing)} enrolled learner(s) are not in the file "
-            f"(kept):[/yellow] {shown}"
+            f"(kept):[/yellow] {_text(shown)}"
         )
     verb = "Would import" if dry_run else "Imported"
     out.print(
-        f"{verb} {len(result.report.entries)} row(s) into [bold]{cohort}[/bold]"
+        f"{verb} {len(result.report.entries)} row(s) into [bold]{_text(cohort)}[/bold]"
         + (" (dry run: nothing written)" if dry_run else ".")
     )
 
@@ -488,7 +532,7 @@ def roster_list(
         return
     shown = people if limit == 0 else people[:limit]
     table = Table(
-        title=f"{cohort}: {len(people)} people", title_justify="left", box=box.SIMPLE_HEAD
+        title=f"{_text(cohort)}: {len(people)} people", title_justify="left", box=box.SIMPLE_HEAD
     )
     table.add_column("person", min_width=16, max_width=30, overflow="ellipsis")
     table.add_column("time zone", no_wrap=True, overflow="ellipsis", max_width=20)
@@ -500,12 +544,13 @@ def roster_list(
             current_role = e.role
             table.add_section()
             table.add_row(f"[bold]{current_role}s[/bold]")
-        availability = escape(p.availability or default).replace("; ", "\n")
+        availability = _text(p.availability or default).replace("; ", "\n")
         if p.availability is None:
             availability = f"[dim]{availability} (default)[/dim]"
-        name = escape(p.name) + ("" if e.status == "active" else f" [dim]({e.status})[/dim]")
-        person = f"{name}\n[dim]{escape(p.email)}[/dim]"
-        table.add_row(person, p.zone, availability, p.locale or f"[dim]{locale}[/dim]")
+        status = "" if e.status == "active" else f" [dim]({_text(e.status)})[/dim]"
+        person = f"{_text(p.name)}{status}\n[dim]{_text(p.email)}[/dim]"
+        shown_locale = _text(p.locale) if p.locale else f"[dim]{_text(locale)}[/dim]"
+        table.add_row(person, _text(p.zone), availability, shown_locale)
     out.print(table)
     if len(shown) < len(people):
         out.print(f"… and {len(people) - len(shown)} more (use --limit 0 or --json for all)")
@@ -552,20 +597,21 @@ def plan(
         if published is None:
             out.print(f"Nothing to publish: version {diff.published_version} is already this plan.")
         else:
-            out.print(f"[green]Published[/green] version {published} of {cohort}.")
+            out.print(f"[green]Published[/green] version {published} of {_text(cohort)}.")
     if summary is not None:
         out.print(
             f"Deadlines: {summary.items} async items for {summary.learners} learners "
-            f"({summary.changed_learners} changed); see `cohort deadlines --cohort {cohort}`."
+            f"({summary.changed_learners} changed); "
+            f"see `cohort deadlines --cohort {_text(cohort)}`."
         )
     elif diff.changed or diff.published_version is None:
-        out.print(f"Not published yet: `cohort plan --cohort {cohort} --publish` stores it.")
+        out.print(f"Not published yet: `cohort plan --cohort {_text(cohort)} --publish` stores it.")
 
 
 def _print_plan(spec: CohortSpec, learners: list[LearnerInput], result: Plan) -> None:
     out.print(
-        f"[bold]{escape(spec.title)}[/bold]: {len(learners)} learners, {spec.weeks} weeks from "
-        f"{spec.start_date}; times in {result.anchor_zone}"
+        f"[bold]{_text(spec.title)}[/bold]: {len(learners)} learners, {spec.weeks} weeks from "
+        f"{spec.start_date}; times in {_text(result.anchor_zone)}"
     )
     table = Table(box=box.SIMPLE_HEAD)
     for column in ("series", "weekly time", "facilitator", "learners", "fit every week", "by week"):
@@ -584,15 +630,14 @@ def _print_plan(spec: CohortSpec, learners: list[LearnerInput], result: Plan) ->
             f" #{s.section + 1}" if len(result.series_sections(s.series)) > 1 else ""
         )
         share = f"{s.fitted}/{len(s.learners)}" if s.learners else "0"
-        table.add_row(
-            name, times, (s.facilitator or "-").split("@")[0], str(len(s.learners)), share, span
-        )
+        host = (s.facilitator or "-").split("@")[0]
+        table.add_row(_text(name), _text(times), _text(host), str(len(s.learners)), share, span)
     out.print(table)
     for report in result.auto_sections:
         steps = ", ".join(f"{st.sections}: {st.share:.0%} (+{st.gain})" for st in report.steps)
         verdict = "reached" if report.reached else "not reached"
         out.print(
-            f"{report.series}: sections \u2192 share of learners fitted: {steps}; "
+            f"{_text(report.series)}: sections \u2192 share of learners fitted: {steps}; "
             f"chose {report.chosen} (target {report.target:.0%} {verdict})"
         )
     _print_heatmap(spec, learners, result)
@@ -607,10 +652,12 @@ def _print_plan(spec: CohortSpec, learners: list[LearnerInput], result: Plan) ->
         )
         for (series, why), who in sorted(by_reason.items(), key=lambda kv: (kv[0][0], -len(kv[1]))):
             shown = ", ".join(who[:3]) + (f" and {len(who) - 3} more" if len(who) > 3 else "")
-            out.print(f"  {series}: {len(who)} \u2014 {escape(why)}: [dim]{escape(shown)}[/dim]")
+            out.print(
+                f"  {_text(series)}: {len(who)} \u2014 {_text(why)}: [dim]{_text(shown)}[/dim]"
+            )
     _print_dst(result)
     for note in result.notes:
-        out.print(f"[dim]note: {escape(note)}[/dim]")
+        out.print(f"[dim]note: {_text(note)}[/dim]")
 
 
 def _print_dst(result: Plan) -> None:
@@ -624,12 +671,12 @@ def _print_dst(result: Plan) -> None:
         many = len(result.series_sections(series)) > 1
         name = f"{series}" + (f" #{section + 1}" if many else "")
         total = sum(n for _, n in zones)
-        where = ", ".join(f"{n} in {z}" for z, n in sorted(zones, key=lambda zn: -zn[1]))
+        where = _text(", ".join(f"{n} in {z}" for z, n in sorted(zones, key=lambda zn: -zn[1])))
         direction = "later" if shift > 0 else "earlier"
         amount = f"{abs(shift) // 60}h{abs(shift) % 60:02d}".replace("h00", "h")
         out.print(
-            f"[yellow]DST[/yellow] {name}: from week {week + 1}, {amount} {direction} on the "
-            f"clocks of {total} learner{'s' if total != 1 else ''} ({where})"
+            f"[yellow]DST[/yellow] {_text(name)}: from week {week + 1}, {amount} {direction} "
+            f"on the clocks of {total} learner{'s' if total != 1 else ''} ({where})"
         )
 
 
@@ -642,7 +689,7 @@ def _print_heatmap(spec: CohortSpec, learners: list[LearnerInput], result: Plan)
                 marks.setdefault(cell, _MARKS.get(s.kind.value, "*"))
     peak = heat.peak or 1
     out.print(
-        f"Learners available per hour in week 1 ({heat.anchor_zone}); peak {heat.peak}; "
+        f"Learners available per hour in week 1 ({_text(heat.anchor_zone)}); peak {heat.peak}; "
         "C class, W co-working, O office hours:"
     )
     out.print("     " + "".join(f"{h:<3d}" if h % 3 == 0 else "   " for h in range(24)).rstrip())
@@ -676,7 +723,7 @@ def _print_diff(diff: PlanDiff) -> None:
                 f"{c.old_start:%a %d %b %H:%M} \u2192 " if c.old_start and label == "moved" else ""
             )
             when = f"{before}{c.start:%a %d %b %H:%M} UTC"
-            out.print(f"  {label} {c.series} #{c.section + 1} week {c.week + 1}: {when}")
+            out.print(f"  {label} {_text(c.series)} #{c.section + 1} week {c.week + 1}: {when}")
         if len(changes) > 5:
             out.print(f"  … and {len(changes) - 5} more {label}")
 
@@ -717,8 +764,9 @@ def deadlines(
             ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in summary.by_kind.items()) or "none"
         )
         out.print(
-            f"[bold]{cohort}[/bold]: {summary.learners} learners, {summary.items} async items "
-            f"({kinds or 'none'}), stored as {summary.groups} shared lists"
+            f"[bold]{_text(cohort)}[/bold]: {summary.learners} learners, "
+            f"{summary.items} async items ({kinds or 'none'}), "
+            f"stored as {summary.groups} shared lists"
         )
         if summary.warnings:
             out.print(
@@ -727,7 +775,9 @@ def deadlines(
         out.print(
             f"{summary.learners_with_replays} learners get replays of classes outside their window."
         )
-        out.print(f"One learner's schedule: cohort deadlines --cohort {cohort} --learner EMAIL")
+        out.print(
+            f"One learner's schedule: cohort deadlines --cohort {_text(cohort)} --learner EMAIL"
+        )
         return
     if as_json:
         _json(
@@ -754,8 +804,8 @@ def deadlines(
         )
         return
     out.print(
-        f"[bold]{escape(schedule.name)}[/bold] <{schedule.email}>: times in {schedule.zone}, "
-        f"locale {schedule.locale}"
+        f"[bold]{_text(schedule.name)}[/bold] <{_text(schedule.email)}>: "
+        f"times in {_text(schedule.zone)}, locale {_text(schedule.locale)}"
     )
     table = Table(box=box.SIMPLE_HEAD)
     table.add_column("when (local)", no_wrap=True)
@@ -764,7 +814,7 @@ def deadlines(
     table.add_column("note")
     for e in schedule.entries:
         when = local_datetime(e.at, schedule.zone, schedule.locale)
-        note = e.detail
+        note = _text(e.detail)
         if e.end is not None:
             note = f"{duration_text(e.at, e.end)}, {note}"
             if not e.fits:
@@ -772,11 +822,11 @@ def deadlines(
         if e.hard is not None:
             note += f"; late work until {local_datetime(e.hard, schedule.zone, schedule.locale)}"
         if e.warnings:
-            note += f"; [yellow]{escape('; '.join(e.warnings))}[/yellow]"
-        title = escape(e.title)
+            note += f"; [yellow]{_text('; '.join(e.warnings))}[/yellow]"
+        title = _text(e.title)
         if e.kind in ("class", "office_hours"):
             title = f"[bold]{title}[/bold]"
-        table.add_row(when, _KIND_LABELS.get(e.kind, e.kind), title, note)
+        table.add_row(_text(when), _text(_KIND_LABELS.get(e.kind, e.kind)), title, note)
     out.print(table)
 
 
@@ -820,7 +870,7 @@ def _change(change: Change, cohort: str, yes: bool, as_json: bool) -> None:
 
 
 def _print_preview(preview: ChangePreview) -> None:
-    out.print(f"[bold]{escape(preview.description)}[/bold]")
+    out.print(f"[bold]{_text(preview.description)}[/bold]")
     for moved in preview.occurrences:
         after = "cancelled" if moved.new_start is None else f"{moved.new_start:%a %d %b %H:%M} UTC"
         out.print(f"  week {moved.week + 1}: {moved.old_start:%a %d %b %H:%M} UTC \u2192 {after}")
@@ -831,7 +881,7 @@ def _print_preview(preview: ChangePreview) -> None:
             f"Fits learners: {before:.0%} of learner-sessions before, {after_share:.0%} after."
         )
     out.print(
-        f"Affects {preview.people} people ({', '.join(preview.sample)}"
+        f"Affects {preview.people} people ({_text(', '.join(preview.sample))}"
         f"{', …' if preview.people > len(preview.sample) else ''}); "
         f"{preview.emails} email(s) will go out."
     )
@@ -892,12 +942,12 @@ def _print_links(target_name: str, token: str, as_json: bool, revoked: int | Non
         return
     if revoked is not None:
         out.print(f"Revoked {revoked} earlier link(s); the old URLs now answer 404.")
-    out.print(f"Calendar feed for [bold]{escape(target_name)}[/bold]")
+    out.print(f"Calendar feed for [bold]{_text(target_name)}[/bold]")
     out.print("[dim]Keep it private: anyone with the link can read the calendar.[/dim]")
-    out.print(f"  https:   {links.https}")
-    out.print(f"  webcal:  {links.webcal}")
-    out.print(f"  Google:  {links.google}")
-    out.print(f"  Outlook: {links.outlook}")
+    out.print(f"  https:   {_text(links.https)}")
+    out.print(f"  webcal:  {_text(links.webcal)}")
+    out.print(f"  Google:  {_text(links.google)}")
+    out.print(f"  Outlook: {_text(links.outlook)}")
 
 
 @feeds_app.command("url")
@@ -949,8 +999,16 @@ def serve(
 
     runtime = STATE.runtime()
     runtime.require_schema()
-    level = runtime.settings.log_level
-    err.print(f"serving on http://{host}:{port} (public base URL: {runtime.settings.base_url})")
+    settings = runtime.settings
+    level = settings.log_level
+    # Behind a reverse proxy every client would be the proxy (one rate-limit key for all):
+    # trust X-Forwarded-For/-Proto from the proxies named in forwarded_allow_ips, and only those.
+    trusted = settings.forwarded_allow_ips
+    behind = f"; trusting X-Forwarded-For from {trusted}" if trusted else ""
+    err.print(
+        f"serving on http://{_text(host)}:{port} (public base URL: {_text(settings.base_url)})"
+        + _text(behind)
+    )
     web: ASGIApp = create_app(runtime)
     if access_log:
         web = AccessLog(web)  # our own, batched and redacted; uvicorn's is off
@@ -959,7 +1017,8 @@ def serve(
         host=host,
         port=port,
         log_config=log_config("INFO" if level == "WARNING" else level),
-        proxy_headers=False,
+        proxy_headers=trusted is not None,
+        forwarded_allow_ips=trusted,
         access_log=False,
         server_header=False,
     )
@@ -989,14 +1048,14 @@ def worker(
             totals = w.drain()
         else:
             err.print(
-                f"worker {w.id}: delivering to {settings.mail_backend} {where}; "
+                f"worker {_text(w.id)}: delivering to {settings.mail_backend} {_text(where)}; "
                 "Ctrl+C or SIGTERM to stop"
             )
             totals = w.run(settings.worker_tick_seconds)
     c = totals.counts
     err.print(
         f"sent {c.sent}, retrying {c.retried}, failed {c.failed}, skipped {c.skipped}, "
-        f"superseded {c.cancelled} ({settings.mail_backend}: {where})"
+        f"superseded {c.cancelled} ({settings.mail_backend}: {_text(where)})"
     )
 
 
@@ -1041,9 +1100,9 @@ def status(as_json: JsonFlag = False) -> None:
     for w in workers:
         tick = "never" if w.last_tick_age is None else f"{w.last_tick_age:.0f} s ago"
         state = "stopped" if w.stopped else "running"
-        out.print(f"worker {escape(w.id)}: {state}, last tick {tick}, sent {w.sent}")
+        out.print(f"worker {_text(w.id)}: {state}, last tick {tick}, sent {w.sent}")
     for kind, to, error in box_.failed_recent:
-        out.print(f"[red]failed[/red] {kind} to {escape(to)}: {escape(error)}")
+        out.print(f"[red]failed[/red] {_text(kind)} to {_text(to)}: {_text(error)}")
 
 
 @admin_app.command("token")
@@ -1055,10 +1114,10 @@ def admin_token() -> None:
     runtime = STATE.runtime()
     with _transaction() as db:
         token, revoked = rotate_admin_token(db, runtime.clock.now())
-    out.print(token, soft_wrap=True)
+    out.print(_text(token), soft_wrap=True)
     note = f" ({revoked} earlier token{'s' if revoked != 1 else ''} revoked)" if revoked else ""
     err.print(
-        f"admin token issued{note}: log in at {runtime.settings.base_url}/login "
+        f"admin token issued{note}: log in at {_text(runtime.settings.base_url)}/login "
         "or send it as 'Authorization: Bearer TOKEN' to /api/"
     )
 
@@ -1105,11 +1164,11 @@ def replan(
         return
     if decision is None:
         reasons = {"unpublished": "nothing published yet", "busy": "a worker is changing it"}
-        out.print(f"{cohort}: no re-plan ({reasons.get(result.outcome, result.outcome)})")
+        out.print(f"{_text(cohort)}: no re-plan ({reasons.get(result.outcome, result.outcome)})")
         return
     boundary = now + options.freeze
     out.print(
-        f"[bold]{cohort}[/bold]: re-plan of what starts after {boundary:%a %d %b %H:%M} UTC "
+        f"[bold]{_text(cohort)}[/bold]: re-plan of what starts after {boundary:%a %d %b %H:%M} UTC "
         f"(freeze {options.freeze.days} days); coverage {decision.before:.1%} now, "
         f"{decision.after:.1%} re-planned (margin {options.replan_margin:.0%} points)"
     )
@@ -1119,7 +1178,10 @@ def replan(
     learners = decision.learners or 1
     for v in decision.series:
         table.add_row(
-            v.key, f"{v.before / learners:.0%}", f"{v.after / learners:.0%}", _VERDICTS[v.verdict]
+            _text(v.key),
+            f"{v.before / learners:.0%}",
+            f"{v.after / learners:.0%}",
+            _VERDICTS[v.verdict],
         )
     out.print(table)
     if result.outcome == "applied" and result.diff is not None:
@@ -1131,7 +1193,8 @@ def replan(
         )
     elif result.outcome == "would_apply":
         out.print(
-            f"Would move {', '.join(decision.moves)}: `cohort replan --cohort {cohort} --yes`"
+            f"Would move {_text(', '.join(decision.moves))}: "
+            f"`cohort replan --cohort {_text(cohort)} --yes`"
         )
     else:
         out.print("Nothing to move.")
@@ -1153,15 +1216,15 @@ def log_command(
         _json([asdict(e) for e in entries])
         return
     if not entries:
-        out.print(f"{cohort}: nothing logged yet")
+        out.print(f"{_text(cohort)}: nothing logged yet")
         return
-    out.print(f"[bold]{cohort}[/bold]: audit log, newest first (times in UTC)")
+    out.print(f"[bold]{_text(cohort)}[/bold]: audit log, newest first (times in UTC)")
     for e in entries:  # one entry a paragraph: the descriptions are sentences, not columns
         out.print(
-            f"[dim]{e.at:%Y-%m-%d %H:%M:%S}[/dim]  {escape(_clip(e.actor, 40))}  "
-            f"[bold]{e.action}[/bold]"
+            f"[dim]{e.at:%Y-%m-%d %H:%M:%S}[/dim]  {_text(_clip(e.actor, 40))}  "
+            f"[bold]{_text(e.action)}[/bold]"
         )
-        out.print(f"    {escape(describe(e))}")
+        out.print(f"    {_text(describe(e))}")
 
 
 @app.command()

@@ -6,7 +6,11 @@ import re
 from dataclasses import dataclass
 from urllib.parse import quote, urlencode
 
-_CAPABILITY_PATH = re.compile(r"/(feeds|me)/[^/\s\"'?#]+")
+# A capability path as typed, not only as routed: any case (``/ME/``), doubled or trailing
+# slashes, backslashes, and slashes percent-encoded once or more (``/feeds%2F``, ``%252F``).
+# Everything after ``/feeds/`` or ``/me/`` up to a space, quote, ``?`` or ``#`` is hidden.
+_SEPARATOR = r"(?:/|\\|%(?:25)*2f)"
+_CAPABILITY_PATH = re.compile(rf"{_SEPARATOR}(feeds|me){_SEPARATOR}+[^\s\"'?#]+", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,7 +33,9 @@ def feed_links(base_url: str, token: str, name: str) -> FeedLinks:
 
 
 def redact_feed_path(text: str) -> str:
-    """Hide the capability in any ``/feeds/<token>`` or ``/me/<token>`` path (for log lines)."""
-    if "/feeds/" in text or "/me/" in text:
-        return _CAPABILITY_PATH.sub(r"/\1/[redacted]", text)
-    return text
+    """Hide the capability in any ``/feeds/<token>`` or ``/me/<token>`` path (for log lines),
+    mistyped ones included: ``/feeds//TOKEN.ics``, ``/ME/TOKEN/``, ``/feeds%2FTOKEN.ics``."""
+    lowered = text.lower()
+    if "feeds" not in lowered and "me" not in lowered:  # cheap: most lines have neither
+        return text
+    return _CAPABILITY_PATH.sub(r"/\1/[redacted]", text)

@@ -1,9 +1,12 @@
-"""Logging for `cohort serve`: uvicorn's loggers with feed tokens redacted from every line."""
+"""Logging for `cohort serve`: uvicorn's loggers and our access log, with feed tokens redacted
+and control characters escaped in every line (a request path cannot forge a line or colour a
+terminal)."""
 
 from __future__ import annotations
 
 import atexit
 import logging
+import re
 import sys
 import threading
 import time
@@ -12,22 +15,31 @@ from typing import Any, TextIO
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from scheduler.outputs.links import redact_feed_path
+from scheduler.outputs.text import printable
+
+# Characters of a decoded path that would end the quoted request (or a redaction) early.
+_PATH_FIELD = str.maketrans({" ": "%20", '"': "%22", "'": "%27", "?": "%3F", "#": "%23"})
+_PATH_SPECIAL = re.compile("[ \"'?#]")
+
+
+def _clean(text: str) -> str:
+    # Escape first: a line break inside a token must not end the redaction early.
+    return redact_feed_path(printable(text))
 
 
 class RedactFeedTokens(logging.Filter):
-    """Rewrite ``/feeds/<token>`` to ``/feeds/[redacted]`` in a record's message and arguments
-    (uvicorn's access log passes the request path as an argument)."""
+    """Rewrite ``/feeds/<token>`` to ``/feeds/[redacted]`` and escape control characters in a
+    record's message and string arguments (uvicorn's access log passes the request path as an
+    argument; a name in a worker's log line is an argument too)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.msg, str):
-            record.msg = redact_feed_path(record.msg)
+        if isinstance(record.msg, str):  # a trailing line break is the logger's, not news
+            record.msg = _clean(record.msg.rstrip("\n"))
         if isinstance(record.args, tuple):
-            record.args = tuple(
-                redact_feed_path(a) if isinstance(a, str) else a for a in record.args
-            )
+            record.args = tuple(_clean(a) if isinstance(a, str) else a for a in record.args)
         elif isinstance(record.args, dict):
             record.args = {
-                k: redact_feed_path(v) if isinstance(v, str) else v for k, v in record.args.items()
+                k: _clean(v) if isinstance(v, str) else v for k, v in record.args.items()
             }
         return True
 
@@ -74,8 +86,10 @@ class AccessLog:
     """The access log of `cohort serve`, as an ASGI middleware: one line per request,
     ``2026-11-25 15:30:01,123 access 127.0.0.1:5555 "GET /feeds/[redacted] HTTP/1.1" 200``.
 
-    Capability paths (``/feeds/<token>``, ``/me/<token>``) are redacted before the line is
-    made, so no token can reach it. Lines are collected in memory and written by a background
+    Capability paths (``/feeds/<token>``, ``/me/<token>``, mistyped ones too) are redacted
+    before the line is made, so no token can reach it; control characters in the path are
+    escaped (``\\x1b``), spaces, quotes, ``?`` and ``#`` percent-encoded, so the line is one
+    line with one quoted request. Lines are collected in memory and written by a background
     thread ten times a second in one write: formatting a record through ``logging`` for every
     request (uvicorn's access log) halved the feed throughput; this costs a few microseconds.
     """
@@ -117,12 +131,17 @@ class AccessLog:
             self._second = second
             self._stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(second))
         client = scope.get("client")
-        who = f"{client[0]}:{client[1]}" if client else "-"
-        path = redact_feed_path(scope.get("path", ""))
+        # Behind a trusted proxy the host comes from X-Forwarded-For: user-controlled text too.
+        who = f"{printable(str(client[0]))}:{client[1]}" if client else "-"
+        path = printable(scope.get("path", ""))
+        if _PATH_SPECIAL.search(path) is not None:  # rare: translate() costs microseconds
+            path = path.translate(_PATH_FIELD)
+        path = redact_feed_path(path)
         query = "?…" if scope.get("query_string") else ""  # queries are not logged
         line = (
             f"{self._stamp},{int(now * 1000) % 1000:03d} access {who} "
-            f'"{scope.get("method", "")} {path}{query} HTTP/{scope.get("http_version", "1.1")}" '
+            f'"{printable(scope.get("method", ""))} {path}{query} '
+            f'HTTP/{printable(scope.get("http_version", "1.1"))}" '
             f"{status}\n"
         )
         with self._lock:
