@@ -153,9 +153,7 @@ class Settings(BaseSettings):
             try:
                 ipaddress.ip_network(item, strict=False)
             except ValueError:
-                raise ValueError(
-                    f"{item[:60]!r} is not an IP address or network (or *)"
-                ) from None
+                raise ValueError(f"{item[:60]!r} is not an IP address or network (or *)") from None
         return ",".join(items)
 
     @model_validator(mode="after")
@@ -167,7 +165,7 @@ class Settings(BaseSettings):
             and not is_loopback_host(self.smtp_host)
         ):
             raise ValueError(
-                "smtp_security = \"none\" would send the SMTP password in clear to"
+                'smtp_security = "none" would send the SMTP password in clear to'
                 f" {self.smtp_host[:80]!r}: use starttls or tls (none is for a server on loopback)"
             )
         return self

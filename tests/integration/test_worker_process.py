@@ -364,7 +364,9 @@ def test_worker_rides_out_a_postgres_restart(
         engine = make_engine(url)
         migrations.upgrade(engine)
         settings = Settings.model_construct(
-            database_url=url, base_url="http://test", secret_key=SecretStr("test-secret-key-that-is-long-enough-0123456789")
+            database_url=url,
+            base_url="http://test",
+            secret_key=SecretStr("test-secret-key-that-is-long-enough-0123456789"),
         )
         clock = FixedClock(datetime(2027, 2, 1, 9, tzinfo=UTC))
         runtime = Runtime(settings, engine, make_session_factory(engine), clock)
