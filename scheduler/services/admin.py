@@ -24,8 +24,9 @@ from sqlalchemy.orm import Session
 from scheduler.persistence.models import AdminSessionRow, AdminTokenRow
 from scheduler.settings import MIN_SECRET_KEY_BYTES
 
-# What the server's secret is used for; each gets its own key (see purpose_key).
-Purpose = Literal["session", "flash", "csrf", "mail-token"]
+# What the server's secret signs; each gets its own key (see purpose_key). Mail tokens keep
+# their own derivation under the secret, with a label of their own (services.feeds.mail_tokens).
+Purpose = Literal["session", "flash", "csrf"]
 MAX_SIGNED = 4096  # longer signed values are refused unread (a cookie is at most ~4 KB)
 
 

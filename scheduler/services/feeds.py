@@ -46,9 +46,9 @@ from scheduler.persistence.models import (
     SeriesRequestRow,
 )
 from scheduler.planning.agenda import agenda_phases
-from scheduler.services.admin import purpose_key
 from scheduler.services.deadlines import learner_items
 from scheduler.services.plans import CANCELLED, UID_NAMESPACE
+from scheduler.settings import MIN_SECRET_KEY_BYTES
 from scheduler.timeutil import zone
 
 DEADLINE_BLOCK = timedelta(minutes=30)  # a deadline shows as a half-hour slot ending when due
@@ -118,11 +118,14 @@ def mail_tokens(
     """The feed token that emails carry, for each person id in ``people`` (id -> feed kind).
 
     Emails are rendered long after a token is issued, and only token hashes are stored, so the
-    mail token is derived: HMAC-SHA256 of its row's id under the server's mail-token key (see
-    :func:`scheduler.services.admin.purpose_key`; unguessable without the secret key, and a
-    copy of the database alone does not reveal it). When the key changes (a new secret key, or
-    the upgrade that gave mail tokens their own key) the row's hash is replaced: links in
-    earlier emails stop working, the next email carries one that works. It is an
+    mail token is derived: HMAC-SHA256 of ``mail-token/<row id>/<person id>`` under the server's
+    secret key (unguessable without it, and a copy of the database alone does not reveal it).
+    That label is the mail tokens' own domain: sessions, flash messages and CSRF tokens are
+    signed with keys derived from the secret (:func:`scheduler.services.admin.purpose_key`),
+    never with the secret itself, so nothing else is ever signed under it; and links already in
+    learners' mailboxes and calendars keep working across upgrades. When the secret key changes
+    the row's hash is replaced: links in earlier emails stop working, the next email carries
+    one that works. It is an
     ordinary token row (``purpose='mail'``): ``cohort feeds reset`` and withdrawal revoke it
     like any other, and the next email carries a fresh one.
 
@@ -166,22 +169,23 @@ def mail_tokens(
         db.add(rows[pid])
     if missing:
         db.flush()
-    key = purpose_key(secret, "mail-token")
+    if len(secret) < MIN_SECRET_KEY_BYTES:  # the settings and key file refuse one first
+        raise ValueError(f"the secret key is too short (at least {MIN_SECRET_KEY_BYTES} bytes)")
     tokens = {}
     for pid in people:
         if pid not in enrolled:
             tokens[pid] = secrets.token_urlsafe(32)  # opens nothing: only stored hashes do
             continue
         row = rows[pid]
-        token = _derive(key, row.id, pid)
+        token = _derive(secret, row.id, pid)
         if row.token_hash != hash_token(token):  # a new row, or the key changed
             row.token_hash = hash_token(token)
         tokens[pid] = token
     return tokens
 
 
-def _derive(key: bytes, row_id: int, person_id: int) -> str:
-    digest = hmac.new(key, f"mail-token/{row_id}/{person_id}".encode(), hashlib.sha256)
+def _derive(secret: bytes, row_id: int, person_id: int) -> str:
+    digest = hmac.new(secret, f"mail-token/{row_id}/{person_id}".encode(), hashlib.sha256)
     return base64.urlsafe_b64encode(digest.digest()).rstrip(b"=").decode()
 
 

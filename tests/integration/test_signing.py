@@ -31,7 +31,7 @@ PURPOSES: tuple[admin.Purpose, ...] = get_args(admin.Purpose)
 
 def test_every_purpose_has_its_own_key() -> None:
     keys = {purpose: admin.purpose_key(SECRET, purpose) for purpose in PURPOSES}
-    assert set(PURPOSES) >= {"session", "flash", "csrf", "mail-token"}
+    assert set(PURPOSES) >= {"session", "flash", "csrf"}
     assert len(set(keys.values())) == len(PURPOSES)
     assert SECRET not in keys.values()
     assert admin.purpose_key(SECRET, "session") == keys["session"]  # deterministic
@@ -87,7 +87,7 @@ def _person(runtime: Runtime) -> int:
     return found
 
 
-def test_mail_tokens_are_made_with_their_own_key(published: Runtime) -> None:
+def test_mail_tokens_keep_their_own_label_and_share_no_key(published: Runtime) -> None:
     from scheduler.persistence import repo
     from scheduler.persistence.models import FeedTokenRow
 
@@ -103,14 +103,19 @@ def test_mail_tokens_are_made_with_their_own_key(published: Runtime) -> None:
                 FeedTokenRow.person_id == person, FeedTokenRow.purpose == "mail"
             )
         )
-    # not the bare-secret HMAC of before (what signed sessions too)
+    # The derivation links were first emailed with (so links already sent keep working) ...
     digest = hmac.new(SECRET, f"mail-token/{row_id}/{person}".encode(), hashlib.sha256)
-    assert token != base64.urlsafe_b64encode(digest.digest()).rstrip(b"=").decode()
+    assert token == base64.urlsafe_b64encode(digest.digest()).rstrip(b"=").decode()
+    # ... and nothing else signs under the bare secret: every purpose has a key of its own, so
+    # no session, flash or CSRF value made from the same text gives the token's MAC.
+    for purpose in PURPOSES:
+        assert admin.mac(SECRET, purpose, f"mail-token/{row_id}/{person}") != digest.hexdigest()
+        assert admin.purpose_key(SECRET, purpose) != SECRET
 
 
 def test_a_new_secret_key_replaces_the_mail_token(published: Runtime) -> None:
-    """The path an upgrade takes too (the derivation changed): the row's hash is replaced,
-    the next email carries a token that works, and the old one stops working."""
+    """A rotated secret key: the row's hash is replaced, the next email carries a token that
+    works, and the old one stops working."""
     from scheduler.persistence import repo
 
     person = _person(published)
