@@ -3,6 +3,11 @@
 Every problem names its key path (``series[2].duration``; arrays count from 1) and, where it
 helps, a hint. Unknown keys are problems too (with a "did you mean"), so a typo never silently
 falls back to a default. Pure: the caller reads the file.
+
+Numbers are bounded before they are used: a duration is at most ``MAX_DURATION`` (and a short
+text), an agenda line may not take longer than its series, and a number too long for Python to
+read is a problem rather than a crash. The agenda line grammar lives here too
+(:func:`agenda_line_phases`), so the check and :mod:`scheduler.planning.agenda` read lines alike.
 """
 
 from __future__ import annotations
@@ -41,6 +46,9 @@ _MISSING = object()
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 KEY_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 DURATION_HINT = "write a duration like '90m', '1h30m' or '48h'"
+MAX_DURATION = timedelta(weeks=520)
+"""The longest duration any key accepts (ten years); more is a typo and would overflow dates."""
+_MAX_DURATION_TEXT = 40  # characters: "52w6d23h59m" needs 11
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
@@ -147,7 +155,30 @@ def _date(raw: Any) -> date:
 def _duration(raw: Any) -> timedelta:
     if not isinstance(raw, (str, int)) or isinstance(raw, bool):
         raise TypeError("must be a duration like '90m'")
-    return parse_duration(raw)
+    return _bounded_duration(raw)
+
+
+def _bounded_duration(raw: str | int) -> timedelta:
+    """:func:`parse_duration`, refusing long text and values beyond ``MAX_DURATION`` first.
+
+    The checks come before any conversion, so thousands of digits never reach ``int()`` (slow,
+    and a ValueError past 4300 digits) and no value overflows ``timedelta``.
+    """
+    too_long = ValueError(
+        f"is longer than the longest duration allowed ({MAX_DURATION.days // 7} weeks)"
+    )
+    if isinstance(raw, str):
+        if len(raw.strip()) > _MAX_DURATION_TEXT:
+            raise ValueError(f"is not a duration (longer than {_MAX_DURATION_TEXT} characters)")
+    elif raw > MAX_DURATION // timedelta(minutes=1):
+        raise too_long
+    try:
+        value = parse_duration(raw)
+    except OverflowError as e:
+        raise too_long from e
+    if value > MAX_DURATION:
+        raise too_long
+    return value
 
 
 def _zone(raw: Any) -> str:
@@ -261,11 +292,28 @@ def parse_cohort_file(text: str, source: str = "cohort.toml") -> CohortSpec:
             ],
             f"{source} cannot be read",
         ) from e
+    except ValueError as e:  # e.g. a number beyond Python's 4300-digit int() limit
+        digits = _LONG_NUMBER_RE.search(text)
+        line = text.count("\n", 0, digits.start()) + 1 if digits else None
+        raise ConfigError(
+            [
+                Problem(
+                    "contains a number too long to read",
+                    source,
+                    line,
+                    hint="numbers in a cohort file have a few digits; check for a pasted value",
+                )
+            ],
+            f"{source} cannot be read",
+        ) from e
     problems: list[Problem] = []
     spec = _read_spec(data, problems, source)
     if problems or spec is None:
         raise ConfigError(problems, f"{source} has {len(problems)} problem(s)")
     return spec
+
+
+_LONG_NUMBER_RE = re.compile(r"[0-9_]{100,}")
 
 
 def _read_spec(data: dict[str, Any], problems: list[Problem], source: str) -> CohortSpec | None:
@@ -543,6 +591,8 @@ def _read_series(r: _Reader) -> SeriesRequest | None:
     if duration is not None and duration > timedelta(hours=12):
         r.problem("duration", "must be at most 12 hours", duration)
         return None
+    if duration is not None and agenda:
+        _check_agenda(r, agenda, duration)
     if (
         key is None
         or kind is None
@@ -574,6 +624,43 @@ def _read_series(r: _Reader) -> SeriesRequest | None:
         facilitators=facilitators,
         join_url=join_url,
     )
+
+
+def _check_agenda(r: _Reader, agenda: tuple[str, ...], duration: timedelta) -> None:
+    """Report agenda lines that alone take longer than one session of the series.
+
+    A line's time is its phase, or for ``"2x50m focus with 10m break"`` all its rounds and breaks.
+    The whole agenda may still add up to more than the session: the longest phases then shrink
+    (see :mod:`scheduler.planning.agenda`); a single line that cannot fit is a typo.
+    """
+    limit = duration // timedelta(minutes=1)
+    for i, line in enumerate(agenda, 1):
+        phases = agenda_line_phases(line)
+        total = sum(minutes for _, minutes in phases if minutes is not None)
+        if total <= limit:
+            continue
+        takes = "far longer" if total >= AGENDA_HUGE_MINUTES else _agenda_minutes(total)
+        if len(phases) > 1:
+            hint = (
+                f"its rounds and breaks together may take at most {_agenda_minutes(limit)}; "
+                f"these take {takes}"
+            )
+        else:
+            hint = f"one phase may take at most {_agenda_minutes(limit)}; this one takes {takes}"
+        r.problem(
+            f"agenda[{i}]",
+            f"is longer than the series' duration ({_agenda_minutes(limit)})",
+            line,
+            hint,
+        )
+
+
+def _agenda_minutes(minutes: int) -> str:
+    """``90`` -> ``1h30m``; a day or more in plain minutes (``100000000 minutes``)."""
+    if minutes >= 24 * 60:
+        return f"{minutes} minutes"
+    hours, rest = divmod(minutes, 60)
+    return (f"{hours}h" if hours else "") + (f"{rest}m" if rest or not hours else "")
 
 
 def _sections(raw: Any) -> int | str:
@@ -664,7 +751,7 @@ def _soft_offset(raw: Any) -> tuple[str, timedelta]:
     if isinstance(raw, str):
         match = _OFFSET_RE.match(raw)
         if match:
-            return match.group(2).lower(), parse_duration(match.group(1).strip())
+            return match.group(2).lower(), _bounded_duration(match.group(1).strip())
     raise ValueError("must be a duration and 'before' or 'after', like '24h before'")
 
 
@@ -676,7 +763,7 @@ def _hard(raw: Any) -> tuple[HardKind, timedelta | None]:
             return HardKind.NONE, None
         match = _HARD_RE.match(raw)
         if match:
-            return HardKind.AFTER_SOFT, parse_duration(match.group(1))
+            return HardKind.AFTER_SOFT, _bounded_duration(match.group(1))
     raise ValueError("must be 'soft + <duration>' or 'end of course'")
 
 
@@ -691,7 +778,7 @@ def _release(raw: Any) -> Release:
             return Release(ReleaseKind.COURSE_START)
         drip = _DRIP_RE.match(text)
         if drip:
-            return Release(ReleaseKind.DRIP, every=parse_duration(drip.group(1)))
+            return Release(ReleaseKind.DRIP, every=_bounded_duration(drip.group(1)))
         try:
             return Release(ReleaseKind.FIXED_DATE, on=date.fromisoformat(text))
         except ValueError:
@@ -760,4 +847,74 @@ def _read_blackout(r: _Reader) -> Blackout | None:
     return Blackout(start, end, label)
 
 
-__all__ = ["AvailabilityError", "parse_cohort_file"]
+# --- agenda lines ------------------------------------------------------------------------------
+# The grammar of one agenda line, shared by the check above and scheduler.planning.agenda (which
+# lays the phases out on an occurrence). Lines are described in that module's docstring.
+
+AGENDA_HUGE_MINUTES = 10**15
+"""What a number of more than 15 digits counts as: more minutes than any time span can hold.
+
+Reading it exactly would only cost time (and fail past 4300 digits); every layout treats any
+phase longer than its block the same way, so the cap changes no result.
+"""
+_AGENDA_DIGITS = 15
+_AGENDA_DURATION = r"(?:(\d+)\s*h\s*(?:(\d+)\s*m(?:in)?)?|(\d+)\s*m(?:in)?)"
+_AGENDA_REPEAT = re.compile(
+    rf"^\s*(\d+)\s*[x×]\s*{_AGENDA_DURATION}\s+(.+?)"
+    rf"(?:\s+with\s+{_AGENDA_DURATION}\s+(.+?))?\s*$",
+    re.I,
+)
+_AGENDA_SINGLE = re.compile(rf"^\s*{_AGENDA_DURATION}\b\s*[:\-–]?\s*(.*?)\s*$", re.I)
+AGENDA_MAX_ROUNDS = 24
+
+
+def _agenda_number(digits: str | None) -> int:
+    if not digits:
+        return 0
+    digits = digits.lstrip("0") or "0"
+    return AGENDA_HUGE_MINUTES if len(digits) > _AGENDA_DIGITS else int(digits)
+
+
+def parse_minutes(hours: str | None, minutes_after_hours: str | None, minutes: str | None) -> int:
+    """Minutes from the groups of one duration match (``1h30m``, ``1h``, ``90m``).
+
+    Numbers of more than 15 digits count as :data:`AGENDA_HUGE_MINUTES` without being read.
+    """
+    if hours is not None:
+        return _agenda_number(hours) * 60 + _agenda_number(minutes_after_hours)
+    return _agenda_number(minutes)
+
+
+def agenda_line_phases(line: str) -> list[tuple[str, int | None]]:
+    """The phases one agenda line makes: (label, minutes, or None for an untimed line)."""
+    repeat = _AGENDA_REPEAT.match(line)
+    if repeat is not None:
+        rounds = _agenda_number(repeat.group(1))
+        length = parse_minutes(*repeat.group(2, 3, 4))
+        label = repeat.group(5).strip()
+        if 1 <= rounds <= AGENDA_MAX_ROUNDS and length > 0:
+            pause = parse_minutes(*repeat.group(6, 7, 8)) if repeat.group(9) else 0
+            pause_label = (repeat.group(9) or "").strip()
+            phases: list[tuple[str, int | None]] = []
+            for i in range(rounds):
+                if i and pause > 0:
+                    phases.append((pause_label, pause))
+                phases.append((label, length))
+            return phases
+    single = _AGENDA_SINGLE.match(line)
+    if single is not None:
+        length = parse_minutes(*single.group(1, 2, 3))
+        label = single.group(4).strip()
+        if length > 0 and label:
+            return [(label, length)]
+    return [(line.strip(), None)]
+
+
+__all__ = [
+    "AGENDA_HUGE_MINUTES",
+    "MAX_DURATION",
+    "AvailabilityError",
+    "agenda_line_phases",
+    "parse_cohort_file",
+    "parse_minutes",
+]

@@ -62,6 +62,8 @@ def test_a_million_distinct_clients_bounded_memory_and_constant_time() -> None:
             assert elapsed < max(0.5, 50 * statistics.median(times[:100])), (c, elapsed)
             if c % 100 == 0:
                 assert len(limiter) <= limiter.max_keys
+    # Medians of 100 chunks each; the old limiter was ~1000x slower at the end. A ratio of 10
+    # leaves room for a loaded, shared machine without letting a linear-time limiter through.
     first, last = statistics.median(times[:100]), statistics.median(times[-100:])
-    assert last / first < 3, (first, last)
+    assert last / first < 10, (first, last)
     assert len(limiter) == limiter.max_keys
