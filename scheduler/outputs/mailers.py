@@ -18,20 +18,32 @@ Contract every mailer keeps:
   caller and travels unchanged in ``data``).
 - No detail, log line or ``repr`` contains the SMTP password.
 
-How :class:`SmtpMailer` classifies what happens (RFC 5321 reply classes):
+How :class:`SmtpMailer` classifies what happens (RFC 5321 reply classes). Only the server's
+answer about a message (MAIL, RCPT, DATA) can fail it for good; whatever goes wrong while
+opening the connection is about the connection, and every message waiting for it is retried:
 
-======================================================  ==========================================
-what happened                                           outcome
-======================================================  ==========================================
-4xx reply (to MAIL, DATA, the greeting, STARTTLS, AUTH)  RETRY
-5xx reply                                               FAILED
-every recipient refused                                 FAILED if all codes are 5xx, else RETRY
-some recipients refused, the rest accepted              SENT, ``refused`` lists the others
-connection refused / lost / reset, timeout, TLS error   RETRY (connection dropped, next reconnects)
-STARTTLS or AUTH not offered by the server              FAILED (never falls back to plain text)
-AUTH due on a connection neither TLS nor to loopback    FAILED (the password is not sent)
-address that cannot be encoded (non-ASCII)              FAILED
-======================================================  ==========================================
+========================================================  ========================================
+what happened                                             outcome
+========================================================  ========================================
+5xx reply to MAIL or DATA                                 FAILED
+4xx reply to MAIL or DATA (421 closing included)          RETRY
+every recipient refused                                   FAILED if all codes are 5xx, else RETRY
+some recipients refused, the rest accepted                SENT, ``refused`` lists the others
+address that cannot be encoded (non-ASCII)                FAILED
+connection lost, reset or timed out during a message      RETRY (next message reconnects)
+opening the connection failed: refused, timed out, TLS    RETRY for every message left in the
+error, any reply to the greeting, EHLO, STARTTLS or AUTH  batch, not tried (``connection_failures``
+other than success (5xx too: ``554`` greeting, ``535``    counts the failures in a row, so the
+wrong password), STARTTLS or AUTH not offered, AUTH due   caller backs off without holding it
+on a connection neither TLS nor to loopback               against the messages)
+a reply longer than 64 KiB or a line over 8 KiB           connection closed; RETRY
+========================================================  ========================================
+
+STARTTLS or AUTH missing never falls back to plain text, and a password is never sent over a
+connection neither TLS nor to loopback: the mail waits, and the reason shows in ``detail``.
+A server cannot take more than ``timeout`` seconds for opening the connection (connect,
+greeting, EHLO, STARTTLS, AUTH together) nor for one message, however slowly it trickles its
+replies, nor more than 64 KiB of memory for one reply.
 
 The password never travels in clear: ``security="none"`` with credentials is refused by the
 constructor unless the host is loopback (``localhost``, 127.0.0.0/8, ``::1``), and at login the
@@ -49,13 +61,21 @@ import logging
 import mailbox
 import pathlib
 import smtplib
+import socket
 import ssl
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
+from scheduler.outputs.text import printable
 from scheduler.settings import is_loopback_host
+
+if TYPE_CHECKING:
+    from _socket import _Address as _SourceAddress
+
+    from _typeshed import ReadableBuffer
 
 log = logging.getLogger(__name__)
 
@@ -104,12 +124,20 @@ class SendResult:
     ``"451 4.3.0 try again later"`` or what went wrong locally. ``refused`` maps recipients the
     server refused to its reply (``"550 5.1.1 no such user"``); with outcome ``SENT`` those are
     the recipients left out while the others were accepted.
+
+    ``connection_failures`` is 0 when the message was tried on an open connection. Otherwise
+    (outcome ``RETRY``) the message was not tried at all: no connection could be opened
+    (connect, greeting, EHLO, STARTTLS or AUTH failed, or took too long), or the server stalled
+    on an earlier message of the batch. It then counts this mailer's consecutive connection
+    failures, this one included, so the caller can back off further the longer the trouble
+    lasts without holding it against the message.
     """
 
     message_id: str
     outcome: Outcome
     detail: str = ""
     refused: Mapping[str, str] = field(default_factory=dict)
+    connection_failures: int = 0
 
 
 class Mailer(Protocol):
@@ -128,18 +156,138 @@ class Mailer(Protocol):
 # --- SMTP ------------------------------------------------------------------------------------
 
 
+_MAX_LINE = 8192
+"""Longest reply line accepted (smtplib's own limit), CRLF included: RFC 5321 allows 512."""
+_MAX_REPLY = 64 * 1024
+"""Longest reply accepted, all its lines together: a real EHLO reply is well under 1 KiB."""
+_RECV = 4096
+
+
+class _BadReply(smtplib.SMTPServerDisconnected):
+    """The server's reply broke a limit (a line or the whole reply too long); the connection
+    was closed. A connection-level failure: the message is not to blame."""
+
+
 class _Smtp(smtplib.SMTP):
-    """smtplib.SMTP that remembers the last command sent, to say where a connection broke."""
+    """smtplib.SMTP that remembers the last command sent, to say where a connection broke,
+    and that does not let a server take more time or memory than it is given.
+
+    - **Deadline**: ``deadline`` (a ``time.monotonic()`` instant) bounds a whole operation,
+      not each read: :meth:`connect` sets it to ``timeout`` seconds ahead, and it covers
+      connect, greeting, EHLO, STARTTLS and AUTH together; the mailer sets it again with
+      :meth:`start_clock` before each message (and NOOP, QUIT). Before every read and write
+      the socket timeout is set to the time left, so a server trickling a byte at a time
+      cannot hold the worker longer than ``timeout`` per operation.
+    - **Size**: :meth:`getreply` reads with its own buffer and refuses a reply longer than
+      ``_MAX_REPLY`` bytes in all (smtplib limits each line, not the number of lines) or a
+      line longer than ``_MAX_LINE``. Either closes the connection and raises
+      :class:`_BadReply` (smtplib would make up a ``500`` reply for a long line, which would
+      fail the message for good).
+    """
 
     last_command = ""
+    deadline = 0.0
+    _buffer = b""
+    _buffer_of: object = None
 
     def putcmd(self, cmd: str, args: str = "") -> None:
         self.last_command = cmd.upper()
         super().putcmd(cmd, args)
 
+    def start_clock(self) -> None:
+        """Give the next operation ``timeout`` seconds, from now."""
+        self.deadline = time.monotonic() + self.timeout
+
+    def _time_left(self) -> float:
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError(f"no answer within {self.timeout:g} s")
+        return left
+
+    def connect(
+        self,
+        host: str = "localhost",
+        port: int = 0,
+        source_address: _SourceAddress | None = None,
+    ) -> tuple[int, bytes]:
+        self.start_clock()
+        return super().connect(host, port, source_address)
+
+    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
+        # SMTP_SSL._get_socket calls this, then wraps the socket: the TLS handshake gets the
+        # time left at that point as its timeout (CPython's ssl applies it to the whole call).
+        return socket.create_connection((host, port), self._time_left(), self.source_address)
+
+    def send(self, s: ReadableBuffer | str) -> None:
+        if self.sock is not None:
+            try:
+                self.sock.settimeout(self._time_left())  # sendall: a total, not per chunk
+            except OSError as error:
+                self.close()
+                raise smtplib.SMTPServerDisconnected(f"timed out: {error}") from error
+        super().send(s)
+
+    def getreply(self) -> tuple[int, bytes]:
+        """smtplib's ``getreply`` with a deadline and a cap on the whole reply."""
+        lines: list[bytes] = []
+        total = 0
+        while True:
+            line = self._readline()
+            total += len(line)
+            if len(line) > _MAX_LINE:
+                self.close()
+                raise _BadReply(f"reply line longer than {_MAX_LINE} bytes")
+            if total > _MAX_REPLY:
+                self.close()
+                raise _BadReply(f"reply longer than {_MAX_REPLY} bytes")
+            lines.append(line[4:].strip(b" \t\r\n"))
+            try:
+                code = int(line[:3])
+            except ValueError:  # not a reply: do not read on (smtplib does the same)
+                code = -1
+                break
+            if line[3:4] != b"-":
+                break
+        if self.sock is not None:  # what follows (a TLS handshake) gets the time left
+            self.sock.settimeout(max(self.deadline - time.monotonic(), 0.001))
+        return code, b"\n".join(lines)
+
+    def _readline(self) -> bytes:
+        """One line (``\\n`` included) of at most ``_MAX_LINE + 1`` bytes, within the
+        deadline. Bytes buffered from an earlier socket (before STARTTLS) are dropped."""
+        sock = self.sock
+        if sock is None:
+            raise smtplib.SMTPServerDisconnected("please run connect() first")
+        if self._buffer_of is not sock:
+            self._buffer, self._buffer_of = b"", sock
+        buffer = self._buffer
+        while True:
+            end = buffer.find(b"\n", 0, _MAX_LINE + 1)
+            if end >= 0 or len(buffer) > _MAX_LINE:
+                cut = end + 1 if end >= 0 else _MAX_LINE + 1
+                line, self._buffer = buffer[:cut], buffer[cut:]
+                return line
+            try:
+                sock.settimeout(self._time_left())
+                chunk = sock.recv(_RECV)
+            except OSError as error:
+                self.close()
+                raise smtplib.SMTPServerDisconnected(
+                    f"Connection unexpectedly closed: {error}"
+                ) from error
+            if not chunk:
+                self.close()
+                raise smtplib.SMTPServerDisconnected("Connection unexpectedly closed")
+            buffer += chunk
+            self._buffer = buffer
+
+    def close(self) -> None:
+        self._buffer, self._buffer_of = b"", None
+        super().close()
+
 
 class _SmtpSsl(smtplib.SMTP_SSL, _Smtp):
-    """Implicit TLS (port 465) with the same bookkeeping."""
+    """Implicit TLS (port 465) with the same bookkeeping and limits."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,9 +296,15 @@ class _Verdict:
 
     outcome: Outcome
     detail: str
+    connection_failures: int = 0
 
     def result(self, message: Outgoing) -> SendResult:
-        return SendResult(message.message_id, self.outcome, self.detail)
+        return SendResult(
+            message.message_id,
+            self.outcome,
+            self.detail,
+            connection_failures=self.connection_failures,
+        )
 
 
 def _by_code(code: int) -> Outcome:
@@ -158,9 +312,10 @@ def _by_code(code: int) -> Outcome:
 
 
 def _reply(code: int, text: bytes | str) -> str:
+    """A server reply on one line, control characters escaped (it is logged and shown)."""
     if isinstance(text, bytes):
         text = text.decode("utf-8", errors="replace")
-    return " ".join(f"{code} {text}".split())
+    return printable(" ".join(f"{code} {text}".split()))
 
 
 def _may_send_password(conn: _Smtp) -> bool:
@@ -228,6 +383,7 @@ class SmtpMailer:
         self._timeout = timeout
         self._local_hostname = local_hostname
         self._conn: _Smtp | None = None
+        self._failures = 0  # consecutive connection failures (open failed, server stalled)
 
     def __repr__(self) -> str:
         user = f", username={self._username!r}" if self._username is not None else ""
@@ -252,18 +408,24 @@ class SmtpMailer:
             conn = self._conn
             if conn is None:
                 opened = self._open()
-                if isinstance(opened, _Verdict):
+                if isinstance(opened, str):
+                    self._failures += 1
                     unsent = len(messages) - position
-                    log.warning("SMTP %s (%d message(s) not sent)", opened.detail, unsent)
-                    give_up = opened
-                    results.append(opened.result(message))
+                    log.warning("SMTP %s (%d message(s) not sent, retried)", opened, unsent)
+                    give_up = _Verdict(Outcome.RETRY, opened, self._failures)
+                    results.append(give_up.result(message))
                     continue
                 conn = self._conn = opened
             result, stalled = self._send_one(conn, message)
             if stalled:
+                self._failures += 1
                 give_up = _Verdict(
-                    Outcome.RETRY, f"not attempted: an earlier message {result.detail}"
+                    Outcome.RETRY,
+                    f"not attempted: an earlier message {result.detail}",
+                    self._failures,
                 )
+            elif result.outcome is not Outcome.RETRY:  # the server answered: it works
+                self._failures = 0
             if result.outcome is not Outcome.SENT:
                 log.info("%s %s: %s", message.message_id, result.outcome, result.detail)
             results.append(result)
@@ -274,6 +436,7 @@ class SmtpMailer:
         if conn is None:
             return
         try:
+            conn.start_clock()
             conn.quit()
         except (smtplib.SMTPException, OSError):
             pass
@@ -282,8 +445,15 @@ class SmtpMailer:
 
     # -- connection ---------------------------------------------------------------------------
 
-    def _open(self) -> _Smtp | _Verdict:
-        """Connect, greet, secure and authenticate; or say why not, without raising."""
+    def _open(self) -> _Smtp | str:
+        """Connect, greet, secure and authenticate, all within one ``timeout``; or say why
+        not, without raising.
+
+        Whatever goes wrong here is about the connection, not the messages, so the caller
+        retries them all: a 5xx greeting, a refused EHLO, STARTTLS missing from the EHLO reply
+        (which a man in the middle can strip), a refused login (a wrong password) or a reply
+        too long or too slow. None of them says anything about a message, and none of them may
+        cost the outbox its mail; the reason is logged and kept on each message."""
         step = "connect to"
         try:
             conn: _Smtp
@@ -302,10 +472,8 @@ class SmtpMailer:
                     local_hostname=self._local_hostname,
                     timeout=self._timeout,
                 )
-        except smtplib.SMTPResponseException as error:  # a greeting other than 220
-            return _Verdict(_by_code(error.smtp_code), self._failed(step, error))
-        except (smtplib.SMTPException, OSError) as error:
-            return _Verdict(Outcome.RETRY, self._failed(step, error))
+        except (smtplib.SMTPException, OSError) as error:  # incl. a greeting other than 220
+            return self._failed(step, error)
         try:
             step = "EHLO with"
             conn.ehlo_or_helo_if_needed()
@@ -314,34 +482,26 @@ class SmtpMailer:
                 conn.starttls(context=ssl.create_default_context())
                 conn.ehlo()
             if self._username is not None and self._password is not None:
-                step = f"authentication as {self._username!r} with"
+                step = f"authentication as {printable(self._username)!r} with"
                 if not _may_send_password(conn):
-                    verdict = _Verdict(
-                        Outcome.FAILED,
+                    conn.close()
+                    return (
                         f"{step} {self._where} refused: the connection is not encrypted and"
                         " its peer is not loopback, so the password is not sent; use starttls"
-                        " or tls",
+                        " or tls"
                     )
-                    conn.close()
-                    return verdict
                 conn.login(self._username, self._password)
-        except smtplib.SMTPResponseException as error:  # incl. SMTPAuthenticationError
-            verdict = _Verdict(_by_code(error.smtp_code), self._failed(step, error))
-        except smtplib.SMTPServerDisconnected as error:
-            verdict = _Verdict(Outcome.RETRY, self._failed(step, error))
-        except smtplib.SMTPException as error:  # STARTTLS/AUTH not offered, no usable mechanism
-            verdict = _Verdict(Outcome.FAILED, self._failed(step, error))
         except UnicodeError:  # credentials smtplib cannot encode; str(error) would quote them
-            verdict = _Verdict(
-                Outcome.FAILED, f"{step} {self._where} failed: username or password is not ASCII"
-            )
-        except OSError as error:  # TLS handshake or certificate failure, reset, timeout
-            verdict = _Verdict(Outcome.RETRY, self._failed(step, error))
+            why = f"{step} {self._where} failed: username or password is not ASCII"
+        except (smtplib.SMTPException, OSError) as error:
+            # 4xx/5xx replies (incl. SMTPAuthenticationError), STARTTLS or AUTH not offered,
+            # TLS handshake or certificate failure, reset, timeout, a reply too long
+            why = self._failed(step, error)
         else:
             log.debug("SMTP connection to %s open", self._where)
             return conn
         conn.close()
-        return verdict
+        return why
 
     def _failed(self, step: str, error: BaseException) -> str:
         if isinstance(error, smtplib.SMTPResponseException):
@@ -349,12 +509,13 @@ class SmtpMailer:
         elif _timed_out(error):
             what = f"timed out after {self._timeout:g} s"
         else:
-            what = str(error) or type(error).__name__
+            what = printable(str(error) or type(error).__name__)
         return f"{step} {self._where} failed: {what}"
 
     @staticmethod
     def _still_open(conn: _Smtp) -> bool:
         try:
+            conn.start_clock()
             code, _ = conn.noop()
         except (smtplib.SMTPException, OSError):
             return False
@@ -372,6 +533,7 @@ class SmtpMailer:
         (timed out), in which case the rest of the batch is not attempted."""
         conn.last_command = ""
         try:
+            conn.start_clock()  # the whole message (MAIL to the reply after DATA): one timeout
             refused = conn.sendmail(message.sender, list(message.recipients), message.data)
         except smtplib.SMTPRecipientsRefused as error:
             self._drop_if_closed(conn)
@@ -392,10 +554,12 @@ class SmtpMailer:
             after = f" after {conn.last_command}" if conn.last_command else ""
             if stalled:
                 detail = f"timed out{after} ({self._timeout:g} s)"
+            elif isinstance(error, _BadReply):
+                detail = f"{error}{after}; connection closed"
             elif isinstance(error, smtplib.SMTPServerDisconnected):
                 detail = f"connection lost{after}"
             else:
-                detail = f"network error{after}: {error}"
+                detail = f"network error{after}: {printable(str(error))}"
             return SendResult(message.message_id, Outcome.RETRY, detail), stalled
         except UnicodeEncodeError as error:  # non-ASCII address; smtplib speaks ASCII commands
             self._drop()  # the transaction may be half open: start clean
@@ -403,7 +567,7 @@ class SmtpMailer:
             return SendResult(message.message_id, Outcome.FAILED, detail), False
         except smtplib.SMTPException as error:  # unforeseen protocol state: keep the message
             self._drop()
-            detail = f"SMTP error: {error}"
+            detail = f"SMTP error: {printable(str(error))}"
             return SendResult(message.message_id, Outcome.RETRY, detail), False
         replies = {addr: _reply(code, text) for addr, (code, text) in refused.items()}
         return SendResult(message.message_id, Outcome.SENT, refused=replies), False

@@ -13,8 +13,11 @@ transaction is held open while talking to the mail server:
    rendered from the Jinja templates and built into messages with their fixed Message-ID.
 3. **send, then record** — the mailer sends the batch over one connection; each result is
    written back: ``sent``; a temporary failure (4xx, timeout, dropped connection) back to
-   ``pending`` with exponential backoff and jitter, same Message-ID; a permanent one (5xx, or
-   too many attempts) ``failed`` with the reply kept in ``last_error``.
+   ``pending`` with exponential backoff and jitter, same Message-ID; a permanent one (5xx to
+   MAIL, RCPT or DATA, or too many attempts) ``failed`` with the reply kept in ``last_error``.
+   A message not tried because no connection could be made (connect, greeting, EHLO,
+   STARTTLS, AUTH) goes back to ``pending`` without counting an attempt: an outage or a
+   wrong password delays mail, with backoff growing with the outage, but never fails it.
 
 A worker that dies between sending and recording leaves its rows leased; when the lease
 expires they are claimed again and resent. Delivery is therefore at-least-once, and the
@@ -582,6 +585,22 @@ def record(
                 )
             )
             counts.sent += 1
+            continue
+        if result.outcome is Outcome.RETRY and result.connection_failures:
+            # Not tried: the connection failed (refused, 5xx greeting, STARTTLS stripped, wrong
+            # password, too slow). Not held against the message (``attempts`` unchanged, so an
+            # outage never uses up max_attempts), but backed off further the longer it lasts.
+            step = max(result.connection_failures, decision.attempts + 1)
+            db.execute(
+                update(NotificationRow)
+                .where(where)
+                .values(
+                    last_error=result.detail[:1000],
+                    next_attempt_at=now + retry_delay(step, config, rng),
+                    **done,
+                )
+            )
+            counts.retried += 1
             continue
         permanent = result.outcome is Outcome.FAILED or decision.attempts + 1 >= config.max_attempts
         values: dict[str, object] = {
