@@ -298,14 +298,14 @@ class Composer:
             if not still_useful(DIGEST, row.due_at, None, now):
                 return _held(row, SKIPPED, "too late for this week's digest")
             context["week"] = self._week(cohort, person, row.due_at)
-        token = self.tokens[(cohort.id, person.id)]
-        links = feed_links(self.config.base_url, token, cohort.title)
+        token = self.tokens.get((cohort.id, person.id))  # none for someone who has left
+        links = None if token is None else feed_links(self.config.base_url, token, cohort.title)
         context["links"] = {
             "page": None,
-            "feed": links.https,
-            "webcal": links.webcal,
-            "google": links.google,
-            "outlook": links.outlook,
+            "feed": links and links.https,
+            "webcal": links and links.webcal,
+            "google": links and links.google,
+            "outlook": links and links.outlook,
         }
         rendered: Rendered = self.templates.render(row.kind, context)
         data = build_message(

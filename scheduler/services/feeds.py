@@ -130,8 +130,9 @@ def mail_tokens(
     like any other, and the next email carries a fresh one.
 
     Someone not (or no longer) enrolled in the cohort, such as a withdrawn learner being sent
-    the cancellations of their invitations, gets a random token that is never stored: it opens
-    nothing, and no email can give a leaver a live link back. Two queries for a whole batch.
+    the cancellations of their invitations, gets no token (they are left out of the result):
+    their email carries no calendar link, and no email can give a leaver a live link back.
+    Two queries for a whole batch.
     """
     if not people:
         return {}
@@ -174,7 +175,6 @@ def mail_tokens(
     tokens = {}
     for pid in people:
         if pid not in enrolled:
-            tokens[pid] = secrets.token_urlsafe(32)  # opens nothing: only stored hashes do
             continue
         row = rows[pid]
         token = _derive(secret, row.id, pid)
