@@ -11,28 +11,34 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
 import random
 import re
 import shutil
+import stat
 import sys
-from collections.abc import Callable, Iterator
+import tempfile
+import traceback
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, ParamSpec, TypeVar
 
 import typer
+import typer.main
 from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DatabaseError, OperationalError
 
 from scheduler import __version__
 from scheduler.domain.cohort import CohortSpec, Role
 from scheduler.domain.cohort_file import parse_cohort_file
-from scheduler.errors import InputError, Problem, SchedulerError
+from scheduler.errors import ConfigError, InputError, Problem, SchedulerError
 from scheduler.outputs.formatting import local_datetime
 from scheduler.outputs.heatmap import availability_heatmap, slot_of
 from scheduler.outputs.links import feed_links
@@ -58,11 +64,21 @@ from scheduler.services.feeds import feed_name, issue_token, reset_tokens
 from scheduler.services.plans import PlanDiff, diff_plan, plan_cohort, plan_summary
 from scheduler.services.roster import import_roster
 from scheduler.services.schedule import duration_text, learner_schedule
-from scheduler.settings import load_settings
+from scheduler.settings import load_settings, redact_secrets
 from scheduler.timeutil import Weekday, zone
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+MIB = 1024 * 1024
+# Input files are read whole: anything larger than these is refused before it is read.
+COHORT_FILE_MAX_BYTES = 1 * MIB  # the example is 5 KB
+ROSTER_FILE_MAX_BYTES = 64 * MIB  # 100,000 learners take about 11 MB
+MAX_PRINTED_PROBLEMS = 200  # per list of problems or warnings; --json has them all
+MAX_LOG_ENTRIES = 100_000
+EXIT_BUG = 2  # an unexpected exception (a bug): one line, the traceback in a crash file
+EXIT_INTERRUPTED = 130  # Ctrl+C
+CRASH_FOLDER = Path("var")
 
 app = typer.Typer(
     help="Plan live sessions and soft deadlines for cohorts across time zones.",
@@ -152,16 +168,24 @@ def _options(
     STATE._runtime = None
 
 
-def _print_problems(problems: tuple[Problem, ...] | list[Problem], title: str) -> None:
-    """One line per problem (where, field, value, what is wrong), its hint dimmed below."""
+def _print_problems(problems: Sequence[Problem], title: str, *, json_hint: bool = True) -> None:
+    """One line per problem (where, field, value, what is wrong), its hint dimmed below; at most
+    :data:`MAX_PRINTED_PROBLEMS` of them, then how many more there are."""
     err.print(f"[red]{_text(title)}[/red]")
-    for p in problems:
+    for p in problems[:MAX_PRINTED_PROBLEMS]:
         where = f"line {p.line}" if p.line is not None else p.source
         place = ", ".join(x for x in (where, p.field or "") if x)
         value = "" if p.value is None else f" {_clip(p.value)!r}"
         err.print(f"  [bold]{_text(place or p.source)}[/bold]{_text(value)}: {_text(p.message)}")
         if p.hint:
             err.print(f"      [dim]{_text(p.hint)}[/dim]")
+    _print_more(len(problems) - MAX_PRINTED_PROBLEMS, "problem", json_hint)
+
+
+def _print_more(more: int, noun: str, json_hint: bool) -> None:
+    if more > 0:
+        how = " (use --json for all)" if json_hint else ""
+        err.print(f"  … and {more:,} more {noun}{'s' if more != 1 else ''}{how}")
 
 
 def _clip(value: str, limit: int = 60) -> str:
@@ -176,7 +200,7 @@ def guarded(func: Callable[P, R]) -> Callable[P, R]:
         try:
             return func(*args, **kwargs)
         except InputError as e:
-            _print_problems(e.problems, e.summary)
+            _print_problems(e.problems, e.summary, json_hint="as_json" in kwargs)
             if kwargs.get("as_json"):
                 print(
                     json.dumps(
@@ -192,7 +216,10 @@ def guarded(func: Callable[P, R]) -> Callable[P, R]:
         except SchedulerError as e:
             err.print(f"[red]error:[/red] {_text(e)}")
             raise typer.Exit(1) from None
-        except OperationalError as e:
+        except DatabaseError as e:
+            if not isinstance(e, OperationalError) and type(e) is not DatabaseError:
+                raise  # IntegrityError, ProgrammingError...: a bug, for the front door (main)
+            # cannot connect, locked, or not a database at all (a corrupt or a foreign file)
             where = redact_url(STATE.runtime().settings.database_url)
             err.print(
                 f"[red]error:[/red] the database {_text(where)} cannot be used: {_text(e.orig)}"
@@ -213,6 +240,71 @@ def _json(data: Any) -> None:
 
 
 _JSON_UNSAFE = re.compile(r"[\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def _read_file(path: Path, limit: int, what: str) -> bytes:
+    """The bytes of the regular file at ``path``, refused with an :class:`InputError` if it is
+    larger than ``limit`` or not a file (``/dev/zero``, a pipe, a folder): never read unbounded,
+    never blocked on."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO opens without waiting for a writer
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise InputError(
+            [Problem(f"is not a regular file; give the path of a {what}", str(path))],
+            f"{path} cannot be read",
+        )
+    with os.fdopen(fd, "rb") as f:
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise InputError(
+            [
+                Problem(
+                    f"is larger than {limit // MIB} MiB, the most a {what} may be",
+                    str(path),
+                    hint=f"check that this is the {what} you meant",
+                )
+            ],
+            f"{path} is too large",
+        )
+    return data
+
+
+def _read_cohort_file(path: Path) -> str:
+    """The text of a cohort file: at most 1 MiB of UTF-8 (a UTF-8 BOM is allowed)."""
+    data = _read_file(path, COHORT_FILE_MAX_BYTES, "cohort file")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise ConfigError(
+            [
+                Problem(
+                    f"is not UTF-8 text (byte 0x{data[e.start]:02x} cannot be read)",
+                    str(path),
+                    data.count(b"\n", 0, e.start) + 1,
+                    hint="save the file as UTF-8",
+                )
+            ],
+            f"{path} cannot be read",
+        ) from None
+
+
+@contextmanager
+def _nesting_checked(path: Path) -> Iterator[None]:
+    """A TOML document nested thousands deep (``x = [[[[...]]]]``) exhausts the recursion of the
+    parser or of what walks it: a :class:`ConfigError`, not a traceback."""
+    try:
+        yield
+    except RecursionError:
+        raise ConfigError(
+            [
+                Problem(
+                    "nests arrays or tables too deeply to be read",
+                    str(path),
+                    hint="a cohort file nests tables a few levels deep at most",
+                )
+            ],
+            f"{path} cannot be read",
+        ) from None
 
 
 @contextmanager
@@ -271,9 +363,8 @@ def init(
 def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision.")] = "head") -> None:
     """Create or migrate the tables (safe to run again)."""
     runtime = STATE.runtime()
-    before = migrations.current_revision(runtime.engine)
-    migrations.upgrade(runtime.engine, revision)
-    after = migrations.current_revision(runtime.engine)
+    # Serialised with any other upgrade of this database; both revisions read under its lock.
+    before, after = migrations.upgrade(runtime.engine, revision)
     where = redact_url(runtime.settings.database_url)
     if before == after:
         out.print(f"{_text(where)} is up to date (revision {after}).")
@@ -302,8 +393,8 @@ def cohort_load(
     as_json: JsonFlag = False,
 ) -> None:
     """Validate a cohort file and store it (create or update by slug)."""
-    text = file.read_text(encoding="utf-8")
-    with _transaction() as db:
+    text = _read_cohort_file(file)
+    with _transaction() as db, _nesting_checked(file):
         result = load_cohort(db, text, str(file), STATE.runtime().clock.now())
     spec = result.spec
     if as_json:
@@ -353,7 +444,9 @@ def cohort_validate(
     as_json: JsonFlag = False,
 ) -> None:
     """Check a cohort file without storing anything."""
-    spec = parse_cohort_file(file.read_text(encoding="utf-8"), str(file))
+    text = _read_cohort_file(file)
+    with _nesting_checked(file):
+        spec = parse_cohort_file(text, str(file))
     if as_json:
         _json({"ok": True, "slug": spec.slug})
     else:
@@ -406,7 +499,7 @@ def roster_validate(
     as_json: JsonFlag = False,
 ) -> None:
     """Check every row of a roster and list every problem; writes nothing."""
-    report = parse_roster(file.read_bytes(), str(file))
+    report = parse_roster(_read_file(file, ROSTER_FILE_MAX_BYTES, "roster"), str(file))
     if as_json:
         _json(
             {
@@ -433,8 +526,25 @@ def roster_validate(
 
 
 def _print_warnings(warnings: list[Problem]) -> None:
+    """Each distinct warning once (with how many times it came), each hint once, at most
+    :data:`MAX_PRINTED_PROBLEMS` lines."""
+    counts: dict[str, int] = {}
+    hints: dict[str, str | None] = {}
     for w in warnings:
-        err.print(f"[yellow]warning:[/yellow] {_text(w.describe())}")
+        line = replace(w, hint=None).describe()
+        counts[line] = counts.get(line, 0) + 1
+        hints.setdefault(line, w.hint)
+    seen_hints: set[str] = set()
+    shown = 0
+    for line, count in list(counts.items())[:MAX_PRINTED_PROBLEMS]:
+        hint = hints[line]
+        if hint and hint not in seen_hints:
+            seen_hints.add(hint)
+            line += f"; {hint}"
+        times = f" ({count:,} times)" if count > 1 else ""
+        err.print(f"[yellow]warning:[/yellow] {_text(line)}{times}")
+        shown += count
+    _print_more(len(warnings) - shown, "warning", json_hint=True)
 
 
 @roster_app.command("import")
@@ -451,7 +561,7 @@ def roster_import(
     as_json: JsonFlag = False,
 ) -> None:
     """Import (or re-import) a roster into a cohort, in one transaction: all rows or none."""
-    data = file.read_bytes()
+    data = _read_file(file, ROSTER_FILE_MAX_BYTES, "roster")
     with _transaction() as db:
         result = import_roster(
             db,
@@ -505,7 +615,7 @@ def roster_import(
 def roster_list(
     cohort: CohortOption,
     role: Annotated[Role | None, typer.Option(help="Only learners or only facilitators.")] = None,
-    limit: Annotated[int, typer.Option(help="Rows to show in the table (0: all).")] = 200,
+    limit: Annotated[int, typer.Option(min=0, help="Rows to show in the table (0: all).")] = 200,
     as_json: JsonFlag = False,
 ) -> None:
     """List a cohort's people with their zone, availability and locale."""
@@ -833,13 +943,24 @@ def deadlines(
 # --- changes ------------------------------------------------------------------------------------
 
 SeriesOption = Annotated[str, typer.Option("--series", "-s", help="The series key, e.g. class.")]
-SectionOption = Annotated[int, typer.Option("--section", min=1, help="Section number (1 = first).")]
-SlotOption = Annotated[
-    int, typer.Option("--time", min=1, help="Which weekly time of the section (1 = first).")
+# Bounded like the cohort file and the dashboard's forms: a huge number is a usage error, not an
+# overflow deep in the database driver.
+MAX_WEEKS, MAX_SECTIONS, MAX_SLOTS = 104, 1000, 100
+SectionOption = Annotated[
+    int,
+    typer.Option("--section", min=1, max=MAX_SECTIONS, help="Section number (1 = first)."),
 ]
-WeekOption = Annotated[int | None, typer.Option("--week", min=1, help="Only this course week.")]
+SlotOption = Annotated[
+    int,
+    typer.Option(
+        "--time", min=1, max=MAX_SLOTS, help="Which weekly time of the section (1 = first)."
+    ),
+]
+WeekOption = Annotated[
+    int | None, typer.Option("--week", min=1, max=MAX_WEEKS, help="Only this course week.")
+]
 FromWeekOption = Annotated[
-    int | None, typer.Option("--from-week", min=1, help="This week and later.")
+    int | None, typer.Option("--from-week", min=1, max=MAX_WEEKS, help="This week and later.")
 ]
 YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Apply without asking.")]
 
@@ -984,7 +1105,7 @@ def feeds_reset(
 @guarded
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on.")] = 8000,
     access_log: Annotated[
         bool,
         typer.Option("--access-log/--no-access-log", help="Log every request (tokens redacted)."),
@@ -1204,7 +1325,9 @@ def replan(
 @guarded
 def log_command(
     cohort: CohortOption,
-    limit: Annotated[int, typer.Option(min=1, help="How many entries, newest first.")] = 50,
+    limit: Annotated[
+        int, typer.Option(min=1, max=MAX_LOG_ENTRIES, help="How many entries, newest first.")
+    ] = 50,
     as_json: JsonFlag = False,
 ) -> None:
     """What was done to a cohort and by whom (e.g. late joiners placed by the worker)."""
@@ -1233,8 +1356,116 @@ def version() -> None:
     out.print(f"cohort-scheduler {__version__}")
 
 
+# --- the front door ------------------------------------------------------------------------------
+
+
 def main() -> None:
-    app()
+    """The ``cohort`` command. No Python traceback ever reaches the user: the product's errors
+    are printed by :func:`guarded`; anything else is a bug, reported in one line with the name of
+    a crash file holding the traceback (exit status 2); Ctrl+C is one line and exit status 130."""
+    args = sys.argv[1:]
+    try:
+        app(prog_name="cohort")
+    except SystemExit as e:
+        if e.code == EXIT_INTERRUPTED and _interrupted(e):  # Typer turns Ctrl+C into Exit(130)
+            err.print("interrupted")
+        raise
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        raise SystemExit(EXIT_INTERRUPTED) from None
+    except SchedulerError as e:  # one a command left untranslated: still the user's to fix
+        err.print(f"[red]error:[/red] {_text(e)}")
+        raise SystemExit(1) from None
+    except Exception as e:
+        raise SystemExit(_report_crash(args, e)) from None
+
+
+def _interrupted(error: BaseException) -> bool:
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        if isinstance(current, KeyboardInterrupt):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def _report_crash(args: list[str], error: Exception) -> int:
+    """One line on stderr for an unexpected exception; its traceback goes to a crash file (and to
+    stderr as well with ``--log-level DEBUG``)."""
+    command = _command_name(args)
+    trace = "".join(traceback.format_exception(error))
+    saved = _write_crash_file(
+        f"cohort-scheduler {__version__}, Python {sys.version.split()[0]}\n"
+        f"time: {datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC\n"
+        f"command: cohort {redact_secrets(' '.join(args))}\n\n{trace}"
+    )
+    if _debug():
+        sys.stderr.write(printable(trace, keep_newlines=True))
+    where = (
+        f"the traceback is in {_text(saved)}"
+        if saved is not None
+        else "the traceback could not be saved (rerun with --log-level DEBUG to see it)"
+    )
+    summary = _clip(f"{type(error).__name__}: {error}", 160).replace("\n", " ")
+    err.print(
+        f"[red]error:[/red] `{_text(command)}` failed unexpectedly ({_text(summary)}); "
+        f"this is a bug: {where}; please include it in a bug report"
+    )
+    return EXIT_BUG
+
+
+def _command_name(args: list[str]) -> str:
+    """``cohort roster import`` for ``--log-level DEBUG roster import r.csv --cohort x``."""
+    command: Any = typer.main.get_command(app)
+    names, skip = ["cohort"], False
+    global_with_value = {"--config", "--database-url", "--log-level"}
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg.startswith("-"):
+            skip = arg in global_with_value
+        elif arg in (subcommands := getattr(command, "commands", None) or {}):
+            command = subcommands[arg]
+            names.append(arg)
+        else:
+            break
+    return " ".join(names)
+
+
+def _debug() -> bool:
+    if STATE._runtime is not None:
+        return STATE._runtime.settings.log_level == "DEBUG"
+    level = STATE.flags.get("log_level") or os.environ.get("COHORT_LOG_LEVEL") or ""
+    return str(level).upper() == "DEBUG"
+
+
+def _write_crash_file(content: str) -> Path | None:
+    """Write ``content`` to ``var/crash-YYYYMMDD-HHMMSS.log`` (UTC; mode 0600, in a folder made
+    0700 if missing), else to a temporary file; the path written, or None if neither could be."""
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    data = content.encode("utf-8", "backslashreplace")
+    try:
+        CRASH_FOLDER.mkdir(mode=0o700, exist_ok=True)
+        for n in range(100):
+            path = CRASH_FOLDER / (f"crash-{stamp}.log" if n == 0 else f"crash-{stamp}-{n}.log")
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:
+                continue
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            return path
+    except OSError:
+        pass
+    try:
+        fd, name = tempfile.mkstemp(prefix=f"cohort-crash-{stamp}-", suffix=".log")  # 0600
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        return Path(name)
+    except OSError:
+        return None
 
 
 if __name__ == "__main__":  # pragma: no cover

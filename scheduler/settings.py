@@ -218,19 +218,58 @@ def load_settings(config_file: Path | None = None, **flags: Any) -> Settings:
 
 def _settings_table(path: Path) -> dict[str, Any]:
     """The ``[settings]`` table of a config file; a file without one (a cohort file kept where
-    commands run) sets nothing."""
+    commands run) sets nothing.
+
+    The file must be a regular file of at most 1 MiB of UTF-8 TOML: a device (``/dev/zero``), a
+    pipe, a larger file, or a document nested deeper than the parser can follow is refused with
+    a :class:`ConfigError` naming the file, before anything else runs.
+    """
+    import stat
+
+    max_bytes, max_depth = 1024 * 1024, 32
+
+    def invalid(message: str) -> ConfigError:
+        return ConfigError([Problem(message, str(path))], "config file is invalid")
+
     try:
-        with path.open("rb") as f:
-            document = tomllib.load(f)
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
-        raise ConfigError(
-            [Problem(f"cannot be read as TOML: {e}", str(path))], "config file is invalid"
-        ) from None
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO opens without a writer
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise invalid("is not a regular file")
+        with os.fdopen(fd, "rb") as f:
+            data = f.read(max_bytes + 1)
+    except OSError as e:
+        raise invalid(f"cannot be read: {e.strerror or e}") from None
+    if len(data) > max_bytes:
+        raise invalid(f"is larger than {max_bytes // (1024 * 1024)} MiB")
+    try:
+        document = tomllib.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise invalid(f"is not UTF-8 text (byte 0x{data[e.start]:02x} on line {line})") from None
+    except tomllib.TOMLDecodeError as e:
+        raise invalid(f"cannot be read as TOML: {e}") from None
+    except RecursionError:
+        raise invalid("cannot be read as TOML: arrays or tables nested too deeply") from None
     table = document.get("settings", {})
     if not isinstance(table, dict):
         raise ConfigError(
             [Problem("must be a table", str(path), field="settings")], "config file is invalid"
         )
+    # Settings are scalars: a value nested deeper than this is refused here, before anything
+    # (validation, error messages) walks it recursively.
+    stack: list[tuple[object, int]] = [(table, 0)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > max_depth:
+            raise ConfigError(
+                [Problem("nests arrays or tables too deeply", str(path), field="settings")],
+                "config file is invalid",
+            )
+        if isinstance(value, dict):
+            stack.extend((v, depth + 1) for v in value.values())
+        elif isinstance(value, list):
+            stack.extend((v, depth + 1) for v in value)
     return table
 
 
