@@ -1,5 +1,6 @@
-"""``create_app(runtime)`` served over real HTTP by uvicorn, in a thread, on a free port of
-127.0.0.1: for tests that drive the web app the way a browser or a calendar app does."""
+"""An ASGI app (by default ``create_app(runtime)``) served over real HTTP by uvicorn, in a
+thread, on a port of 127.0.0.1 the OS picked: for tests that drive the web app the way a browser
+or a calendar app does."""
 
 from __future__ import annotations
 
@@ -10,27 +11,22 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import uvicorn
+from starlette.types import ASGIApp
 
 from scheduler.runtime import Runtime
 from scheduler.web.app import create_app
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextmanager
-def serve(runtime: Runtime) -> Iterator[str]:
-    """The app of ``runtime`` served until the block ends; yields its base URL."""
-    port = _free_port()
+def serving(app: ASGIApp) -> Iterator[str]:
+    """``app`` served until the block ends; yields its base URL."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
     server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(runtime), host="127.0.0.1", port=port, log_level="warning", lifespan="off"
-        )
+        uvicorn.Config(app, log_level="critical", access_log=False, lifespan="off")
     )
-    thread = threading.Thread(target=server.run, daemon=True)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 15
     while not server.started:
@@ -41,4 +37,12 @@ def serve(runtime: Runtime) -> Iterator[str]:
         yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
-        thread.join(timeout=10)
+        thread.join(timeout=15)
+        sock.close()
+
+
+@contextmanager
+def serve(runtime: Runtime) -> Iterator[str]:
+    """The app of ``runtime`` served until the block ends; yields its base URL."""
+    with serving(create_app(runtime)) as base:
+        yield base

@@ -11,7 +11,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -22,9 +21,9 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import APIRouter
 from pydantic import SecretStr
+from served_app import serving
 from starlette.exceptions import StarletteDeprecationWarning
 from starlette.types import ASGIApp, Message
 
@@ -83,30 +82,6 @@ def admin_token(runtime: Runtime) -> str:
     with runtime.transaction() as db:
         token, _ = rotate_admin_token(db, NOW)
     return token
-
-
-@contextmanager
-def serving(app: ASGIApp) -> Iterator[str]:
-    """``app`` served by uvicorn in a thread on a port the OS picked."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(app, log_level="critical", access_log=False, lifespan="off")
-    )
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
-        sock.close()
 
 
 # --- HSTS and the session cookie ---------------------------------------------------------------
