@@ -38,7 +38,7 @@ from sqlalchemy.exc import DatabaseError, OperationalError
 from scheduler import __version__
 from scheduler.domain.cohort import CohortSpec, Role
 from scheduler.domain.cohort_file import parse_cohort_file
-from scheduler.errors import ConfigError, InputError, Problem, SchedulerError
+from scheduler.errors import ConfigError, InputError, NotFoundError, Problem, SchedulerError
 from scheduler.outputs.formatting import local_datetime
 from scheduler.outputs.heatmap import availability_heatmap, slot_of
 from scheduler.outputs.links import feed_links
@@ -213,6 +213,9 @@ def guarded(func: Callable[P, R]) -> Callable[P, R]:
                     )
                 )
             raise typer.Exit(1) from None
+        except NotFoundError as e:  # say where it looked: `cd demo` starts another database
+            err.print(f"[red]error:[/red] {_text(e)}; database: {_text(_database_in_use())}")
+            raise typer.Exit(1) from None
         except SchedulerError as e:
             err.print(f"[red]error:[/red] {_text(e)}")
             raise typer.Exit(1) from None
@@ -230,6 +233,16 @@ def guarded(func: Callable[P, R]) -> Callable[P, R]:
             raise typer.Exit(1) from None
 
     return wrapper
+
+
+def _database_in_use() -> str:
+    """The database URL in use, password hidden; a SQLite file as its absolute path (the default
+    is relative to the folder the command runs in)."""
+    url = STATE.runtime().settings.database_url
+    prefix, sep, path = url.partition(":///")
+    if prefix.startswith("sqlite") and sep and path and not path.startswith((":memory:", "file:")):
+        return f"{prefix}:///{Path(path.split('?', 1)[0]).expanduser().resolve()}"
+    return redact_url(url)
 
 
 def _json(data: Any) -> None:
@@ -1194,6 +1207,7 @@ def status(as_json: JsonFlag = False) -> None:
     if as_json:
         _json(
             {
+                "database": _database_in_use(),
                 "notifications": box_.counts,
                 "due": box_.due,
                 "workers": [asdict(w) for w in workers],
@@ -1215,6 +1229,7 @@ def status(as_json: JsonFlag = False) -> None:
         str(c["skipped"]),
         str(c["cancelled"]),
     )
+    out.print(f"database: {_text(_database_in_use())}")
     out.print(table)
     if not workers:
         out.print("no worker has run yet: start one with `cohort worker`")

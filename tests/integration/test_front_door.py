@@ -55,3 +55,19 @@ def test_readme_by_hand_block_runs_without_a_traceback(
         if args[0] == "init" and where == "inside_init_folder":
             cwd = tmp_path / "demo"
     assert (cwd / "var" / "cohort.db").exists()
+
+
+def test_status_and_not_found_errors_name_the_database_in_use(tmp_path: Path) -> None:
+    """`cd demo` silently starts another database: say which one is in use."""
+    env: dict[str, Any] = {k: v for k, v in os.environ.items() if not k.startswith("COHORT_")}
+    env["COLUMNS"] = "300"
+    assert cohort(env, tmp_path, "db", "upgrade").returncode == 0
+    database = f"sqlite:///{(tmp_path / 'var' / 'cohort.db').resolve()}"
+    status = cohort(env, tmp_path, "status")
+    assert status.returncode == 0, status.stderr
+    assert f"database: {database}" in status.stdout
+    assert f'"database": "{database}"' in cohort(env, tmp_path, "status", "--json").stdout
+    missing = cohort(env, tmp_path, "roster", "list", "--cohort", "nope")
+    assert missing.returncode == 1
+    assert "no cohort with slug 'nope'" in missing.stderr
+    assert database in missing.stderr.replace("\n", "")
