@@ -1,5 +1,6 @@
 # Two front doors: `make demo` and `make test`. Both build .venv from scratch when it is missing,
-# installing the exact versions in requirements/*.lock (hash-checked, with uv); `make lock`
+# installing the exact versions in requirements/*.lock (hash-checked, with uv, compiled to
+# bytecode at install as pip does, so no `cohort` call compiles its imports); `make lock`
 # refreshes the locks from pyproject.toml's lower bounds.
 PYTHON ?= python3
 VENV   := .venv
@@ -19,14 +20,18 @@ $(BIN)/python:
 
 # The demo installs the product the way a user would (a plain, non-editable install).
 $(VENV)/.demo-installed: $(BIN)/python pyproject.toml requirements/demo.lock
-	$(UV) pip install --quiet --python $(BIN)/python --require-hashes -r requirements/demo.lock
-	$(UV) pip install --quiet --python $(BIN)/python --no-deps --reinstall-package cohort-scheduler .
+	$(UV) pip install --quiet --compile-bytecode --python $(BIN)/python --require-hashes \
+	  -r requirements/demo.lock
+	$(UV) pip install --quiet --compile-bytecode --python $(BIN)/python --no-deps \
+	  --reinstall-package cohort-scheduler .
 	rm -f $(VENV)/.test-installed
 	touch $@
 
 $(VENV)/.test-installed: $(BIN)/python pyproject.toml requirements/test.lock
-	$(UV) pip install --quiet --python $(BIN)/python --require-hashes -r requirements/test.lock
+	$(UV) pip install --quiet --compile-bytecode --python $(BIN)/python --require-hashes \
+	  -r requirements/test.lock
 	$(UV) pip install --quiet --python $(BIN)/python --no-deps -e .
+	$(BIN)/python -m compileall -q scheduler jobs  # the CLI starts from bytecode, not source
 	rm -f $(VENV)/.demo-installed
 	touch $@
 
