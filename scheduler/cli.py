@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, TypeVar
 
 import typer
 import typer.main
@@ -33,39 +33,21 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
-from sqlalchemy.exc import DatabaseError, OperationalError
 
 from scheduler import __version__
-from scheduler.domain.cohort import CohortSpec, Role
-from scheduler.domain.cohort_file import parse_cohort_file
+from scheduler.domain.cohort import Role
 from scheduler.errors import ConfigError, InputError, NotFoundError, Problem, SchedulerError
-from scheduler.outputs.formatting import local_datetime
-from scheduler.outputs.heatmap import availability_heatmap, slot_of
-from scheduler.outputs.links import feed_links
 from scheduler.outputs.text import printable
-from scheduler.persistence import migrations, repo
-from scheduler.persistence.db import redact_url
-from scheduler.planning import LearnerInput, Plan
-from scheduler.resources import resource_dir
-from scheduler.roster import parse_roster
-from scheduler.runtime import Runtime, build_runtime
-from scheduler.sample import CREDIT, example_roster, roster_csv
-from scheduler.services import schedule as schedule_service
-from scheduler.services.changes import (
-    Change,
-    ChangePreview,
-    apply_change,
-    parse_wall_time,
-    preview_change,
-)
-from scheduler.services.cohorts import load_cohort
-from scheduler.services.deadlines import deadline_summary
-from scheduler.services.feeds import feed_name, issue_token, reset_tokens
-from scheduler.services.plans import PlanDiff, diff_plan, plan_cohort, plan_summary
-from scheduler.services.roster import import_roster
-from scheduler.services.schedule import duration_text, learner_schedule
-from scheduler.settings import load_settings, redact_secrets
-from scheduler.timeutil import Weekday, zone
+
+# Everything else loads inside the command that needs it: `cohort --help` and `cohort version`
+# import neither the database layer, the planner, the web stack nor the templates
+# (tests/unit/test_cli_imports.py checks it; bench/cli.py measures it).
+if TYPE_CHECKING:
+    from scheduler.domain.cohort import CohortSpec
+    from scheduler.planning import LearnerInput, Plan
+    from scheduler.runtime import Runtime
+    from scheduler.services.changes import Change, ChangePreview
+    from scheduler.services.plans import PlanDiff
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -132,6 +114,9 @@ class CliState:
 
     def runtime(self) -> Runtime:
         if self._runtime is None:
+            from scheduler.runtime import build_runtime
+            from scheduler.settings import load_settings
+
             self._runtime = build_runtime(load_settings(self.config, **self.flags))
             _clean_log_lines()
         return self._runtime
@@ -219,25 +204,39 @@ def guarded(func: Callable[P, R]) -> Callable[P, R]:
         except SchedulerError as e:
             err.print(f"[red]error:[/red] {_text(e)}")
             raise typer.Exit(1) from None
-        except DatabaseError as e:
-            if not isinstance(e, OperationalError) and type(e) is not DatabaseError:
-                raise  # IntegrityError, ProgrammingError...: a bug, for the front door (main)
-            # cannot connect, locked, or not a database at all (a corrupt or a foreign file)
-            where = redact_url(STATE.runtime().settings.database_url)
-            err.print(
-                f"[red]error:[/red] the database {_text(where)} cannot be used: {_text(e.orig)}"
-            )
-            raise typer.Exit(1) from None
         except OSError as e:
             err.print(f"[red]error:[/red] {_text(e.strerror or e)}: {_text(e.filename or '')}")
+            raise typer.Exit(1) from None
+        except Exception as e:
+            if not _unusable_database(e):
+                raise  # IntegrityError, ProgrammingError...: a bug, for the front door (main)
+            from scheduler.persistence.db import redact_url
+
+            where = redact_url(STATE.runtime().settings.database_url)
+            err.print(
+                f"[red]error:[/red] the database {_text(where)} cannot be used: "
+                f"{_text(getattr(e, 'orig', e))}"
+            )
             raise typer.Exit(1) from None
 
     return wrapper
 
 
+def _unusable_database(error: Exception) -> bool:
+    """Whether ``error`` says the database cannot be used: cannot connect, locked, or not a
+    database at all (a corrupt or a foreign file). Asked without importing SQLAlchemy: one of its
+    errors can only be raised once a command has loaded it."""
+    exc = sys.modules.get("sqlalchemy.exc")
+    if exc is None or not isinstance(error, exc.DatabaseError):
+        return False
+    return isinstance(error, exc.OperationalError) or type(error) is exc.DatabaseError
+
+
 def _database_in_use() -> str:
     """The database URL in use, password hidden; a SQLite file as its absolute path (the default
     is relative to the folder the command runs in)."""
+    from scheduler.persistence.db import redact_url
+
     url = STATE.runtime().settings.database_url
     prefix, sep, path = url.partition(":///")
     if prefix.startswith("sqlite") and sep and path and not path.startswith((":memory:", "file:")):
@@ -342,6 +341,9 @@ def init(
     force: Annotated[bool, typer.Option("--force", help="Overwrite existing files.")] = False,
 ) -> None:
     """Write an example cohort.toml and a roster.csv of learners in real-world time zones."""
+    from scheduler.resources import resource_dir
+    from scheduler.sample import CREDIT, example_roster, roster_csv
+
     directory.mkdir(parents=True, exist_ok=True)
     cohort_file, roster_file = directory / "cohort.toml", directory / "roster.csv"
     existing = [p for p in (cohort_file, roster_file) if p.exists()]
@@ -375,6 +377,9 @@ def init(
 @guarded
 def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision.")] = "head") -> None:
     """Create or migrate the tables (safe to run again)."""
+    from scheduler.persistence import migrations
+    from scheduler.persistence.db import redact_url
+
     runtime = STATE.runtime()
     # Serialised with any other upgrade of this database; both revisions read under its lock.
     before, after = migrations.upgrade(runtime.engine, revision)
@@ -389,6 +394,8 @@ def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision.")]
 @guarded
 def db_current() -> None:
     """Print the database's schema revision and the newest one this version knows."""
+    from scheduler.persistence import migrations
+
     runtime = STATE.runtime()
     out.print(
         f"current: {migrations.current_revision(runtime.engine) or 'empty'}; "
@@ -406,6 +413,8 @@ def cohort_load(
     as_json: JsonFlag = False,
 ) -> None:
     """Validate a cohort file and store it (create or update by slug)."""
+    from scheduler.services.cohorts import load_cohort
+
     text = _read_cohort_file(file)
     with _transaction() as db, _nesting_checked(file):
         result = load_cohort(db, text, str(file), STATE.runtime().clock.now())
@@ -457,6 +466,8 @@ def cohort_validate(
     as_json: JsonFlag = False,
 ) -> None:
     """Check a cohort file without storing anything."""
+    from scheduler.domain.cohort_file import parse_cohort_file
+
     text = _read_cohort_file(file)
     with _nesting_checked(file):
         spec = parse_cohort_file(text, str(file))
@@ -470,6 +481,8 @@ def cohort_validate(
 @guarded
 def cohort_list(as_json: JsonFlag = False) -> None:
     """List stored cohorts with their learner counts."""
+    from scheduler.persistence import repo
+
     with _transaction() as db:
         rows = [(c, repo.roster_counts(db, c.id)) for c in repo.list_cohorts(db)]
     if as_json:
@@ -512,6 +525,8 @@ def roster_validate(
     as_json: JsonFlag = False,
 ) -> None:
     """Check every row of a roster and list every problem; writes nothing."""
+    from scheduler.roster import parse_roster
+
     report = parse_roster(_read_file(file, ROSTER_FILE_MAX_BYTES, "roster"), str(file))
     if as_json:
         _json(
@@ -574,6 +589,8 @@ def roster_import(
     as_json: JsonFlag = False,
 ) -> None:
     """Import (or re-import) a roster into a cohort, in one transaction: all rows or none."""
+    from scheduler.services.roster import import_roster
+
     data = _read_file(file, ROSTER_FILE_MAX_BYTES, "roster")
     with _transaction() as db:
         result = import_roster(
@@ -632,6 +649,8 @@ def roster_list(
     as_json: JsonFlag = False,
 ) -> None:
     """List a cohort's people with their zone, availability and locale."""
+    from scheduler.persistence import repo
+
     with _transaction() as db:
         row = repo.get_cohort(db, cohort)
         people = repo.roster(db, row.id, role)
@@ -697,6 +716,9 @@ def plan(
     as_json: JsonFlag = False,
 ) -> None:
     """Plan the live sessions: times that fit the most learners every week, DST included."""
+    from scheduler.services import schedule as schedule_service
+    from scheduler.services.plans import diff_plan, plan_cohort, plan_summary
+
     runtime = STATE.runtime()
     now = runtime.clock.now()
     with _transaction() as db, err.status("planning…"):
@@ -804,6 +826,9 @@ def _print_dst(result: Plan) -> None:
 
 
 def _print_heatmap(spec: CohortSpec, learners: list[LearnerInput], result: Plan) -> None:
+    from scheduler.outputs.heatmap import availability_heatmap, slot_of
+    from scheduler.timeutil import Weekday
+
     heat = availability_heatmap(spec, learners)
     marks: dict[tuple[int, int], str] = {}
     for s in result.sections:
@@ -874,6 +899,11 @@ def deadlines(
 ) -> None:
     """A learner's schedule (live, co-working, async work, replays) on their clock and in their
     language; without --learner, a summary of the cohort's deadlines."""
+    from scheduler.outputs.formatting import local_datetime
+    from scheduler.services.deadlines import deadline_summary
+    from scheduler.services.schedule import duration_text, learner_schedule
+    from scheduler.timeutil import zone
+
     with _transaction() as db:
         if learner is None:
             summary = deadline_summary(db, cohort)
@@ -979,6 +1009,8 @@ YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Apply without aski
 
 
 def _change(change: Change, cohort: str, yes: bool, as_json: bool) -> None:
+    from scheduler.services.changes import apply_change, preview_change
+
     runtime = STATE.runtime()
     now = runtime.clock.now()
     with _transaction() as db:
@@ -1038,6 +1070,8 @@ def reschedule(
     as_json: JsonFlag = False,
 ) -> None:
     """Move one occurrence (--week) or a series from a week on (--from-week) to a new time."""
+    from scheduler.services.changes import Change, parse_wall_time
+
     change = Change(
         series, section - 1, slot - 1, _week(week), _week(from_week), parse_wall_time(to)
     )
@@ -1057,6 +1091,8 @@ def cancel(
     as_json: JsonFlag = False,
 ) -> None:
     """Cancel one occurrence (--week), a series from a week on, or all its future occurrences."""
+    from scheduler.services.changes import Change
+
     _change(
         Change(series, section - 1, slot - 1, _week(week), _week(from_week)), cohort, yes, as_json
     )
@@ -1070,6 +1106,8 @@ def _week(value: int | None) -> int | None:
 
 
 def _print_links(target_name: str, token: str, as_json: bool, revoked: int | None = None) -> None:
+    from scheduler.outputs.links import feed_links
+
     links = feed_links(STATE.runtime().settings.base_url, token, target_name)
     if as_json:
         _json({**asdict(links), "revoked": revoked})
@@ -1094,6 +1132,8 @@ def feeds_url(
     as_json: JsonFlag = False,
 ) -> None:
     """Issue a feed link (a new secret URL; earlier ones keep working until reset)."""
+    from scheduler.services.feeds import feed_name, issue_token
+
     with _transaction() as db:
         token, target = issue_token(db, cohort, email, STATE.runtime().clock.now())
     _print_links(feed_name(target), token, as_json)
@@ -1109,6 +1149,8 @@ def feeds_reset(
     as_json: JsonFlag = False,
 ) -> None:
     """Revoke every link to this feed and issue a new one (for a leaked link)."""
+    from scheduler.services.feeds import feed_name, reset_tokens
+
     with _transaction() as db:
         token, revoked, target = reset_tokens(db, cohort, email, STATE.runtime().clock.now())
     _print_links(feed_name(target), token, as_json, revoked)
@@ -1197,7 +1239,7 @@ def worker(
 @guarded
 def status(as_json: JsonFlag = False) -> None:
     """The outbox and the workers: pending, due, sent, failed, skipped; last tick's age."""
-    from scheduler.services.delivery import outbox_status, worker_status
+    from scheduler.services.outbox import outbox_status, worker_status
 
     runtime = STATE.runtime()
     now = runtime.clock.now()
@@ -1278,6 +1320,7 @@ def replan(
 ) -> None:
     """Re-plan the future beyond the freeze horizon, as the worker does for cohorts with
     auto_replan (shows what would move; --yes applies)."""
+    from scheduler.persistence import repo
     from scheduler.services.orchestration import replan_cohort
 
     runtime = STATE.runtime()
@@ -1409,6 +1452,8 @@ def _interrupted(error: BaseException) -> bool:
 def _report_crash(args: list[str], error: Exception) -> int:
     """One line on stderr for an unexpected exception; its traceback goes to a crash file (and to
     stderr as well with ``--log-level DEBUG``)."""
+    from scheduler.settings import redact_secrets
+
     command = _command_name(args)
     trace = "".join(traceback.format_exception(error))
     saved = _write_crash_file(

@@ -108,8 +108,8 @@ class Runtime:
             yield db
 
     def require_schema(self) -> None:
-        current = migrations.current_revision(self.engine)
-        if current != migrations.head_revision(self.engine):
+        current = migrations.schema_revision(self.engine)
+        if current != migrations.HEAD_REVISION:
             where = redact_url(self.settings.database_url)
             state = "has no tables yet" if current is None else f"is at revision {current}"
             raise NotMigratedError(f"the database {where} {state}: run `cohort db upgrade` first")

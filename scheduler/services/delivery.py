@@ -29,11 +29,11 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, func, or_, select, update
+from sqlalchemy import ColumnElement, Select, and_, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from scheduler.domain.cohort import Role, SeriesKind
@@ -50,13 +50,13 @@ from scheduler.persistence.models import (
     OccurrenceRow,
     PersonRow,
     SeriesRequestRow,
-    WorkerRow,
 )
 from scheduler.planning.agenda import agenda_phases
 from scheduler.services.coworking import PodBook, next_block
 from scheduler.services.deadlines import learner_items
 from scheduler.services.feeds import mail_tokens
 from scheduler.services.invites import INVITE_KINDS, invite_message
+from scheduler.services.outbox import FAILED, PENDING, SENT, SKIPPED, SUPERSEDED
 from scheduler.services.plans import CANCELLED, SCHEDULED
 from scheduler.services.reminders import (
     CHECKIN,
@@ -69,10 +69,6 @@ from scheduler.services.reminders import (
 )
 from scheduler.services.schedule import learner_schedule
 from scheduler.timeutil import zone
-
-PENDING, SENT, FAILED, SKIPPED = "pending", "sent", "failed", "skipped"
-SUPERSEDED = "cancelled"
-STATUSES = (PENDING, SENT, FAILED, SKIPPED, SUPERSEDED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -712,60 +708,3 @@ def deliver_batch(
     if not decisions:
         return BatchCounts()
     return finish_batch(sessions, mailer, config, worker_id, now, decisions, rng)
-
-
-@dataclass(frozen=True, slots=True)
-class OutboxStatus:
-    counts: dict[str, int]  # by status
-    due: int  # pending and due now
-    failed_recent: list[tuple[str, str, str]] = field(default_factory=list)  # kind, to, error
-
-
-def outbox_status(db: Session, now: datetime) -> OutboxStatus:
-    counts = dict.fromkeys(STATUSES, 0)
-    for status, n in db.execute(
-        select(NotificationRow.status, func.count()).group_by(NotificationRow.status)
-    ):
-        counts[status] = n
-    due = db.scalar(
-        select(func.count()).where(
-            NotificationRow.status == PENDING, NotificationRow.next_attempt_at <= now
-        )
-    )
-    failed = [
-        (kind, email, error or "")
-        for kind, email, error in db.execute(
-            select(NotificationRow.kind, PersonRow.email, NotificationRow.last_error)
-            .join(PersonRow, PersonRow.id == NotificationRow.person_id)
-            .where(NotificationRow.status == FAILED)
-            .order_by(NotificationRow.id.desc())
-            .limit(10)
-        )
-    ]
-    return OutboxStatus(counts, int(due or 0), failed)
-
-
-@dataclass(frozen=True, slots=True)
-class WorkerState:
-    id: str
-    started_at: datetime
-    last_tick_age: float | None  # seconds since its last dispatch tick
-    heartbeat_age: float
-    stopped: bool
-    sent: int
-
-
-def worker_status(db: Session, now: datetime, limit: int = 10) -> list[WorkerState]:
-    """The most recent workers, newest first, with the age of their last tick and heartbeat."""
-    rows = db.scalars(select(WorkerRow).order_by(WorkerRow.heartbeat_at.desc()).limit(limit))
-    return [
-        WorkerState(
-            w.id,
-            w.started_at,
-            (now - w.last_tick_at).total_seconds() if w.last_tick_at else None,
-            (now - w.heartbeat_at).total_seconds(),
-            w.stopped_at is not None,
-            w.sent,
-        )
-        for w in rows
-    ]

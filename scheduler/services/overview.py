@@ -49,7 +49,7 @@ from scheduler.persistence.models import (
 )
 from scheduler.planning import LearnerInput
 from scheduler.planning.fit import anchor_zone_name, occurrence_date
-from scheduler.services.delivery import outbox_status, worker_status
+from scheduler.services.outbox import outbox_status, worker_status
 from scheduler.services.plans import CANCELLED, SCHEDULED
 from scheduler.timeutil import MINUTES_PER_DAY, Weekday, wall_to_utc, zone
 

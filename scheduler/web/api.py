@@ -53,7 +53,7 @@ from scheduler.services.changes import (
     parse_wall_time,
     preview_change,
 )
-from scheduler.services.delivery import outbox_status, worker_status
+from scheduler.services.outbox import outbox_status, worker_status
 from scheduler.services.plans import PlanDiff, diff_plan, plan_cohort, published_version
 from scheduler.timeutil import Weekday, zone
 from scheduler.web.auth import AdminAuth

@@ -31,8 +31,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from scheduler.outputs.ics import FeedBuilder
 from scheduler.persistence.models import CohortRow, FeedTokenRow
 from scheduler.runtime import NotMigratedError, Runtime
-from scheduler.services.delivery import worker_status
 from scheduler.services.feeds import feed_events, feed_name, feed_stamp, hash_token, resolve_token
+from scheduler.services.outbox import worker_status
 from scheduler.web.api import api_router
 from scheduler.web.auth import AdminAuth, LoginRequired
 from scheduler.web.dashboard import dashboard_router

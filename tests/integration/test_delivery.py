@@ -20,7 +20,8 @@ from scheduler.outputs.mailers import MemoryMailer, SmtpMailer
 from scheduler.persistence.models import LiveSeriesRow, NotificationRow, OccurrenceRow
 from scheduler.runtime import Runtime
 from scheduler.services.changes import Change, apply_change
-from scheduler.services.delivery import BatchCounts, deliver_batch, outbox_status, retry_delay
+from scheduler.services.delivery import BatchCounts, deliver_batch, retry_delay
+from scheduler.services.outbox import outbox_status
 from scheduler.services.reminders import (
     DEADLINE_REMINDER,
     LIVE_REMINDER,

@@ -18,8 +18,13 @@ from scheduler.runtime import NotMigratedError, Runtime
 
 def test_upgrade_matches_models_and_downgrades(db_url: str) -> None:
     engine = make_engine(db_url)
+    assert migrations.schema_revision(engine) is None  # empty: no alembic_version table
     migrations.upgrade(engine)
     assert migrations.current_revision(engine) == migrations.head_revision(engine)
+    # The constant every command checks against (without loading Alembic) is the real head,
+    # and the one-query reader agrees with Alembic's.
+    assert migrations.head_revision(engine) == migrations.HEAD_REVISION
+    assert migrations.schema_revision(engine) == migrations.current_revision(engine)
     with engine.connect() as connection:
         diff = compare_metadata(
             MigrationContext.configure(connection, opts={"compare_type": True}), Base.metadata
@@ -28,6 +33,7 @@ def test_upgrade_matches_models_and_downgrades(db_url: str) -> None:
     assert set(inspect(engine).get_table_names()) >= set(Base.metadata.tables)
     migrations.downgrade(engine, "base")
     assert set(inspect(engine).get_table_names()) <= {"alembic_version"}
+    assert migrations.schema_revision(engine) is None
     migrations.upgrade(engine)  # and up again
     assert migrations.current_revision(engine) == migrations.head_revision(engine)
     engine.dispose()
