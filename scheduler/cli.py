@@ -100,7 +100,16 @@ out = _Console(highlight=False, soft_wrap=True, emoji=False)
 err = _Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of tables.")]
-CohortOption = Annotated[str, typer.Option("--cohort", "-c", help="The cohort's slug.")]
+CohortOption = Annotated[
+    str | None,
+    typer.Option(
+        "--cohort",
+        "-c",
+        help="The cohort's slug; may be left out when one cohort is stored or default_cohort "
+        "is set.",
+        show_default=False,
+    ),
+]
 EmailArgument = Annotated[
     str | None, typer.Argument(help="Learner or facilitator; omit for the cohort's own feed.")
 ]
@@ -317,6 +326,34 @@ def _nesting_checked(path: Path) -> Iterator[None]:
             ],
             f"{path} cannot be read",
         ) from None
+
+
+MAX_LISTED_COHORTS = 20
+
+
+def _cohort(slug: str | None) -> str:
+    """The cohort a command acts on: ``--cohort`` if given; else the ``default_cohort`` setting;
+    else the only cohort stored. None stored, or several and no default: a clear error."""
+    if slug:
+        return slug
+    default = STATE.runtime().settings.default_cohort
+    if default:
+        return default
+    from scheduler.services.cohorts import cohort_slugs
+
+    with _transaction() as db:
+        slugs = cohort_slugs(db)
+    if len(slugs) == 1:
+        return slugs[0]
+    if not slugs:
+        raise NotFoundError("no cohort is stored yet: load one with `cohort cohort load FILE`")
+    listed = ", ".join(slugs[:MAX_LISTED_COHORTS])
+    more = len(slugs) - MAX_LISTED_COHORTS
+    listed += f" and {more} more (`cohort cohort list`)" if more > 0 else ""
+    raise SchedulerError(
+        f"{len(slugs)} cohorts are stored ({listed}): name one with --cohort SLUG, or set "
+        "default_cohort in the settings (COHORT_DEFAULT_COHORT)"
+    )
 
 
 @contextmanager
@@ -579,7 +616,7 @@ def _print_warnings(warnings: list[Problem]) -> None:
 @guarded
 def roster_import(
     file: Annotated[Path, typer.Argument(help="The roster CSV.")],
-    cohort: CohortOption,
+    cohort: CohortOption = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Report what would change; write nothing.")
     ] = False,
@@ -589,6 +626,7 @@ def roster_import(
     as_json: JsonFlag = False,
 ) -> None:
     """Import (or re-import) a roster into a cohort, in one transaction: all rows or none."""
+    cohort = _cohort(cohort)
     from scheduler.services.roster import import_roster
 
     data = _read_file(file, ROSTER_FILE_MAX_BYTES, "roster")
@@ -643,12 +681,13 @@ def roster_import(
 @roster_app.command("list")
 @guarded
 def roster_list(
-    cohort: CohortOption,
+    cohort: CohortOption = None,
     role: Annotated[Role | None, typer.Option(help="Only learners or only facilitators.")] = None,
     limit: Annotated[int, typer.Option(min=0, help="Rows to show in the table (0: all).")] = 200,
     as_json: JsonFlag = False,
 ) -> None:
     """List a cohort's people with their zone, availability and locale."""
+    cohort = _cohort(cohort)
     from scheduler.persistence import repo
 
     with _transaction() as db:
@@ -709,13 +748,14 @@ _MARKS = {"class": "C", "coworking": "W", "office_hours": "O"}
 @app.command()
 @guarded
 def plan(
-    cohort: CohortOption,
+    cohort: CohortOption = None,
     publish: Annotated[
         bool, typer.Option("--publish", help="Store the plan (one transaction).")
     ] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Plan the live sessions: times that fit the most learners every week, DST included."""
+    cohort = _cohort(cohort)
     from scheduler.services import schedule as schedule_service
     from scheduler.services.plans import diff_plan, plan_cohort, plan_summary
 
@@ -891,7 +931,7 @@ _KIND_LABELS = {
 @app.command()
 @guarded
 def deadlines(
-    cohort: CohortOption,
+    cohort: CohortOption = None,
     learner: Annotated[
         str | None, typer.Option("--learner", "-l", help="A learner's email.")
     ] = None,
@@ -899,6 +939,7 @@ def deadlines(
 ) -> None:
     """A learner's schedule (live, co-working, async work, replays) on their clock and in their
     language; without --learner, a summary of the cohort's deadlines."""
+    cohort = _cohort(cohort)
     from scheduler.outputs.formatting import local_datetime
     from scheduler.services.deadlines import deadline_summary
     from scheduler.services.schedule import duration_text, learner_schedule
@@ -1056,12 +1097,12 @@ def _print_preview(preview: ChangePreview) -> None:
 @app.command()
 @guarded
 def reschedule(
-    cohort: CohortOption,
     series: SeriesOption,
     to: Annotated[
         str,
         typer.Option("--to", help="New weekday and time in the series' zone, e.g. 'Wed 18:30'."),
     ],
+    cohort: CohortOption = None,
     section: SectionOption = 1,
     slot: SlotOption = 1,
     week: WeekOption = None,
@@ -1070,6 +1111,7 @@ def reschedule(
     as_json: JsonFlag = False,
 ) -> None:
     """Move one occurrence (--week) or a series from a week on (--from-week) to a new time."""
+    cohort = _cohort(cohort)
     from scheduler.services.changes import Change, parse_wall_time
 
     change = Change(
@@ -1081,8 +1123,8 @@ def reschedule(
 @app.command()
 @guarded
 def cancel(
-    cohort: CohortOption,
     series: SeriesOption,
+    cohort: CohortOption = None,
     section: SectionOption = 1,
     slot: SlotOption = 1,
     week: WeekOption = None,
@@ -1091,6 +1133,7 @@ def cancel(
     as_json: JsonFlag = False,
 ) -> None:
     """Cancel one occurrence (--week), a series from a week on, or all its future occurrences."""
+    cohort = _cohort(cohort)
     from scheduler.services.changes import Change
 
     _change(
@@ -1128,10 +1171,11 @@ def feeds_url(
     email: Annotated[
         str | None, typer.Argument(help="Learner or facilitator; omit for the cohort's feed.")
     ] = None,
-    cohort: CohortOption = "",
+    cohort: CohortOption = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Issue a feed link (a new secret URL; earlier ones keep working until reset)."""
+    cohort = _cohort(cohort)
     from scheduler.services.feeds import feed_name, issue_token
 
     with _transaction() as db:
@@ -1145,10 +1189,11 @@ def feeds_reset(
     email: Annotated[
         str | None, typer.Argument(help="Learner or facilitator; omit for the cohort's feed.")
     ] = None,
-    cohort: CohortOption = "",
+    cohort: CohortOption = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Revoke every link to this feed and issue a new one (for a leaked link)."""
+    cohort = _cohort(cohort)
     from scheduler.services.feeds import feed_name, reset_tokens
 
     with _transaction() as db:
@@ -1314,12 +1359,13 @@ _VERDICTS = {
 @app.command()
 @guarded
 def replan(
-    cohort: CohortOption,
+    cohort: CohortOption = None,
     yes: YesOption = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Re-plan the future beyond the freeze horizon, as the worker does for cohorts with
     auto_replan (shows what would move; --yes applies)."""
+    cohort = _cohort(cohort)
     from scheduler.persistence import repo
     from scheduler.services.orchestration import replan_cohort
 
@@ -1382,13 +1428,14 @@ def replan(
 @app.command("log")
 @guarded
 def log_command(
-    cohort: CohortOption,
+    cohort: CohortOption = None,
     limit: Annotated[
         int, typer.Option(min=1, max=MAX_LOG_ENTRIES, help="How many entries, newest first.")
     ] = 50,
     as_json: JsonFlag = False,
 ) -> None:
     """What was done to a cohort and by whom (e.g. late joiners placed by the worker)."""
+    cohort = _cohort(cohort)
     from scheduler.services.audit import audit_log, describe
 
     with _transaction() as db:

@@ -45,6 +45,10 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "WARNING", description="log verbosity"
     )
+    default_cohort: str | None = Field(
+        None,
+        description="the cohort commands act on when --cohort is left out and several are stored",
+    )
     feed_rate_per_minute: int = Field(
         120, ge=1, description="calendar feed fetches allowed per client IP per minute"
     )

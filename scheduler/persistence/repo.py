@@ -63,10 +63,14 @@ def find_cohort(db: Session, slug: str) -> CohortRow | None:
     return db.scalar(select(CohortRow).where(CohortRow.slug == slug))
 
 
+def cohort_slugs(db: Session) -> list[str]:
+    return list(db.scalars(select(CohortRow.slug).order_by(CohortRow.slug)))
+
+
 def get_cohort(db: Session, slug: str) -> CohortRow:
     row = find_cohort(db, slug)
     if row is None:
-        known = db.scalars(select(CohortRow.slug).order_by(CohortRow.slug)).all()
+        known = cohort_slugs(db)
         hint = (
             f" (known: {', '.join(known)})"
             if known

@@ -84,3 +84,8 @@ def _sync_facilitators(db: Session, cohort_id: int, spec: CohortSpec, now: datet
             ],
         )
     ]
+
+
+def cohort_slugs(db: Session) -> list[str]:
+    """The slugs of every stored cohort, sorted."""
+    return repo.cohort_slugs(db)
