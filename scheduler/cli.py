@@ -752,6 +752,10 @@ def plan(
     publish: Annotated[
         bool, typer.Option("--publish", help="Store the plan (one transaction).")
     ] = False,
+    verbose: Annotated[
+        bool,
+        typer.Option("--verbose", "-v", help="List every left-out learner, not only counts."),
+    ] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Plan the live sessions: times that fit the most learners every week, DST included."""
@@ -776,7 +780,7 @@ def plan(
             {**plan_summary(result, zones), "diff": diff.as_dict(), "published_version": published}
         )
         return
-    _print_plan(spec, learners, result)
+    _print_plan(spec, learners, result, verbose)
     _print_diff(diff)
     if publish:
         if published is None:
@@ -793,7 +797,9 @@ def plan(
         out.print(f"Not published yet: `cohort plan --cohort {_text(cohort)} --publish` stores it.")
 
 
-def _print_plan(spec: CohortSpec, learners: list[LearnerInput], result: Plan) -> None:
+def _print_plan(
+    spec: CohortSpec, learners: list[LearnerInput], result: Plan, verbose: bool = False
+) -> None:
     out.print(
         f"[bold]{_text(spec.title)}[/bold]: {len(learners)} learners, {spec.weeks} weeks from "
         f"{spec.start_date}; times in {_text(result.anchor_zone)}"
@@ -826,43 +832,50 @@ def _print_plan(spec: CohortSpec, learners: list[LearnerInput], result: Plan) ->
             f"chose {report.chosen} (target {report.target:.0%} {verdict})"
         )
     _print_heatmap(spec, learners, result)
-    if result.left_out:
-        by_reason: dict[tuple[str, str], list[str]] = {}
-        for x in result.left_out:
-            by_reason.setdefault((x.series, x.detail or x.reason.value), []).append(x.learner)
-        missing = len({x.learner for x in result.left_out})
-        out.print(
-            f"[bold]Left out[/bold] of at least one series: {missing} learners "
-            "(classes they miss come as replays):"
-        )
-        for (series, why), who in sorted(by_reason.items(), key=lambda kv: (kv[0][0], -len(kv[1]))):
-            shown = ", ".join(who[:3]) + (f" and {len(who) - 3} more" if len(who) > 3 else "")
-            out.print(
-                f"  {_text(series)}: {len(who)} \u2014 {_text(why)}: [dim]{_text(shown)}[/dim]"
-            )
+    _print_left_out(learners, result, verbose)
     _print_dst(result)
     for note in result.notes:
         out.print(f"[dim]note: {_text(note)}[/dim]")
 
 
+def _print_left_out(learners: list[LearnerInput], result: Plan, verbose: bool) -> None:
+    """Per series one line: how many are left out, where they live and why; with ``verbose``
+    every learner, grouped by series and reason."""
+    from scheduler.planning.report import left_out_by_series
+
+    if not result.left_out:
+        return
+    missing = len({x.learner for x in result.left_out})
+    out.print(
+        f"[bold]Left out[/bold] of at least one series: {missing} learners "
+        "(classes they miss come as replays):"
+    )
+    summaries = left_out_by_series(result.left_out, {x.key: x.zone for x in learners})
+    for summary in sorted(summaries, key=lambda x: _series_order(result, x.series)):
+        out.print(f"  {_text(summary.describe())}")
+    if not verbose:
+        out.print("  [dim]every learner and why: --verbose (or --json)[/dim]")
+        return
+    by_reason: dict[tuple[str, str], list[str]] = {}
+    for x in result.left_out:
+        by_reason.setdefault((x.series, x.detail or x.reason.value), []).append(x.learner)
+    for (series, why), who in sorted(by_reason.items(), key=lambda kv: (kv[0][0], -len(kv[1]))):
+        out.print(f"  {_text(series)}, {len(who)} — {_text(why)}:")
+        out.print(f"    [dim]{_text(', '.join(who))}[/dim]")
+
+
 def _print_dst(result: Plan) -> None:
-    """DST warnings, one line per series section and clock change (zones grouped)."""
-    grouped: dict[tuple[str, int, int, int], list[tuple[str, int]]] = {}
-    for w in result.warnings:
-        grouped.setdefault((w.series, w.section, w.week, w.shift_minutes), []).append(
-            (w.zone_pattern, w.learners)
-        )
-    for (series, section, week, shift), zones in sorted(grouped.items()):
-        many = len(result.series_sections(series)) > 1
-        name = f"{series}" + (f" #{section + 1}" if many else "")
-        total = sum(n for _, n in zones)
-        where = _text(", ".join(f"{n} in {z}" for z, n in sorted(zones, key=lambda zn: -zn[1])))
-        direction = "later" if shift > 0 else "earlier"
-        amount = f"{abs(shift) // 60}h{abs(shift) % 60:02d}".replace("h00", "h")
-        out.print(
-            f"[yellow]DST[/yellow] {_text(name)}: from week {week + 1}, {amount} {direction} "
-            f"on the clocks of {total} learner{'s' if total != 1 else ''} ({where})"
-        )
+    """Clock changes, one line per series and course week (sections and regions together)."""
+    from scheduler.planning.report import dst_by_series_week
+
+    changes = dst_by_series_week(result.warnings)
+    for change in sorted(changes, key=lambda x: (_series_order(result, x.series), x.week)):
+        out.print(f"[yellow]DST[/yellow] {_text(change.describe())}")
+
+
+def _series_order(result: Plan, series: str) -> int:
+    keys = list(dict.fromkeys(s.series for s in result.sections))
+    return keys.index(series) if series in keys else len(keys)
 
 
 def _print_heatmap(spec: CohortSpec, learners: list[LearnerInput], result: Plan) -> None:

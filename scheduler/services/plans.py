@@ -370,6 +370,18 @@ def plan_summary(plan: Plan, zones: dict[str, str] | None = None) -> dict[str, A
             for x in plan.left_out
         ],
         "warnings": [w.text for w in plan.warnings],
+        # the same clock changes as records, for reports grouped by series and week
+        "dst": [
+            {
+                "series": w.series,
+                "section": w.section,
+                "week": w.week,
+                "shift_minutes": w.shift_minutes,
+                "zone_pattern": w.zone_pattern,
+                "learners": w.learners,
+            }
+            for w in plan.warnings
+        ],
         "auto_sections": [
             {
                 "series": r.series,

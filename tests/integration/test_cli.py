@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,19 @@ def test_quick_start_flow(cli_env: dict[str, Any], tmp_path: Path) -> None:
     assert "Learners available per hour" in shown.stdout
     assert "class #1" in shown.stdout
     assert "Not published yet" in shown.stdout
+    # Summaries first: one left-out line per series, one DST line per series and course week;
+    # the learners themselves only with --verbose.
+    lines = shown.stdout.splitlines()
+    left = [x for x in lines if re.match(r"  (class|cowork|office-hours): \d+ left out", x)]
+    assert len(left) == len({x.split(":")[0] for x in left}) >= 2
+    assert all(" in Asia/*" in x or " in America/*" in x for x in left)
+    dst = [x for x in lines if x.startswith("DST ")]
+    keys = [(x.split(":")[0], x.split("from week ")[1].split(",")[0]) for x in dst]
+    assert dst and len(keys) == len(set(keys))
+    assert "@example.org" not in shown.stdout.split("Left out")[1]
+    detail = cohort(cli_env, tmp_path, "plan", "--cohort", SLUG, "--verbose")
+    assert detail.returncode == 0, detail.stderr
+    assert detail.stdout.split("Left out")[1].count("@example.org") >= len(left)
     published = cohort(cli_env, tmp_path, "plan", "--cohort", SLUG, "--publish", "--json")
     assert published.returncode == 0, published.stderr
     report = json.loads(published.stdout)
