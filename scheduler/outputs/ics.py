@@ -36,11 +36,13 @@ live sessions, none for deadlines). Cancelled events never carry an alarm.
 
 **Time zones**: DTSTART/DTEND are written as local time with ``TZID`` (the canonical IANA name)
 and the calendar carries one VTIMEZONE per TZID used; ``UTC`` is written as ``...Z`` and needs no
-VTIMEZONE. A VTIMEZONE is built by icalendar (``Timezone.from_tzinfo``) for a window of whole
-years: by default from 1 January of the year before the stamp to 1 January three years after it,
-widened when an event in that zone falls outside. It is cached per (zone, window) for the life
-of the process, so zones without DST (icalendar otherwise scans them to the year 9999: ~15-30 ms)
-and with DST cost one build each.
+VTIMEZONE. A VTIMEZONE is written by :mod:`scheduler.outputs.vtimezone` in the form Outlook
+reads (the zone's current rule as ``RRULE:FREQ=YEARLY;BYDAY=...;BYMONTH=...``, as Google writes
+it; icalendar's ``Timezone.from_tzinfo`` writes RDATE lists only, which Outlook desktop
+mishandles), valid for a window of whole years: by default from 1 January of the year before
+the stamp to 1 January three years after it, widened when an event in that zone falls outside.
+Changes inside the window that the current rule does not make (a zone that changed its rule)
+are added as RDATE observances. It is cached per (zone, window) for the life of the process.
 
 **Sanitising** (:func:`sanitize_text`): every user text (summary, description, location, URL,
 categories, calendar name, attendee names) is cleaned before it goes in, X- properties included
@@ -74,10 +76,10 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from functools import lru_cache
 from typing import Final
-from zoneinfo import ZoneInfo
 
 from icalendar import Alarm, Calendar, Event, Timezone, vCalAddress, vDuration, vText
 
+from scheduler.outputs.vtimezone import VTimezone, build_vtimezone
 from scheduler.timeutil import zone
 
 __all__ = [
@@ -276,47 +278,54 @@ def _clean(event: CalendarEvent) -> _Clean:
 # --- VTIMEZONE --------------------------------------------------------------------------------
 
 
-class _Bounded(tzinfo):
-    """A zone that ends at ``limit``: icalendar's transition search stops there instead of
-    walking to the year 9999 (15-30 ms for a zone without DST). Same VTIMEZONE output."""
-
-    def __init__(self, zone_info: ZoneInfo, limit: datetime) -> None:
-        self._zone = zone_info
-        self._limit = limit
-
-    def _check(self, dt: datetime | None) -> None:
-        if dt is not None and dt.replace(tzinfo=None) > self._limit:
-            raise OverflowError("past the VTIMEZONE window")
-
-    def utcoffset(self, dt: datetime | None) -> timedelta | None:
-        self._check(dt)
-        return self._zone.utcoffset(dt)
-
-    def dst(self, dt: datetime | None) -> timedelta | None:
-        self._check(dt)
-        return self._zone.dst(dt)
-
-    def tzname(self, dt: datetime | None) -> str | None:
-        return self._zone.tzname(dt)
-
-
 def _window(stamp: datetime) -> tuple[int, int]:
     return stamp.year - 1, stamp.year + 3
 
 
 def timezone_component(tz_key: str, first_year: int, last_year: int) -> Timezone:
-    """The VTIMEZONE for ``tz_key`` valid from 1 Jan ``first_year`` to 1 Jan ``last_year``."""
-    first, last = date(first_year, 1, 1), date(last_year, 1, 1)
-    # The search skips ahead up to ~128 days and gives up at the first OverflowError, so the
-    # bound sits well past ``last``: every transition before ``last`` is still found.
-    bounded = _Bounded(zone(tz_key), datetime(last_year + 2, 1, 1))  # noqa: DTZ001
-    return Timezone.from_tzinfo(bounded, tz_key, first, last)
+    """The VTIMEZONE for ``tz_key`` valid from 1 Jan ``first_year`` to 1 Jan ``last_year``, as
+    an icalendar component (read from :func:`_timezone_bytes`, so the two are the same text)."""
+    component = Timezone.from_ical(_timezone_bytes(zone(tz_key).key, first_year, last_year))
+    assert isinstance(component, Timezone)
+    return component
+
+
+def _offset_text(seconds: int) -> str:
+    sign = "-" if seconds < 0 else "+"
+    hours, rest = divmod(abs(seconds), 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{sign}{hours:02d}{minutes:02d}" + (f"{secs:02d}" if secs else "")
+
+
+def _vtimezone_text(vtz: VTimezone) -> str:
+    """The VTIMEZONE as icalendar writes it (properties in its order: TZID first, the rest
+    alphabetical), so reading it with icalendar and writing it again gives the same bytes."""
+    lines = [
+        "BEGIN:VTIMEZONE",
+        _fold("TZID:" + _escape(vtz.tzid)),
+        f"COMMENT:This timezone only works from {date(vtz.first_year, 1, 1)}"
+        f" to {date(vtz.last_year, 1, 1)}.",
+    ]
+    for o in vtz.observances:
+        lines.append("BEGIN:" + o.kind)
+        lines.append("DTSTART:" + _local_text(o.start))
+        if o.rdates:
+            lines.append(_fold("RDATE:" + ",".join(_local_text(d) for d in o.rdates)))
+        if o.rule is not None:
+            lines.append("RRULE:" + o.rule.rrule())
+        lines.append(_fold("TZNAME:" + _escape(o.name)))
+        lines.append("TZOFFSETFROM:" + _offset_text(o.offset_from))
+        lines.append("TZOFFSETTO:" + _offset_text(o.offset_to))
+        lines.append("END:" + o.kind)
+    lines.append("END:VTIMEZONE")
+    lines.append("")
+    return _CRLF.join(lines)
 
 
 @lru_cache(maxsize=2048)
 def _timezone_bytes(tz_key: str, first_year: int, last_year: int) -> bytes:
-    data: bytes = timezone_component(tz_key, first_year, last_year).to_ical()
-    return data
+    """The serialised VTIMEZONE of the canonical key ``tz_key`` (cached per zone and window)."""
+    return _vtimezone_text(build_vtimezone(tz_key, first_year, last_year)).encode("ascii")
 
 
 # --- serialising (fast path, byte-identical to icalendar) -------------------------------------

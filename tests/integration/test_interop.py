@@ -8,7 +8,12 @@
 - after `cohort reschedule` and `cohort cancel` (the real commands) and a re-published plan that
   moves and drops sessions, the served cohort feed keeps every UID, raises SEQUENCE on each changed event and
   keeps cancelled ones as STATUS:CANCELLED; khal, re-importing it, shows the move in place and
-  the cancellation.
+  the cancellation;
+- the VTIMEZONEs in feeds and invitations are in the form Outlook reads (yearly RRULE with one
+  BYDAY occurrence, no RDATE), and the parsers place events by them: with every TZID renamed to
+  a name no time zone database knows, khal, Radicale (vobject), the ical package and icalendar
+  still put the learner's feed and a series invitation on the planned UTC instants, across the
+  March change (and a VTIMEZONE with a wrong summer offset would move them).
 """
 
 from __future__ import annotations
@@ -19,12 +24,14 @@ import io
 import json
 import os
 import random
+import re
 import shutil
 import socket
 import sqlite3
 import subprocess
 import sys
 import time
+import uuid
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -34,16 +41,22 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
+import recurring_ical_events  # type: ignore[import-untyped]
+import vobject  # type: ignore[import-untyped]
+from ical.calendar_stream import IcsCalendarStream
 from icalendar import Calendar
+from sqlalchemy import select
 
 from scheduler.clock import SystemClock
 from scheduler.persistence import migrations
 from scheduler.persistence.db import make_engine, make_session_factory
+from scheduler.persistence.models import LiveSeriesRow, NotificationRow, OccurrenceRow, PersonRow
 from scheduler.runtime import Runtime
 from scheduler.sample import example_roster, roster_csv
 from scheduler.services import schedule
 from scheduler.services.cohorts import load_cohort
 from scheduler.services.feeds import issue_token
+from scheduler.services.invites import invite_message
 from scheduler.services.plans import plan_cohort
 from scheduler.services.roster import import_roster
 from scheduler.settings import Settings
@@ -289,10 +302,12 @@ longdatetimeformat = {KHAL_FORMAT}
         path.write_bytes(ics)
         self._run("import", "--batch", "--include-calendar", "feed", str(path))
 
-    def list(self, first: date, last: date) -> list[dict[str, str]]:
-        """Every event between the two days, each once (``--once``), as khal prints it."""
+    def list(self, first: date, last: date, *, once: bool = True) -> list[dict[str, str]]:
+        """Every event between the two days, each once (``--once``; without it, a recurring
+        event shows each of its instances and an event on several days shows on each)."""
         fields = [arg for field in self.FIELDS for arg in ("--json", field)]
-        out = self._run("list", "--once", *fields, first.isoformat(), last.isoformat())
+        flags = ["--once"] if once else []
+        out = self._run("list", *flags, *fields, first.isoformat(), last.isoformat())
         rows: list[dict[str, str]] = []
         for line in out.splitlines():  # one JSON array per day
             if line.startswith("["):
@@ -526,3 +541,211 @@ def test_changes_keep_uids_raise_sequence_and_keep_cancelled_events(
     for uid in set(v3) - set(v2):
         assert v3[uid].status == "CONFIRMED", uid  # new events, if any, are live
     assert all(e.stamp.tzinfo is not None and e.stamp <= datetime.now(UTC) for e in v3.values())
+
+
+# --- VTIMEZONE: the form Outlook reads, and parsers that place events by it --------------------
+
+# Outlook reads a VTIMEZONE rule only as FREQ=YEARLY with one BYDAY occurrence (MS-OXCICAL).
+OUTLOOK_RRULE = re.compile(rb"RRULE:FREQ=YEARLY;BYDAY=(-1|[1-4])(SU|MO|TU|WE|TH|FR|SA);BYMONTH=\d+")
+ORGANIZER = ("Course team", "team@example.org")
+
+
+def _vtimezones(ics: bytes) -> dict[str, bytes]:
+    """Each VTIMEZONE's text (unfolded) by TZID."""
+    unfolded = ics.replace(b"\r\n ", b"")
+    found = re.findall(rb"BEGIN:VTIMEZONE\r\n(.*?)END:VTIMEZONE\r\n", unfolded, re.DOTALL)
+    return {re.search(rb"TZID:([^\r]+)", t).group(1).decode(): t for t in found}  # type: ignore[union-attr]
+
+
+def _assert_outlook_form(ics: bytes) -> None:
+    """Every VTIMEZONE: no RDATE; a zone with DST has one STANDARD and one DAYLIGHT rule in
+    Outlook's form, a zone without DST one STANDARD observance."""
+    timezones = _vtimezones(ics)
+    assert timezones
+    for tzid, text in timezones.items():
+        tz = ZoneInfo(tzid)
+        has_dst = any(datetime(2027, m, 1, tzinfo=tz).dst() for m in range(1, 13))
+        assert b"RDATE" not in text, tzid
+        rules = re.findall(rb"RRULE:[^\r]+", text)
+        assert all(OUTLOOK_RRULE.fullmatch(rule) for rule in rules), (tzid, rules)
+        if has_dst:
+            assert len(rules) == 2, tzid
+            assert text.count(b"BEGIN:STANDARD") == text.count(b"BEGIN:DAYLIGHT") == 1, tzid
+        else:
+            assert not rules and text.count(b"BEGIN:") == 1 and b"BEGIN:STANDARD" in text, tzid
+
+
+def _unknown_zone_names(ics: bytes) -> bytes:
+    """``ics`` with every TZID renamed to a name no time zone database knows (new names on each
+    call: icalendar and vobject cache zones by name), so a parser can place its events only by
+    the VTIMEZONE definitions the product wrote."""
+    token = uuid.uuid4().hex[:6]
+    for tzid in _vtimezones(ics):
+        new = f"Cohort-{token}/{tzid.rsplit('/', 1)[-1]}".encode()
+        ics = ics.replace(b"TZID:" + tzid.encode() + b"\r\n", b"TZID:" + new + b"\r\n")
+        ics = ics.replace(b"TZID=" + tzid.encode() + b":", b"TZID=" + new + b":")
+        assert tzid.encode() not in ics.replace(b"\r\n ", b"")
+    return ics
+
+
+def _spans(pairs: list[tuple[datetime, datetime]]) -> Counter[tuple[datetime, datetime]]:
+    return Counter((a.astimezone(UTC), b.astimezone(UTC)) for a, b in pairs)
+
+
+def _planned_learner(published: Published) -> Counter[tuple[datetime, datetime]]:
+    """LEARNER's feed as planned: (start, end) UTC instants (deadlines, replays: the half-hour
+    block ending when due)."""
+    with published.runtime.transaction() as db:
+        entries = schedule.learner_schedule(db, SLUG, LEARNER).entries
+    return _spans([(e.at, e.end) if e.end else (e.at - DEADLINE_BLOCK, e.at) for e in entries])
+
+
+def _series_invitation(published: Published) -> tuple[bytes, list[tuple[datetime, datetime]]]:
+    """LEARNER's invitation to a weekly series held in Berlin time across the March change (as
+    the worker renders it when it sends), and the meetings it stands for."""
+    with published.runtime.transaction() as db:
+        person = db.scalar(select(PersonRow).where(PersonRow.email == LEARNER))
+        assert person is not None
+        rows = db.scalars(
+            select(NotificationRow)
+            .where(NotificationRow.kind == "invite", NotificationRow.person_id == person.id)
+            .order_by(NotificationRow.id)
+        ).all()
+        for row in rows:
+            series = db.get(LiveSeriesRow, row.payload["series_id"])
+            assert series is not None
+            held = sorted(
+                (o.start, o.end)
+                for o in db.scalars(
+                    select(OccurrenceRow).where(
+                        OccurrenceRow.series_id == series.id, OccurrenceRow.status == "scheduled"
+                    )
+                )
+            )
+            if series.anchor_zone == LOCAL and held[0][0].date() < DST_CHANGE < held[-1][0].date():
+                return invite_message(db, row, ORGANIZER), held
+    raise AssertionError(f"no invitation of {LEARNER} to a series across {DST_CHANGE}")
+
+
+def _before_and_after_the_change(spans: Counter[tuple[datetime, datetime]]) -> None:
+    days = {start.astimezone(BERLIN).date() for start, _ in spans}
+    assert min(days) < DST_CHANGE < max(days)  # the checks cross the clock change
+
+
+def test_feeds_and_invitations_carry_vtimezones_in_outlooks_form(
+    published: Published, server: str
+) -> None:
+    learner = _fetch(server + published.learner_path).content
+    cohort = _fetch(server + published.cohort_path).content
+    invitation, _ = _series_invitation(published)
+    assert set(_vtimezones(learner)) == {"Asia/Tokyo", LOCAL}
+    assert LOCAL in _vtimezones(cohort)
+    assert set(_vtimezones(invitation)) == {LOCAL}
+    assert b"\r\nMETHOD:REQUEST\r\n" in invitation
+    for ics in (learner, cohort, invitation):
+        _assert_outlook_form(ics)
+    berlin = _vtimezones(invitation)[LOCAL]
+    assert b"RRULE:FREQ=YEARLY;BYDAY=-1SU;BYMONTH=3" in berlin  # summer time: last Sunday of March
+    assert b"RRULE:FREQ=YEARLY;BYDAY=-1SU;BYMONTH=10" in berlin
+
+
+def test_parsers_place_the_feed_by_our_vtimezones(
+    published: Published, server: str, tmp_path: Path
+) -> None:
+    body = _unknown_zone_names(_fetch(server + published.learner_path).content)
+    planned = _planned_learner(published)
+    _before_and_after_the_change(planned)
+
+    # icalendar and the ical package, in this process.
+    events = Calendar.from_ical(body).walk("VEVENT")
+    assert all(not isinstance(e.start.tzinfo, ZoneInfo) for e in events)  # built from VTIMEZONE
+    assert _spans([(e.start, e.end) for e in events]) == planned
+    placed = {str(e["UID"]): (e.start, e.end) for e in events}
+    # The ical package (14.x) drops an observance's DTSTART as an onset when it has no RRULE
+    # (dateutil's rruleset leaves DTSTART out; RFC 5545 3.6.5 counts it), so it reads the
+    # single STANDARD of a zone without DST (Tokyo, written as Google and Outlook write it)
+    # as no offset at all. With the real TZID it uses its own zone database; checked on the
+    # Berlin events here, whose VTIMEZONE is the RRULE form.
+    strict = IcsCalendarStream.calendar_from_ics(body.decode())
+    berlin = [e for e in strict.events if str(e.dtstart.tzinfo).endswith("/Berlin")]  # type: ignore[union-attr]
+    _before_and_after_the_change(_spans([(e.dtstart, e.dtend) for e in berlin]))  # type: ignore[misc]
+    assert all((e.dtstart, e.dtend) == placed[e.uid] for e in berlin)
+
+    # khal: a real calendar client, showing the events on a Berlin clock.
+    khal = Khal(tmp_path / "khal")
+    khal.import_feed(body, "renamed")
+    listed = khal.list(*_span(_events(_fetch(server + published.learner_path).content)))
+    shown = Counter((row["start-long"], row["end-long"]) for row in listed)
+    assert shown == Counter({(_local(a), _local(b)): n for (a, b), n in planned.items()})
+
+    # Radicale (vobject): stores the calendar and gives it back; the events keep their instants.
+    with _radicale(tmp_path / "radicale") as dav, httpx.Client(base_url=dav, timeout=30) as client:
+        assert client.request("MKCOL", "/cohort/").status_code == 201
+        put = client.put(
+            "/cohort/renamed/", content=body, headers={"Content-Type": "text/calendar"}
+        )
+        assert put.status_code == 201, put.text
+        back = client.get("/cohort/renamed/").content
+    assert b"Europe/Berlin" not in back and b"Asia/Tokyo" not in back
+    stored = Calendar.from_ical(_unknown_zone_names(back)).walk("VEVENT")
+    assert _spans([(e.start, e.end) for e in stored]) == planned
+
+
+def test_a_wrong_vtimezone_would_move_the_events(published: Published, server: str) -> None:
+    """The check above can fail: with the summer offset of our Berlin definition made +03:00,
+    the parsers move the Berlin events after the change by an hour."""
+    body = _unknown_zone_names(_fetch(server + published.learner_path).content)
+    wrong = body.replace(b"TZOFFSETTO:+0200", b"TZOFFSETTO:+0300")
+    assert wrong != body
+    planned = _planned_learner(published)
+    for parsed in (
+        _spans([(e.start, e.end) for e in Calendar.from_ical(wrong).walk("VEVENT")]),
+        _spans(
+            [
+                (e.dtstart, e.dtend)
+                for e in IcsCalendarStream.calendar_from_ics(wrong.decode()).events
+            ]
+        ),  # type: ignore[misc]
+    ):
+        assert parsed != planned
+
+
+def test_parsers_expand_the_series_invitation_by_our_vtimezone(
+    published: Published, tmp_path: Path
+) -> None:
+    data, held = _series_invitation(published)
+    body = _unknown_zone_names(data)
+    planned = _spans(held)
+    _before_and_after_the_change(planned)
+    first, last = held[0][0] - timedelta(days=1), held[-1][1] + timedelta(days=1)
+
+    # icalendar + recurring-ical-events (dateutil expands the RRULE).
+    cal = Calendar.from_ical(body)
+    found = recurring_ical_events.of(cal).between(first, last)
+    assert _spans([(e["DTSTART"].dt, e["DTEND"].dt) for e in found]) == planned
+
+    # The ical package's own timeline.
+    strict = IcsCalendarStream.calendar_from_ics(body.decode())
+    timeline = strict.timeline.overlapping(first, last)
+    assert _spans([(e.dtstart, e.dtend) for e in timeline]) == planned  # type: ignore[misc]
+
+    # vobject (what Radicale parses with): the rule set, with the overrides applied.
+    [vcal] = vobject.readComponents(body.decode())
+    master = next(e for e in vcal.vevent_list if not hasattr(e, "recurrence_id"))
+    moved = {e.recurrence_id.value: e for e in vcal.vevent_list if hasattr(e, "recurrence_id")}
+    length = master.dtend.value - master.dtstart.value
+    expanded = []
+    for start in master.getrruleset(addRDate=True):
+        override = moved.get(start)
+        if override is None:
+            expanded.append((start, start + length))
+        else:
+            expanded.append((override.dtstart.value, override.dtend.value))
+    assert _spans(expanded) == planned
+
+    # khal imports the invitation and lists each meeting at its Berlin time.
+    khal = Khal(tmp_path / "khal")
+    khal.import_feed(body, "invitation")
+    listed = khal.list(first.date(), last.date(), once=False)  # meetings are single-day
+    shown = Counter((row["start-long"], row["end-long"]) for row in listed)
+    assert shown == Counter({(_local(a), _local(b)): n for (a, b), n in planned.items()})
