@@ -45,6 +45,7 @@ from scheduler.outputs.text import printable
 if TYPE_CHECKING:
     from scheduler.domain.cohort import CohortSpec
     from scheduler.planning import LearnerInput, Plan
+    from scheduler.progress import Progress
     from scheduler.runtime import Runtime
     from scheduler.services.changes import Change, ChangePreview
     from scheduler.services.plans import PlanDiff
@@ -328,6 +329,58 @@ def _nesting_checked(path: Path) -> Iterator[None]:
         ) from None
 
 
+@contextmanager
+def _progress(as_json: bool) -> Iterator[Progress]:
+    """Progress bars for long work, on stderr and only on a terminal (never with --json): each
+    step a line with a spinner, its count of items done (of how many, when known) and the time
+    it took; gone once the command is done."""
+    from scheduler.progress import SILENT
+
+    if as_json or not err.is_terminal:
+        yield SILENT
+        return
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        SpinnerColumn,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+    from rich.progress import Progress as Bars
+
+    columns = (
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Bars(*columns, console=err, transient=True) as bars:
+        yield _Bars(bars)
+
+
+class _Bars:
+    """A :class:`Progress` drawn as Rich progress bars, one task a step."""
+
+    def __init__(self, bars: Any) -> None:
+        self._bars = bars
+        self._task: Any = None
+
+    def _finish(self) -> None:
+        if self._task is not None:
+            task = self._bars.tasks[-1]  # the current step: steps are added one after another
+            done = task.total if task.total is not None else max(task.completed, 1)
+            self._bars.update(self._task, total=done, completed=done)
+
+    def step(self, description: str, total: int | None = None) -> None:
+        self._finish()
+        self._task = self._bars.add_task(_text(description), total=total)
+
+    def advance(self, amount: int = 1) -> None:
+        if self._task is not None:
+            self._bars.advance(self._task, amount)
+
+
 MAX_LISTED_COHORTS = 20
 
 
@@ -564,7 +617,9 @@ def roster_validate(
     """Check every row of a roster and list every problem; writes nothing."""
     from scheduler.roster import parse_roster
 
-    report = parse_roster(_read_file(file, ROSTER_FILE_MAX_BYTES, "roster"), str(file))
+    data = _read_file(file, ROSTER_FILE_MAX_BYTES, "roster")
+    with _progress(as_json) as progress:
+        report = parse_roster(data, str(file), progress)
     if as_json:
         _json(
             {
@@ -630,7 +685,7 @@ def roster_import(
     from scheduler.services.roster import import_roster
 
     data = _read_file(file, ROSTER_FILE_MAX_BYTES, "roster")
-    with _transaction() as db:
+    with _transaction() as db, _progress(as_json) as progress:
         result = import_roster(
             db,
             cohort,
@@ -640,6 +695,7 @@ def roster_import(
             dry_run=dry_run,
             partial=partial,
             horizon=STATE.runtime().horizon,
+            progress=progress,
         )
     counts = result.counts()
     if as_json:
@@ -765,12 +821,12 @@ def plan(
 
     runtime = STATE.runtime()
     now = runtime.clock.now()
-    with _transaction() as db, err.status("planning…"):
-        spec, learners, result = plan_cohort(db, cohort)
+    with _transaction() as db, _progress(as_json) as progress:
+        spec, learners, result = plan_cohort(db, cohort, progress)
         summary = None
         if publish:
             published, diff, summary = schedule_service.publish(
-                db, cohort, result, now, STATE.runtime().horizon
+                db, cohort, result, now, STATE.runtime().horizon, progress=progress
             )
         else:
             published, diff = None, diff_plan(db, cohort, result, now)

@@ -24,6 +24,7 @@ from babel import Locale, UnknownLocaleError
 from scheduler.domain.availability import AVAILABILITY_HINT, AvailabilityError, parse_availability
 from scheduler.domain.cohort import Role
 from scheduler.errors import Problem
+from scheduler.progress import SILENT, Progress
 from scheduler.roster.addresses import email_address
 from scheduler.roster.zones import ZoneAnswer, resolve_zone
 
@@ -48,6 +49,7 @@ MAX_FIELD = {
     "role": 20,
 }
 MAX_UNKNOWN_FIELD = 10_000
+PROGRESS_ROWS = 1000  # rows read between two reports to a Progress
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,8 +83,11 @@ class RosterReport:
         return len({p.line for p in self.errors if p.line is not None})
 
 
-def parse_roster(data: bytes, source: str = "roster.csv") -> RosterReport:
-    """Validate a whole roster file; the report holds valid entries and every problem."""
+def parse_roster(
+    data: bytes, source: str = "roster.csv", progress: Progress = SILENT
+) -> RosterReport:
+    """Validate a whole roster file; the report holds valid entries and every problem.
+    ``progress`` hears of the rows read, in steps of :data:`PROGRESS_ROWS`."""
     report = RosterReport(source)
     text = _decode(data, report)
     if text is None:
@@ -100,7 +105,8 @@ def parse_roster(data: bytes, source: str = "roster.csv") -> RosterReport:
     previous_limit = csv.field_size_limit()
     csv.field_size_limit(max(previous_limit, len(text) + 1))
     try:
-        _read_rows(text, delimiter, report)
+        progress.step(f"reading {source}", max(0, text.count("\n") - 1) or None)
+        _read_rows(text, delimiter, report, progress)
     finally:
         csv.field_size_limit(previous_limit)
     return report
@@ -134,7 +140,7 @@ def _rows(text: str, delimiter: str) -> Iterator[tuple[int, list[str]]]:
         start = reader.line_num + 1
 
 
-def _read_rows(text: str, delimiter: str, report: RosterReport) -> None:
+def _read_rows(text: str, delimiter: str, report: RosterReport, progress: Progress) -> None:
     source = report.source
     rows = _rows(text, delimiter)
     try:
@@ -179,6 +185,8 @@ def _read_rows(text: str, delimiter: str, report: RosterReport) -> None:
         if not any(cell.strip() for cell in row):
             continue  # blank lines are not rows
         report.rows += 1
+        if report.rows % PROGRESS_ROWS == 0:
+            progress.advance(PROGRESS_ROWS)
         entry, email = _read_row(line, row, index, len(header), report)
         if email is not None:
             first = seen.setdefault(email, line)

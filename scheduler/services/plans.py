@@ -28,6 +28,7 @@ from scheduler.persistence.models import (
     SectionMemberRow,
 )
 from scheduler.planning import LearnerInput, Occurrence, Plan, SectionPlan, make_plan
+from scheduler.progress import SILENT, Progress
 from scheduler.timeutil import zone
 
 UID_NAMESPACE = uuid.UUID("6f1c3c1e-2b7a-4c55-9a59-6f0f9a1d2c01")
@@ -59,11 +60,15 @@ def learner_inputs(db: Session, cohort: CohortRow) -> list[LearnerInput]:
     ]
 
 
-def plan_cohort(db: Session, slug: str) -> tuple[CohortSpec, list[LearnerInput], Plan]:
+def plan_cohort(
+    db: Session, slug: str, progress: Progress = SILENT
+) -> tuple[CohortSpec, list[LearnerInput], Plan]:
     """Plan the stored cohort for its active learners (pure planning over stored values)."""
+    progress.step("reading the cohort and its learners")
     cohort = repo.get_cohort(db, slug)
     spec = repo.cohort_spec(db, cohort)
     learners = learner_inputs(db, cohort)
+    progress.step(f"planning {len(spec.series)} series for {len(learners):,} learners")
     return spec, learners, make_plan(spec, learners)
 
 

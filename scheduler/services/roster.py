@@ -12,6 +12,7 @@ from scheduler.domain.cohort import Role
 from scheduler.errors import RosterError
 from scheduler.persistence import repo
 from scheduler.persistence.repo import PersonValues
+from scheduler.progress import SILENT, Progress
 from scheduler.roster import RosterReport, parse_roster
 from scheduler.services.deadlines import DeadlineSummary, publish_deadlines
 from scheduler.services.plans import published_version
@@ -51,6 +52,7 @@ def import_roster(
     dry_run: bool = False,
     partial: bool = False,
     horizon: timedelta = DEFAULT_HORIZON,
+    progress: Progress = SILENT,
 ) -> ImportResult:
     """Upsert the roster's people (by email) and enroll them in the cohort.
 
@@ -59,7 +61,7 @@ def import_roster(
     Re-importing the same file reports every row unchanged.
     """
     cohort = repo.get_cohort(db, cohort_slug)
-    report = parse_roster(data, source)
+    report = parse_roster(data, source, progress)
     if report.errors and (not partial or not report.entries):
         raise RosterError(
             report.errors,
@@ -112,6 +114,7 @@ def import_roster(
     )
     if dry_run:
         return result
+    progress.step(f"storing {len(values):,} people")
     repo.update_people(db, to_update, now)
     ids = repo.insert_people(db, to_insert, now)
     ids |= {email: people[email].id for email, _ in new_enrollments if email in people}
@@ -133,8 +136,10 @@ def import_roster(
     repo.touch_feeds(db, cohort.id)
     if (result.added or result.updated) and published_version(db, cohort.id) is not None:
         # A published cohort keeps every learner's deadlines right, newcomers included.
+        progress.step("recomputing deadlines")
         result.deadlines = publish_deadlines(db, cohort_slug, now)
     if published_version(db, cohort.id) is not None:
+        progress.step("queueing welcome emails and reminders")
         sync_reminders(db, cohort_slug, now, horizon)  # newcomers welcomed; leavers' cancelled
     repo.refresh_statistics(db, len(to_insert) + len(new_enrollments) + len(to_update))
     return result

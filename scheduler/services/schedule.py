@@ -14,6 +14,7 @@ from scheduler.errors import NotFoundError
 from scheduler.persistence import repo
 from scheduler.persistence.models import LiveSeriesRow, OccurrenceRow, PersonRow, SectionMemberRow
 from scheduler.planning import Plan
+from scheduler.progress import SILENT, Progress
 from scheduler.services import audit
 from scheduler.services.deadlines import DeadlineSummary, learner_items, publish_deadlines
 from scheduler.services.invites import queue_invites
@@ -37,6 +38,7 @@ def publish(
     horizon: timedelta = DEFAULT_HORIZON,
     scope: PublishScope | None = None,
     actor: str = "cli",
+    progress: Progress = SILENT,
 ) -> tuple[int | None, PlanDiff, DeadlineSummary]:
     """Store the plan (a new version only when it changes anything; with ``scope``, only part
     of it: see :class:`PublishScope`), recompute every learner's deadlines (rules or roster may
@@ -46,9 +48,11 @@ def publish(
 
     Returns the new version (None when the plan was already published), the diff, and the
     deadline summary."""
+    progress.step("comparing with the published plan")
     diff = diff_plan(db, slug, plan, now, scope)
     version = None
     if diff.changed or diff.published_version is None:
+        progress.step("storing the plan")
         version, diff = publish_plan(db, slug, plan, now, scope)
         if scope is None:
             audit.record(
@@ -59,8 +63,11 @@ def publish(
                 audit.PLAN_PUBLISHED,
                 [{"version": version, **diff_counts(diff)}],
             )
+    progress.step("recomputing deadlines")
     deadlines = publish_deadlines(db, slug, now)
+    progress.step(f"queueing invitations for {deadlines.learners:,} learners")
     invites = queue_invites(db, slug, now)  # invitations, updates and cancellations by diff
+    progress.step("queueing reminders")
     queued = sync_reminders(db, slug, now, horizon).queued  # moved sessions: reminders replaced
     written = invites.invites + invites.updates + invites.cancellations + queued
     repo.refresh_statistics(db, written + deadlines.changed_learners)
