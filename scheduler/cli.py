@@ -220,9 +220,9 @@ def guarded(func: Callable[P, R]) -> Callable[P, R]:
         except Exception as e:
             if not _unusable_database(e):
                 raise  # IntegrityError, ProgrammingError...: a bug, for the front door (main)
-            from scheduler.persistence.db import redact_url
+            from scheduler.services.database import shown_url
 
-            where = redact_url(STATE.runtime().settings.database_url)
+            where = shown_url(STATE.runtime().settings.database_url)
             err.print(
                 f"[red]error:[/red] the database {_text(where)} cannot be used: "
                 f"{_text(getattr(e, 'orig', e))}"
@@ -245,13 +245,13 @@ def _unusable_database(error: Exception) -> bool:
 def _database_in_use() -> str:
     """The database URL in use, password hidden; a SQLite file as its absolute path (the default
     is relative to the folder the command runs in)."""
-    from scheduler.persistence.db import redact_url
+    from scheduler.services.database import shown_url
 
     url = STATE.runtime().settings.database_url
     prefix, sep, path = url.partition(":///")
     if prefix.startswith("sqlite") and sep and path and not path.startswith((":memory:", "file:")):
         return f"{prefix}:///{Path(path.split('?', 1)[0]).expanduser().resolve()}"
-    return redact_url(url)
+    return shown_url(url)
 
 
 def _json(data: Any) -> None:
@@ -467,13 +467,12 @@ def init(
 @guarded
 def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision.")] = "head") -> None:
     """Create or migrate the tables (safe to run again)."""
-    from scheduler.persistence import migrations
-    from scheduler.persistence.db import redact_url
+    from scheduler.services.database import shown_url, upgrade_schema
 
     runtime = STATE.runtime()
     # Serialised with any other upgrade of this database; both revisions read under its lock.
-    before, after = migrations.upgrade(runtime.engine, revision)
-    where = redact_url(runtime.settings.database_url)
+    before, after = upgrade_schema(runtime.engine, revision)
+    where = shown_url(runtime.settings.database_url)
     if before == after:
         out.print(f"{_text(where)} is up to date (revision {after}).")
     else:
@@ -484,13 +483,11 @@ def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision.")]
 @guarded
 def db_current() -> None:
     """Print the database's schema revision and the newest one this version knows."""
-    from scheduler.persistence import migrations
+    from scheduler.services.database import schema_revisions
 
     runtime = STATE.runtime()
-    out.print(
-        f"current: {migrations.current_revision(runtime.engine) or 'empty'}; "
-        f"head: {migrations.head_revision(runtime.engine)}"
-    )
+    current, head = schema_revisions(runtime.engine)
+    out.print(f"current: {current or 'empty'}; head: {head}")
 
 
 # --- cohort ------------------------------------------------------------------------------------
@@ -571,36 +568,23 @@ def cohort_validate(
 @guarded
 def cohort_list(as_json: JsonFlag = False) -> None:
     """List stored cohorts with their learner counts."""
-    from scheduler.persistence import repo
+    from scheduler.services.cohorts import list_cohorts
 
     with _transaction() as db:
-        rows = [(c, repo.roster_counts(db, c.id)) for c in repo.list_cohorts(db)]
+        rows = list_cohorts(db)
     if as_json:
-        _json(
-            [
-                {
-                    "slug": c.slug,
-                    "title": c.title,
-                    "start_date": c.start_date.isoformat(),
-                    "weeks": c.weeks,
-                    "home_zone": c.home_zone,
-                    "learners": n.get("learner", 0),
-                    "facilitators": n.get("facilitator", 0),
-                }
-                for c, n in rows
-            ]
-        )
+        _json([{**asdict(c), "start_date": c.start_date.isoformat()} for c in rows])
         return
     table = Table("slug", "title", "start", "weeks", "home zone", "learners", "facilitators")
-    for c, n in rows:
+    for c in rows:
         table.add_row(
             _text(c.slug),
             _text(c.title),
             c.start_date.isoformat(),
             str(c.weeks),
             _text(c.home_zone),
-            str(n.get("learner", 0)),
-            str(n.get("facilitator", 0)),
+            str(c.learners),
+            str(c.facilitators),
         )
     out.print(table if rows else "No cohorts yet: `cohort cohort load cohort.toml`.")
 
@@ -744,26 +728,24 @@ def roster_list(
 ) -> None:
     """List a cohort's people with their zone, availability and locale."""
     cohort = _cohort(cohort)
-    from scheduler.persistence import repo
+    from scheduler.services.cohorts import roster_people
 
     with _transaction() as db:
-        row = repo.get_cohort(db, cohort)
-        people = repo.roster(db, row.id, role)
-        default, locale = row.default_availability, row.locale
+        people = roster_people(db, cohort, role)
     if as_json:
         _json(
             [
                 {
                     "name": p.name,
                     "email": p.email,
-                    "role": e.role,
-                    "status": e.status,
+                    "role": p.role,
+                    "status": p.status,
                     "timezone": p.zone,
-                    "availability": p.availability or default,
-                    "availability_is_default": p.availability is None,
-                    "locale": p.locale or locale,
+                    "availability": p.availability,
+                    "availability_is_default": p.availability_is_default,
+                    "locale": p.locale,
                 }
-                for e, p in people
+                for p in people
             ]
         )
         return
@@ -776,22 +758,22 @@ def roster_list(
     table.add_column("availability (local)", no_wrap=True, min_width=19)
     table.add_column("locale", no_wrap=True)
     current_role = ""
-    for e, p in shown:
-        if e.role != current_role:
-            current_role = e.role
+    for p in shown:
+        if p.role != current_role:
+            current_role = p.role
             table.add_section()
             table.add_row(f"[bold]{current_role}s[/bold]")
-        availability = _text(p.availability or default).replace("; ", "\n")
-        if p.availability is None:
+        availability = _text(p.availability).replace("; ", "\n")
+        if p.availability_is_default:
             availability = f"[dim]{availability} (default)[/dim]"
-        status = "" if e.status == "active" else f" [dim]({_text(e.status)})[/dim]"
+        status = "" if p.status == "active" else f" [dim]({_text(p.status)})[/dim]"
         person = f"{_text(p.name)}{status}\n[dim]{_text(p.email)}[/dim]"
-        shown_locale = _text(p.locale) if p.locale else f"[dim]{_text(locale)}[/dim]"
+        shown_locale = f"[dim]{_text(p.locale)}[/dim]" if p.locale_is_default else _text(p.locale)
         table.add_row(person, _text(p.zone), availability, shown_locale)
     out.print(table)
     if len(shown) < len(people):
         out.print(f"… and {len(people) - len(shown)} more (use --limit 0 or --json for all)")
-    zones = {p.zone for _, p in people}
+    zones = {p.zone for p in people}
     out.print(f"{len(people)} people in {len(zones)} time zones.")
 
 
@@ -1435,13 +1417,13 @@ def replan(
     """Re-plan the future beyond the freeze horizon, as the worker does for cohorts with
     auto_replan (shows what would move; --yes applies)."""
     cohort = _cohort(cohort)
-    from scheduler.persistence import repo
+    from scheduler.services.cohorts import orchestration_options
     from scheduler.services.orchestration import replan_cohort
 
     runtime = STATE.runtime()
     now = runtime.clock.now()
     with _transaction() as db, err.status("planning…"):
-        options = repo.orchestration_options(repo.get_cohort(db, cohort))
+        options = orchestration_options(db, cohort)
         result = replan_cohort(
             db, cohort, now, runtime.horizon, actor="cli", force=True, dry_run=not yes
         )

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy.orm import Session
 
-from scheduler.domain.cohort import CohortSpec, Role
+from scheduler.domain.cohort import CohortSpec, OrchestrationOptions, Role
 from scheduler.domain.cohort_file import parse_cohort_file
 from scheduler.persistence import repo
 from scheduler.persistence.repo import PersonValues
@@ -89,3 +89,73 @@ def _sync_facilitators(db: Session, cohort_id: int, spec: CohortSpec, now: datet
 def cohort_slugs(db: Session) -> list[str]:
     """The slugs of every stored cohort, sorted."""
     return repo.cohort_slugs(db)
+
+
+@dataclass(frozen=True, slots=True)
+class CohortListing:
+    slug: str
+    title: str
+    start_date: date
+    weeks: int
+    home_zone: str
+    learners: int  # active
+    facilitators: int  # active
+
+
+def list_cohorts(db: Session) -> list[CohortListing]:
+    """Every stored cohort, by start date, with its active learner and facilitator counts."""
+    out = []
+    for c in repo.list_cohorts(db):
+        counts = repo.roster_counts(db, c.id)
+        out.append(
+            CohortListing(
+                c.slug,
+                c.title,
+                c.start_date,
+                c.weeks,
+                c.home_zone,
+                counts.get(Role.LEARNER.value, 0),
+                counts.get(Role.FACILITATOR.value, 0),
+            )
+        )
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class RosterPerson:
+    """One enrolled person with the values in force: their own availability and locale, or the
+    cohort's default (``*_is_default`` says which)."""
+
+    name: str
+    email: str
+    role: str
+    status: str
+    zone: str
+    availability: str
+    availability_is_default: bool
+    locale: str
+    locale_is_default: bool
+
+
+def roster_people(db: Session, slug: str, role: Role | None = None) -> list[RosterPerson]:
+    """Everyone enrolled in the cohort (or only one role), by role, name and email."""
+    cohort = repo.get_cohort(db, slug)
+    return [
+        RosterPerson(
+            p.name,
+            p.email,
+            e.role,
+            e.status,
+            p.zone,
+            p.availability or cohort.default_availability,
+            p.availability is None,
+            p.locale or cohort.locale,
+            not p.locale,
+        )
+        for e, p in repo.roster(db, cohort.id, role)
+    ]
+
+
+def orchestration_options(db: Session, slug: str) -> OrchestrationOptions:
+    """The cohort's re-plan policy (auto_replan, freeze horizon, margin, move cap)."""
+    return repo.orchestration_options(repo.get_cohort(db, slug))
