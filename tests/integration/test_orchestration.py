@@ -176,9 +176,14 @@ def test_newcomer_joins_the_section_that_fits_them(
     ]
     runtime = make_published(tokyo + west)
     members = memberships(runtime)
-    if len({members[(r[1], "class")] for r in tokyo + west}) < 2:
-        pytest.skip("the planner kept one section: nothing to choose between")
-    tokyo_section = members[("t0@example.org", "class")]
+    # The precondition is part of the test: no shared hour fits both ends (Tokyo 19-23 is 02-06
+    # in Los Angeles), so the planner must give each end a class section of its own. Had it kept
+    # one section there would be nothing to choose between, and that must fail, never skip.
+    tokyo_sections = {members[(row[1], "class")] for row in tokyo}
+    west_sections = {members[(row[1], "class")] for row in west}
+    assert len(tokyo_sections) == len(west_sections) == 1, (tokyo_sections, west_sections)
+    assert tokyo_sections != west_sections, "the planner kept one class section for both ends"
+    (tokyo_section,) = tokyo_sections
     newcomer = ["Kai", "kai@example.org", "Asia/Seoul", "Mon-Fri 19:00-23:00", "", ""]
     with runtime.transaction() as db:
         import_roster(db, SLUG, make_roster([*tokyo, *west, newcomer]), "r.csv", now_of(runtime))

@@ -3,6 +3,7 @@ and no feed token in any log line (uvicorn's access log included)."""
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import shutil
@@ -33,6 +34,14 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def _other_learner(work: Path) -> str:
+    """A learner of the demo roster other than yuki.sato@example.org (whose links the fixture
+    hands to every test)."""
+    with (work / "demo" / "roster.csv").open(encoding="utf-8", newline="") as f:
+        emails = [row["email"] for row in csv.DictReader(f)]
+    return next(email for email in emails if email != "yuki.sato@example.org")
 
 
 @pytest.fixture(scope="module")
@@ -97,16 +106,18 @@ def test_feed_is_served_with_caching_and_privacy_headers(server: dict[str, objec
 
 
 def test_unknown_and_revoked_links_are_404(server: dict[str, object]) -> None:
-    base, env, work, links = server["base"], server["env"], server["work"], server["links"]
-    assert isinstance(links, dict) and isinstance(env, dict) and isinstance(work, Path)
+    # Revokes the link of a learner no other test uses: the module's server and its links
+    # (yuki's) stay as the fixture made them, whatever order the tests run in.
+    base, env, work = server["base"], server["env"], server["work"]
+    assert isinstance(env, dict) and isinstance(work, Path)
+    email = _other_learner(work)
+    links = json.loads(_cohort(env, work, "feeds", "url", email, "-c", SLUG, "--json").stdout)
+    assert httpx.get(links["https"]).status_code == 200
     assert httpx.get(f"{base}/feeds/not-a-real-token.ics").status_code == 404
-    reset = json.loads(
-        _cohort(env, work, "feeds", "reset", "yuki.sato@example.org", "-c", SLUG, "--json").stdout
-    )
+    reset = json.loads(_cohort(env, work, "feeds", "reset", email, "-c", SLUG, "--json").stdout)
     time.sleep(1.1)  # the server trusts a token check for a second (LOOKUP_SECONDS)
     assert httpx.get(links["https"]).status_code == 404
     assert httpx.get(reset["https"]).status_code == 200
-    server["links"] = reset
 
 
 def test_health_robots_and_security_headers(server: dict[str, object]) -> None:
@@ -125,16 +136,22 @@ def test_health_robots_and_security_headers(server: dict[str, object]) -> None:
 
 
 def test_rate_limit_answers_429(server: dict[str, object]) -> None:
+    # The limit is per client address: this test comes from 127.0.0.2, a bucket of its own, so
+    # it neither sees the other tests' requests nor leaves them rate limited.
     base = server["base"]
-    codes = [httpx.get(f"{base}/feeds/nope{i}.ics").status_code for i in range(45)]
-    assert 429 in codes
-    assert codes.index(429) <= 40
+    transport = httpx.HTTPTransport(local_address="127.0.0.2")
+    with httpx.Client(transport=transport) as client:
+        codes = [client.get(f"{base}/feeds/nope{i}.ics").status_code for i in range(45)]
+    assert codes == [404] * 40 + [429] * 5  # COHORT_FEED_RATE_PER_MINUTE=40
+    assert httpx.get(f"{base}/feeds/nope.ics").status_code == 404  # 127.0.0.1 is unaffected
 
 
 def test_no_token_in_any_log_line(server: dict[str, object]) -> None:
     log_file, links = server["log"], server["links"]
     assert isinstance(log_file, Path) and isinstance(links, dict)
-    httpx.get(links["https"])
+    base = server["base"]
+    assert httpx.get(links["https"]).status_code == 200
+    assert httpx.get(f"{base}/feeds/not-a-real-token.ics").status_code == 404
     time.sleep(0.3)
     text = log_file.read_text()
     token = links["https"].rsplit("/", 1)[1].removesuffix(".ics")

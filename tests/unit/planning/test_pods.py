@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scheduler.planning.pods import PodLearner, Pods, form_pods
+from scheduler.planning.pods import PodLearner, Pods, form_pods, pod_count
 
 ZONES = ["Europe/Berlin", "America/New_York", "Asia/Kolkata", "Australia/Sydney", "America/Bogota"]
 SETTINGS = settings(max_examples=60, deadline=None)
@@ -142,11 +142,27 @@ def test_pod_count_without_history_is_closest_to_n_over_target(
         assert max(lengths) - min(lengths) <= 1
 
 
-def test_every_count_from_min_size_on_can_be_split() -> None:
-    for low in range(2, 6):
-        for n in range(low, 300):
-            high = 2 * low - 1
-            assert any(k * low <= n <= k * high for k in range(1, n + 1)), (low, n)
+@pytest.mark.parametrize("low", [2, 3, 4, 5])
+def test_every_count_from_min_size_on_is_split_at_the_tightest_sizes(low: int) -> None:
+    """The docstring's size claim through form_pods, at ``max_size = 2 * min_size - 1`` (the
+    tightest sizes it accepts) and both ends of the target: every count from ``min_size`` on gets
+    pods of ``min_size..max_size``, fresh, after one learner left and with one newcomer."""
+    high = 2 * low - 1
+    for target in sorted({low, high}):
+        size = Sizes(min_size=low, max_size=high, target=target)
+        everyone = people([1, 2, 3] * 40)
+        for n in range(low, 100):
+            roster = everyone[:n]
+            k = pod_count(n, **size)
+            assert k * low <= n <= k * high, (size, n, k)
+            one_left = form_pods(everyone[: n + 1], rng=random.Random(n), **size).pod_ids()
+            one_new = form_pods(everyone[: n - 1], rng=random.Random(n), **size).pod_ids()
+            for previous in ({}, one_left, one_new):
+                result = form_pods(roster, previous, rng=random.Random(n), **size)
+                if not previous:
+                    assert len(result.pods) == k, (size, n)
+                assert_partition(roster, result)
+                assert all(low <= len(pod) <= high for pod in result.pods), (size, n, result)
 
 
 # --- determinism ---------------------------------------------------------------------------------
