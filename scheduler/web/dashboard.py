@@ -7,6 +7,7 @@ Admin pages (a session from the login form; see :mod:`scheduler.web.auth`)::
     GET  /login, POST /login, POST /logout
     GET  /                               the cohorts
     GET  /cohorts/{slug}                 heatmap, coverage, left out, next meetings, delivery
+                                         (?week=N; ?series=&reason=&region= filter left out)
     GET  /cohorts/{slug}/change          preview a move or a cancellation (no side effects)
     POST /cohorts/{slug}/change          apply it (the CLI's service: changes.apply_change)
     GET  /cohorts/{slug}/learners        find, add, change, withdraw learners
@@ -69,6 +70,7 @@ from scheduler.services.feeds import (
 )
 from scheduler.services.learners import add_learner, remove_learner, update_learner
 from scheduler.services.overview import (
+    LeftOutFilter,
     cohort_cards,
     cohort_overview,
     find_learners,
@@ -323,9 +325,19 @@ def dashboard_router(runtime: Runtime, auth: AdminAuth) -> APIRouter:
         return pages.render(request, "cohorts.html", session=session, cards=cards)
 
     @router.get("/cohorts/{slug}")
-    def cohort(request: Request, slug: str, week: str = "") -> Response:
+    def cohort(
+        request: Request,
+        slug: str,
+        week: str = "",
+        series: str = "",
+        reason: str = "",
+        region: str = "",
+    ) -> Response:
+        """The cohort page. ``series``, ``reason`` and ``region`` (``Asia/*``) narrow the list
+        of left-out learners; each must be one the page offers (else 422, saying which)."""
         session = auth.page(request)
         now = runtime.clock.now()
+        wanted = LeftOutFilter(series, reason, region)
         try:
             with cohort_transaction(slug) as db:
                 weeks = repo.get_cohort(db, slug).weeks
@@ -341,18 +353,22 @@ def dashboard_router(runtime: Runtime, auth: AdminAuth) -> APIRouter:
                     now,
                     week=None if shown is None else shown - 1,
                     second_host_threshold=second_host_threshold(runtime),
+                    left_out_filter=wanted,
                 )
                 activity = [(e, describe(e)) for e in audit_log(db, slug, ACTIVITY_SHOWN)]
                 options = repo.orchestration_options(repo.get_cohort(db, slug))
+        except InputError as e:
+            return pages.error(request, 422, "; ".join(_problems(e)), session)
         except NotFoundError as e:
             return pages.error(request, 404, str(e), session)
-        series = [(t.value, f"{t.name} — {t.label} {t.anchor_zone}") for t in overview.live_times]
+        targets = [(t.value, f"{t.name} — {t.label} {t.anchor_zone}") for t in overview.live_times]
         return pages.render(
             request,
             "cohort.html",
             session=session,
             o=overview,
-            series=series,
+            series=targets,
+            shown_week=shown,
             form={},
             activity=activity,
             orchestration=options,
