@@ -30,10 +30,11 @@ from scheduler.persistence.models import (
 )
 from scheduler.planning.fit import occurrence_date
 from scheduler.services import audit
-from scheduler.services.deadlines import DeadlineSummary, publish_deadlines
-from scheduler.services.invites import InviteCounts, queue_invites
+from scheduler.services.cascade import bring_up_to_date
+from scheduler.services.deadlines import DeadlineSummary
+from scheduler.services.invites import InviteCounts
 from scheduler.services.plans import CANCELLED, SCHEDULED, published_version
-from scheduler.services.reminders import DEFAULT_HORIZON, sync_reminders
+from scheduler.services.reminders import DEFAULT_HORIZON
 from scheduler.timeutil import Weekday, parse_clock, wall_to_utc, zone
 
 
@@ -257,11 +258,10 @@ def apply_change(
     summary = dict(last.summary) if last is not None else {}
     summary["change"] = preview.description
     db.add(PlanVersionRow(cohort_id=cohort.id, version=version, created_at=now, summary=summary))
-    repo.touch_feeds(db, cohort.id)
     db.flush()
-    deadlines = publish_deadlines(db, slug, now)
-    invites = queue_invites(db, slug, now)
-    sync_reminders(db, slug, now, horizon)  # reminders of moved or cancelled meetings replaced
+    done = bring_up_to_date(db, slug, now, horizon=horizon)  # moved meetings' reminders replaced
+    assert done.deadlines is not None  # a published plan changed: every step ran
+    assert done.invites is not None
     audit.record(
         db,
         cohort.id,
@@ -278,4 +278,4 @@ def apply_change(
             }
         ],
     )
-    return ChangeResult(preview, version, deadlines, invites)
+    return ChangeResult(preview, version, done.deadlines, done.invites)

@@ -36,11 +36,9 @@ from scheduler.persistence.repo import PersonValues, StoredEnrollment, StoredPer
 from scheduler.roster.addresses import email_address
 from scheduler.roster.parser import MAX_FIELD
 from scheduler.roster.zones import resolve_zone
-from scheduler.services.deadlines import publish_deadlines
+from scheduler.services.cascade import bring_up_to_date
 from scheduler.services.feeds import revoke_tokens
-from scheduler.services.invites import queue_invites
-from scheduler.services.plans import published_version
-from scheduler.services.reminders import DEFAULT_HORIZON, sync_reminders
+from scheduler.services.reminders import DEFAULT_HORIZON
 
 ACTIVE, WITHDRAWN = "active", "withdrawn"  # enrollment statuses
 _EMAIL_HINT = "write an address like ann@example.org"
@@ -265,16 +263,12 @@ def _refresh(
     *,
     invites: bool = False,
 ) -> None:
-    """What a roster import does after writing: feeds bumped; with a published plan, deadlines
-    recomputed and reminders re-timed (newcomers welcomed, leavers' pending ones cancelled);
-    with ``invites``, series invitations diffed too (a leaver's become cancellations)."""
+    """Bring each cohort up to date (:func:`~scheduler.services.cascade.bring_up_to_date`): feeds
+    bumped; with a published plan, deadlines recomputed and reminders re-timed (newcomers
+    welcomed, leavers' pending ones cancelled); with ``invites``, series invitations diffed too
+    (a leaver's become cancellations)."""
     for cohort in cohorts:
-        repo.touch_feeds(db, cohort.id)
-        if published_version(db, cohort.id) is not None:
-            publish_deadlines(db, cohort.slug, now)
-            if invites:
-                queue_invites(db, cohort.slug, now)
-            sync_reminders(db, cohort.slug, now, horizon)
+        bring_up_to_date(db, cohort.slug, now, horizon=horizon, invites=invites)
 
 
 def _other_cohorts(db: Session, person_id: int, cohort_id: int) -> list[CohortRow]:

@@ -54,8 +54,7 @@ from scheduler.planning.assign import Meeting, Newcomer, SectionSeats, place_lea
 from scheduler.planning.replan import Meeting as ReplanMeeting
 from scheduler.planning.replan import Person, ReplanDecision, SeriesFuture, choose_replan
 from scheduler.services import audit, schedule
-from scheduler.services.deadlines import publish_deadlines
-from scheduler.services.invites import queue_invites
+from scheduler.services.cascade import bring_up_to_date
 from scheduler.services.plans import (
     CANCELLED,
     SCHEDULED,
@@ -67,7 +66,7 @@ from scheduler.services.plans import (
     published_version,
     stored_occurrences,
 )
-from scheduler.services.reminders import DEFAULT_HORIZON, sync_reminders
+from scheduler.services.reminders import DEFAULT_HORIZON
 from scheduler.timeutil import zone
 
 SECTIONED_KINDS = (SeriesKind.CLASS.value, SeriesKind.OFFICE_HOURS.value)
@@ -167,10 +166,9 @@ def assign_late_joiners(
     if not placed:
         return []
     db.execute(insert(repo.table_of(SectionMemberRow)), rows)
-    publish_deadlines(db, slug, now)  # their async work follows their section now
-    queue_invites(db, slug, now)  # the series invitations of their sections
-    sync_reminders(db, slug, now, horizon)  # welcome and live-session reminders
-    repo.touch_feeds(db, cohort.id)
+    # Their async work follows their section now; their sections' series invitations, welcome
+    # and live-session reminders are queued.
+    bring_up_to_date(db, slug, now, horizon=horizon)
     audit.record(
         db,
         cohort.id,

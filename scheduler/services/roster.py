@@ -14,9 +14,9 @@ from scheduler.persistence import repo
 from scheduler.persistence.repo import PersonValues
 from scheduler.progress import SILENT, Progress
 from scheduler.roster import RosterReport, parse_roster
-from scheduler.services.deadlines import DeadlineSummary, publish_deadlines
-from scheduler.services.plans import published_version
-from scheduler.services.reminders import DEFAULT_HORIZON, sync_reminders
+from scheduler.services.cascade import bring_up_to_date
+from scheduler.services.deadlines import DeadlineSummary
+from scheduler.services.reminders import DEFAULT_HORIZON
 
 
 @dataclass(slots=True)
@@ -133,13 +133,18 @@ def import_roster(
     )
     repo.update_enrollments(db, changed_enrollments)
     result.written = True
-    repo.touch_feeds(db, cohort.id)
-    if (result.added or result.updated) and published_version(db, cohort.id) is not None:
-        # A published cohort keeps every learner's deadlines right, newcomers included.
-        progress.step("recomputing deadlines")
-        result.deadlines = publish_deadlines(db, cohort_slug, now)
-    if published_version(db, cohort.id) is not None:
-        progress.step("queueing welcome emails and reminders")
-        sync_reminders(db, cohort_slug, now, horizon)  # newcomers welcomed; leavers' cancelled
+    # A published cohort keeps every learner's deadlines right, newcomers included (unless
+    # nobody was added or updated); newcomers are welcomed. Nobody joins a section here: the
+    # worker places newcomers, and that queues their invitations.
+    done = bring_up_to_date(
+        db,
+        cohort_slug,
+        now,
+        horizon=horizon,
+        deadlines=bool(result.added or result.updated),
+        invites=False,
+        progress=progress,
+    )
+    result.deadlines = done.deadlines
     repo.refresh_statistics(db, len(to_insert) + len(new_enrollments) + len(to_update))
     return result

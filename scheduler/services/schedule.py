@@ -16,8 +16,8 @@ from scheduler.persistence.models import LiveSeriesRow, OccurrenceRow, PersonRow
 from scheduler.planning import Plan
 from scheduler.progress import SILENT, Progress
 from scheduler.services import audit
-from scheduler.services.deadlines import DeadlineSummary, learner_items, publish_deadlines
-from scheduler.services.invites import queue_invites
+from scheduler.services.cascade import bring_up_to_date
+from scheduler.services.deadlines import DeadlineSummary, learner_items
 from scheduler.services.plans import (
     SCHEDULED,
     PlanDiff,
@@ -26,7 +26,7 @@ from scheduler.services.plans import (
     diff_plan,
     publish_plan,
 )
-from scheduler.services.reminders import DEFAULT_HORIZON, sync_reminders
+from scheduler.services.reminders import DEFAULT_HORIZON
 from scheduler.timeutil import zone
 
 
@@ -41,9 +41,10 @@ def publish(
     progress: Progress = SILENT,
 ) -> tuple[int | None, PlanDiff, DeadlineSummary]:
     """Store the plan (a new version only when it changes anything; with ``scope``, only part
-    of it: see :class:`PublishScope`), recompute every learner's deadlines (rules or roster may
-    have changed), and queue the invitations and the reminders due within ``horizon``, in the
-    caller's transaction. A whole-plan publish is recorded in the audit log as ``actor``'s
+    of it: see :class:`PublishScope`), then bring what follows up to date
+    (:func:`~scheduler.services.cascade.bring_up_to_date`: every learner's deadlines, since rules
+    or roster may have changed, the invitations and the reminders due within ``horizon``), in
+    the caller's transaction. A whole-plan publish is recorded in the audit log as ``actor``'s
     (a scoped one is recorded by its caller, who knows why).
 
     Returns the new version (None when the plan was already published), the diff, and the
@@ -63,15 +64,10 @@ def publish(
                 audit.PLAN_PUBLISHED,
                 [{"version": version, **diff_counts(diff)}],
             )
-    progress.step("recomputing deadlines")
-    deadlines = publish_deadlines(db, slug, now)
-    progress.step(f"queueing invitations for {deadlines.learners:,} learners")
-    invites = queue_invites(db, slug, now)  # invitations, updates and cancellations by diff
-    progress.step("queueing reminders")
-    queued = sync_reminders(db, slug, now, horizon).queued  # moved sessions: reminders replaced
-    written = invites.invites + invites.updates + invites.cancellations + queued
-    repo.refresh_statistics(db, written + deadlines.changed_learners)
-    return version, diff, deadlines
+    done = bring_up_to_date(db, slug, now, horizon=horizon, progress=progress)
+    repo.refresh_statistics(db, done.written)
+    assert done.deadlines is not None  # the cohort has a published plan now
+    return version, diff, done.deadlines
 
 
 @dataclass(frozen=True, slots=True)
