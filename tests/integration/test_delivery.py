@@ -12,6 +12,7 @@ from email.message import EmailMessage
 from zoneinfo import ZoneInfo
 
 import pytest
+from draining import drain
 from smtp_sink import SmtpSink
 from sqlalchemy import func, select, update
 
@@ -20,7 +21,7 @@ from scheduler.outputs.mailers import MemoryMailer, SmtpMailer
 from scheduler.persistence.models import LiveSeriesRow, NotificationRow, OccurrenceRow
 from scheduler.runtime import Runtime
 from scheduler.services.changes import Change, apply_change
-from scheduler.services.delivery import BatchCounts, deliver_batch, retry_delay
+from scheduler.services.delivery import retry_delay
 from scheduler.services.outbox import outbox_status
 from scheduler.services.reminders import (
     DEADLINE_REMINDER,
@@ -41,24 +42,6 @@ ROWS = [
 @pytest.fixture
 def published(make_published: Callable[[list[list[str]]], Runtime]) -> Runtime:
     return make_published(ROWS)
-
-
-def drain(runtime: Runtime, mailer: object, worker: str = "w1") -> BatchCounts:
-    total = BatchCounts()
-    while True:
-        counts = deliver_batch(
-            runtime.sessions,
-            mailer,  # type: ignore[arg-type]
-            runtime.templates(),
-            runtime.delivery_config(),
-            worker,
-            runtime.clock.now,
-            skip_locked=runtime.is_postgres,
-            rng=random.Random(7),
-        )
-        if counts.claimed == 0:
-            return total
-        total.add(counts)
 
 
 def rows(runtime: Runtime, *kinds: str) -> list[NotificationRow]:

@@ -9,7 +9,6 @@ by trickling its replies.
 from __future__ import annotations
 
 import contextlib
-import random
 import socket
 import threading
 import time
@@ -18,6 +17,7 @@ from collections.abc import Callable, Iterator
 from datetime import timedelta
 
 import pytest
+from draining import drain
 from smtp_sink import SmtpSink
 from sqlalchemy import select
 
@@ -25,7 +25,6 @@ from scheduler.clock import FixedClock
 from scheduler.outputs.mailers import Outcome, Outgoing, SmtpMailer
 from scheduler.persistence.models import NotificationRow
 from scheduler.runtime import Runtime
-from scheduler.services.delivery import BatchCounts, deliver_batch
 
 SENDER = "noreply@cohort.test"
 PASSWORD = "correct horse battery staple"
@@ -275,24 +274,6 @@ def test_consecutive_connection_failures_are_counted_for_backoff(
 
 
 # --- 1, end to end: the outbox survives an outage or a wrong password ------------------------
-
-
-def drain(runtime: Runtime, mailer: SmtpMailer) -> BatchCounts:
-    total = BatchCounts()
-    while True:
-        counts = deliver_batch(
-            runtime.sessions,
-            mailer,
-            runtime.templates(),
-            runtime.delivery_config(),
-            "w1",
-            runtime.clock.now,
-            skip_locked=runtime.is_postgres,
-            rng=random.Random(7),
-        )
-        if counts.claimed == 0:
-            return total
-        total.add(counts)
 
 
 def outbox(runtime: Runtime) -> list[NotificationRow]:

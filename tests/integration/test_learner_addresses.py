@@ -3,19 +3,18 @@ single-learner service store the same deliverable form, and every email to it go
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
 
 import pytest
+from draining import drain
 from smtp_sink import SmtpSink
 
 from scheduler.errors import InputError
 from scheduler.outputs.mailers import SmtpMailer
 from scheduler.runtime import Runtime
-from scheduler.services.delivery import BatchCounts, deliver_batch
 from scheduler.services.learners import add_learner, get_learner
 
 SLUG = "ml-foundations-2027"
@@ -35,24 +34,6 @@ def parse(data: bytes) -> EmailMessage:
     message = BytesParser(policy=policy.default).parsebytes(data)
     assert isinstance(message, EmailMessage)
     return message
-
-
-def drain(runtime: Runtime, mailer: SmtpMailer) -> BatchCounts:
-    total = BatchCounts()
-    while True:
-        counts = deliver_batch(
-            runtime.sessions,
-            mailer,
-            runtime.templates(),
-            runtime.delivery_config(),
-            "w1",
-            runtime.clock.now,
-            skip_locked=runtime.is_postgres,
-            rng=random.Random(7),
-        )
-        if counts.claimed == 0:
-            return total
-        total.add(counts)
 
 
 def test_imported_internationalised_domain_is_stored_ascii_and_every_email_is_sent(

@@ -4,7 +4,6 @@ and stay dead: a learner who comes back gets new ones. On SQLite and PostgreSQL.
 from __future__ import annotations
 
 import email
-import random
 import time
 from collections.abc import Callable, Iterator
 from email import policy
@@ -12,6 +11,7 @@ from email.message import EmailMessage
 
 import httpx
 import pytest
+from draining import drain
 from served_app import serve
 from sqlalchemy import select, update
 
@@ -19,7 +19,6 @@ from scheduler.outputs.mailers import MemoryMailer
 from scheduler.persistence import migrations, repo
 from scheduler.persistence.models import FeedTokenRow, PersonRow
 from scheduler.runtime import Runtime
-from scheduler.services.delivery import deliver_batch
 from scheduler.services.feeds import issue_token, mail_tokens, resolve_token
 from scheduler.services.learners import add_learner, remove_learner
 from scheduler.services.roster import import_roster
@@ -154,17 +153,7 @@ def test_the_upgrade_revokes_the_links_of_learners_withdrawn_before_it(
 
 def _drain(runtime: Runtime) -> list[EmailMessage]:
     mailer = MemoryMailer()
-    while deliver_batch(
-        runtime.sessions,
-        mailer,
-        runtime.templates(),
-        runtime.delivery_config(),
-        "w1",
-        runtime.clock.now,
-        skip_locked=runtime.is_postgres,
-        rng=random.Random(7),
-    ).claimed:
-        pass
+    drain(runtime, mailer)
     return [email.message_from_bytes(m.data, policy=policy.default) for m in mailer.sent]
 
 
