@@ -159,3 +159,24 @@ def roster_people(db: Session, slug: str, role: Role | None = None) -> list[Rost
 def orchestration_options(db: Session, slug: str) -> OrchestrationOptions:
     """The cohort's re-plan policy (auto_replan, freeze horizon, margin, move cap)."""
     return repo.orchestration_options(repo.get_cohort(db, slug))
+
+
+@dataclass(frozen=True, slots=True)
+class CohortFacts:
+    """What a page needs to know of a stored cohort, without its rows."""
+
+    id: int
+    slug: str
+    title: str
+    weeks: int
+    home_zone: str
+    locale: str
+    default_availability: str
+
+
+def cohort_facts(db: Session, slug: str) -> CohortFacts:
+    """The stored cohort's facts; raises NotFoundError for an unknown slug."""
+    c = repo.get_cohort(db, slug)
+    return CohortFacts(
+        c.id, c.slug, c.title, c.weeks, c.home_zone, c.locale, c.default_availability
+    )

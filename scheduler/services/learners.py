@@ -394,3 +394,9 @@ def _locale(text: str | None, problems: list[Problem]) -> str | None:
             )
         )
         return None
+
+
+def is_active_member(db: Session, cohort_id: int, person_id: int) -> bool:
+    """Whether the person is enrolled in the cohort and has not withdrawn."""
+    enrollment = repo.enrollment_of(db, cohort_id, person_id)
+    return enrollment is not None and enrollment.status == "active"

@@ -54,12 +54,12 @@ from scheduler.domain.cohort_file import KEY_RE, SLUG_RE
 from scheduler.errors import InputError, NotFoundError, Problem
 from scheduler.outputs.formatting import local_datetime, local_time
 from scheduler.outputs.links import feed_links
-from scheduler.persistence import repo
 from scheduler.resources import resource_dir
 from scheduler.runtime import Runtime
 from scheduler.services.admin import mac, sign, unsign
 from scheduler.services.audit import audit_log, describe
 from scheduler.services.changes import Change, apply_change, parse_wall_time, preview_change
+from scheduler.services.cohorts import cohort_facts, orchestration_options
 from scheduler.services.feeds import (
     FeedTarget,
     feed_name,
@@ -68,7 +68,12 @@ from scheduler.services.feeds import (
     reset_tokens,
     resolve_token,
 )
-from scheduler.services.learners import add_learner, remove_learner, update_learner
+from scheduler.services.learners import (
+    add_learner,
+    is_active_member,
+    remove_learner,
+    update_learner,
+)
 from scheduler.services.overview import (
     LeftOutFilter,
     cohort_cards,
@@ -340,7 +345,7 @@ def dashboard_router(runtime: Runtime, auth: AdminAuth) -> APIRouter:
         wanted = LeftOutFilter(series, reason, region)
         try:
             with cohort_transaction(slug) as db:
-                weeks = repo.get_cohort(db, slug).weeks
+                weeks = cohort_facts(db, slug).weeks
                 shown = whole_number(week, 1, weeks) if week else None
                 if week and shown is None:
                     problem = Problem(
@@ -356,7 +361,7 @@ def dashboard_router(runtime: Runtime, auth: AdminAuth) -> APIRouter:
                     left_out_filter=wanted,
                 )
                 activity = [(e, describe(e)) for e in audit_log(db, slug, ACTIVITY_SHOWN)]
-                options = repo.orchestration_options(repo.get_cohort(db, slug))
+                options = orchestration_options(db, slug)
         except InputError as e:
             return pages.error(request, 422, "; ".join(_problems(e)), session)
         except NotFoundError as e:
@@ -440,7 +445,7 @@ def dashboard_router(runtime: Runtime, auth: AdminAuth) -> APIRouter:
         form = {"target": target, "scope": scope, "week": week, "to": to, "action": action}
         try:
             with cohort_transaction(slug) as db:
-                cohort_row = repo.get_cohort(db, slug)
+                cohort_row = cohort_facts(db, slug)
                 home, locale, weeks = cohort_row.home_zone, cohort_row.locale, cohort_row.weeks
                 title = cohort_row.title
                 series = series_choices(db, cohort_row.id)
@@ -499,7 +504,7 @@ def dashboard_router(runtime: Runtime, auth: AdminAuth) -> APIRouter:
         page = f"/cohorts/{quote(slug)}"
         try:
             with cohort_transaction(slug) as db:
-                weeks = repo.get_cohort(db, slug).weeks
+                weeks = cohort_facts(db, slug).weeks
                 change = read_change(weeks, target, scope, week, to, action)
                 result = apply_change(db, slug, change, now, runtime.horizon, actor="dashboard")
         except InputError as e:
@@ -536,7 +541,7 @@ def dashboard_router(runtime: Runtime, auth: AdminAuth) -> APIRouter:
             q = ""
         try:
             with cohort_transaction(slug) as db:
-                cohort_row = repo.get_cohort(db, slug)
+                cohort_row = cohort_facts(db, slug)
                 found, total = find_learners(db, cohort_row.id, q)
                 title, default = cohort_row.title, cohort_row.default_availability
         except NotFoundError as e:
@@ -731,8 +736,7 @@ def dashboard_router(runtime: Runtime, auth: AdminAuth) -> APIRouter:
             target = resolve_token(db, token)
             if target is None or target.kind != Role.LEARNER.value or target.person_id is None:
                 return None
-            enrollment = repo.enrollment_of(db, target.cohort_id, target.person_id)
-            if enrollment is None or enrollment.status != "active":
+            if not is_active_member(db, target.cohort_id, target.person_id):
                 return None
         return target
 
