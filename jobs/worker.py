@@ -1,9 +1,10 @@
 """``cohort worker``: an APScheduler ``BlockingScheduler`` with a few periodic jobs.
 
 The jobs are thin; the work is in :mod:`scheduler.services.delivery`,
-:mod:`scheduler.services.reminders` and :mod:`scheduler.services.orchestration`. There is no
-APScheduler job per email: the database outbox is the queue, and APScheduler only ticks (an
-in-memory job store, nothing to lose).
+:mod:`scheduler.services.reminders` and :mod:`scheduler.services.orchestration`, and this
+process's bookkeeping (its ``worker`` row, the reaper's checks) in
+:mod:`scheduler.services.workers`. There is no APScheduler job per email: the database outbox
+is the queue, and APScheduler only ticks (an in-memory job store, nothing to lose).
 
 =============  ==========  ======================================================================
 job            every       what
@@ -48,13 +49,12 @@ from pathlib import Path
 from types import FrameType
 from typing import IO
 
-from sqlalchemy import func, select, update
 from sqlalchemy.engine import make_url
 
 from scheduler.errors import SchedulerError
 from scheduler.outputs.mailers import Mailer
-from scheduler.persistence.models import CohortRow, NotificationRow, WorkerRow
 from scheduler.runtime import Runtime
+from scheduler.services.cohorts import cohort_slugs
 from scheduler.services.delivery import BatchCounts, finish_batch, prepare_batch, release
 from scheduler.services.orchestration import (
     assign_late_joiners,
@@ -63,6 +63,13 @@ from scheduler.services.orchestration import (
     replan_fingerprints,
 )
 from scheduler.services.reminders import sync_reminders
+from scheduler.services.workers import (
+    count_expired_leases,
+    mark_gone_workers,
+    record_heartbeat,
+    register_worker,
+    unregister_worker,
+)
 
 log = logging.getLogger("cohort.worker")
 
@@ -180,7 +187,7 @@ class Worker:
         that came within the horizon, for every cohort (each step in its own transaction)."""
         queued = 0
         with self.runtime.transaction() as db:
-            slugs = list(db.scalars(select(CohortRow.slug)))
+            slugs = cohort_slugs(db)
             auto = replan_fingerprints(db)
         for slug in slugs:
             self._place(slug)
@@ -251,52 +258,28 @@ class Worker:
         again) and mark silent workers as gone."""
         now = self.runtime.clock.now()
         with self.runtime.transaction() as db:
-            expired = db.scalar(
-                select(func.count()).where(
-                    NotificationRow.status == "pending", NotificationRow.lease_until < now
-                )
-            )
-            db.execute(
-                update(WorkerRow)
-                .where(WorkerRow.stopped_at.is_(None), WorkerRow.heartbeat_at < now - GONE_AFTER)
-                .values(stopped_at=WorkerRow.heartbeat_at)
-            )
+            expired = count_expired_leases(db, now)
+            mark_gone_workers(db, now, GONE_AFTER)
         if expired:
             log.warning("%d notifications had an expired lease and will be sent again", expired)
-        return int(expired or 0)
+        return expired
 
     def heartbeat(self) -> None:
         self._beat(tick=False)
 
     def _beat(self, *, tick: bool) -> None:
         now = self.runtime.clock.now()
-        values: dict[str, object] = {"heartbeat_at": now, "sent": self.totals.counts.sent}
-        if tick:
-            values["last_tick_at"] = now
         with self.runtime.transaction() as db:
-            db.execute(update(WorkerRow).where(WorkerRow.id == self.id).values(**values))
+            record_heartbeat(db, self.id, now, self.totals.counts.sent, tick=tick)
 
     def register(self) -> None:
         now = self.runtime.clock.now()
         with self.runtime.transaction() as db:
-            db.add(
-                WorkerRow(
-                    id=self.id,
-                    host=socket.gethostname(),
-                    pid=os.getpid(),
-                    started_at=now,
-                    heartbeat_at=now,
-                    sent=0,
-                )
-            )
+            register_worker(db, self.id, socket.gethostname(), os.getpid(), now)
 
     def unregister(self) -> None:
         with self.runtime.transaction() as db:
-            db.execute(
-                update(WorkerRow)
-                .where(WorkerRow.id == self.id)
-                .values(stopped_at=self.runtime.clock.now(), sent=self.totals.counts.sent)
-            )
+            unregister_worker(db, self.id, self.runtime.clock.now(), self.totals.counts.sent)
 
     # -- running ------------------------------------------------------------------------------
     def drain(self) -> Totals:

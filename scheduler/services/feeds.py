@@ -13,6 +13,9 @@ What a feed holds:
 * the cohort: every occurrence, with no personal data.
 
 Cancelled occurrences stay in feeds with ``STATUS:CANCELLED`` so calendar apps remove them.
+
+Serving them (:class:`FeedCache`): a token check trusted for a moment, finished bodies and their
+ETags kept per feed version, events serialised once per plan and shared between feeds.
 """
 
 from __future__ import annotations
@@ -21,18 +24,21 @@ import base64
 import hashlib
 import hmac
 import secrets
+import threading
+import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import Engine, bindparam, select, update
+from sqlalchemy.orm import Session, sessionmaker
 
 from scheduler.domain.availability import parse_availability
 from scheduler.domain.cohort import Role, SeriesKind
 from scheduler.errors import NotFoundError
-from scheduler.outputs.ics import CalendarEvent
+from scheduler.outputs.ics import CalendarEvent, FeedBuilder
 from scheduler.persistence import repo
 from scheduler.persistence.models import (
     CohortRow,
@@ -394,3 +400,163 @@ def _deadline_events(db: Session, target: FeedTarget) -> list[CalendarEvent]:
             )
         )
     return events
+
+
+# --- serving: what the web answers for a feed URL --------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FeedContents:
+    """What a token's feed holds now: whose it is, its DTSTAMP, its events."""
+
+    target: FeedTarget
+    stamp: datetime
+    events: list[CalendarEvent]
+
+
+def feed_contents(db: Session, token: str) -> FeedContents | None:
+    """The feed ``token`` opens (None: unknown or revoked). Its stamp is the published plan's
+    time, or the cohort's last change when nothing is published yet."""
+    target = resolve_token(db, token)
+    if target is None:
+        return None
+    stamp = feed_stamp(db, target.cohort_id)
+    if stamp is None:
+        cohort = db.get(CohortRow, target.cohort_id)
+        assert cohort is not None
+        stamp = cohort.updated_at
+    return FeedContents(target, stamp, feed_events(db, target))
+
+
+@dataclass(frozen=True, slots=True)
+class FeedKey:
+    """One version of one token's feed: a body kept under it is current. A change to the cohort
+    bumps its ``feeds_version`` (:func:`scheduler.persistence.repo.touch_feeds`)."""
+
+    token_hash: str
+    cohort_id: int
+    feeds_version: int
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedFeed:
+    body: bytes  # the iCalendar text
+    etag: str  # quoted, as the ETag header carries it
+
+
+# Is the token live, and which version are its cohort's feeds at? One indexed query.
+_LIVE_TOKEN = (
+    select(FeedTokenRow.cohort_id, CohortRow.feeds_version)
+    .join(CohortRow, CohortRow.id == FeedTokenRow.cohort_id)
+    .where(FeedTokenRow.token_hash == bindparam("token_hash"), FeedTokenRow.revoked_at.is_(None))
+)
+
+
+class FeedCache:
+    """The feeds one web process serves, by token.
+
+    :meth:`lookup` checks the token with one indexed query on a connection of its own (cheap
+    enough for the event loop) and trusts the answer for ``lookup_seconds``: a revoked link stops
+    working within that time. :meth:`cached` is the finished body of that feed version if this
+    process has one; :meth:`render` builds it (reads the feed's events: run it in a thread) and
+    keeps it. Stale bodies are never served (a change to the cohort bumps its feeds version,
+    part of the key), and a revoked token fails the lookup before the cache is consulted.
+    Events are serialised once per (cohort, plan stamp) and shared between the feeds holding
+    them. Memory is bounded: ``bodies`` bodies, ``builders`` plan versions, and at most
+    ``max_lookups`` remembered token checks (then forgotten at once).
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        sessions: sessionmaker[Session],
+        *,
+        lookup_seconds: float,
+        bodies: int = 4096,
+        builders: int = 32,
+        max_lookups: int = 100_000,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._engine = engine
+        self._sessions = sessions
+        self._lookup_seconds = lookup_seconds
+        self._max_lookups = max_lookups
+        self._monotonic = monotonic
+        self._lookups: dict[str, tuple[float, tuple[int, int] | None]] = {}
+        self._bodies = _Bodies(bodies)
+        self._builders = _Builders(builders)
+
+    def lookup(self, token: str) -> FeedKey | None:
+        """The current version of ``token``'s feed; None: unknown or revoked (as of at most
+        ``lookup_seconds`` ago)."""
+        token_hash = hash_token(token)
+        now = self._monotonic()
+        seen = self._lookups.get(token_hash)
+        if seen is None or now - seen[0] > self._lookup_seconds:
+            with self._engine.connect() as connection:
+                row = connection.execute(_LIVE_TOKEN, {"token_hash": token_hash}).first()
+            seen = (now, None if row is None else (row.cohort_id, row.feeds_version))
+            self._lookups[token_hash] = seen
+            if len(self._lookups) > self._max_lookups:
+                self._lookups.clear()
+        if seen[1] is None:
+            return None
+        return FeedKey(token_hash, *seen[1])
+
+    def cached(self, key: FeedKey) -> RenderedFeed | None:
+        return self._bodies.get(key)
+
+    def render(self, token: str, key: FeedKey) -> RenderedFeed | None:
+        """Build ``token``'s feed and keep it under ``key`` (from :meth:`lookup`); None when the
+        token no longer resolves (it was revoked meanwhile): nothing is kept."""
+        with self._sessions.begin() as db:
+            contents = feed_contents(db, token)
+        if contents is None:
+            return None
+        builder = self._builders.get(contents.target.cohort_id, contents.stamp)
+        body = builder.feed(feed_name(contents.target), contents.events)
+        rendered = RenderedFeed(body, f'"{hashlib.sha256(body).hexdigest()[:32]}"')
+        self._bodies.put(key, rendered)
+        return rendered
+
+
+class _Builders:
+    """A FeedBuilder per (cohort, plan stamp): events are serialised once per plan version."""
+
+    def __init__(self, size: int) -> None:
+        self._items: OrderedDict[tuple[int, datetime], FeedBuilder] = OrderedDict()
+        self._size = size
+        self._lock = threading.Lock()
+
+    def get(self, cohort_id: int, stamp: datetime) -> FeedBuilder:
+        key = (cohort_id, stamp)
+        with self._lock:
+            builder = self._items.get(key)
+            if builder is None:
+                builder = self._items[key] = FeedBuilder(stamp=stamp)
+                while len(self._items) > self._size:
+                    self._items.popitem(last=False)
+            self._items.move_to_end(key)
+            return builder
+
+
+class _Bodies:
+    """Finished feeds by :class:`FeedKey`, least recently used dropped first."""
+
+    def __init__(self, size: int) -> None:
+        self._items: OrderedDict[FeedKey, RenderedFeed] = OrderedDict()
+        self._size = size
+        self._lock = threading.Lock()
+
+    def get(self, key: FeedKey) -> RenderedFeed | None:
+        with self._lock:
+            found = self._items.get(key)
+            if found is not None:
+                self._items.move_to_end(key)
+            return found
+
+    def put(self, key: FeedKey, value: RenderedFeed) -> None:
+        with self._lock:
+            self._items[key] = value
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)

@@ -15,7 +15,6 @@ transaction each, at ``runtime.clock.now()``, writing reminders within ``runtime
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable, Coroutine, Iterable, Sequence
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
@@ -26,23 +25,12 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import and_, func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from scheduler.domain.availability import parse_availability
 from scheduler.domain.cohort import SeriesKind
 from scheduler.domain.cohort_file import KEY_RE, SLUG_RE
 from scheduler.errors import ConfigError, InputError, NotFoundError, PlanningError, Problem
-from scheduler.persistence import repo
-from scheduler.persistence.models import (
-    CohortRow,
-    EnrollmentRow,
-    LiveSeriesRow,
-    OccurrenceRow,
-    SectionMemberRow,
-)
 from scheduler.planning.model import LeftOutReason, Plan
 from scheduler.runtime import Runtime
 from scheduler.services import learners as learner_service
@@ -54,8 +42,18 @@ from scheduler.services.changes import (
     preview_change,
 )
 from scheduler.services.outbox import outbox_status, worker_status
-from scheduler.services.plans import PlanDiff, diff_plan, plan_cohort, published_version
-from scheduler.timeutil import Weekday, zone
+from scheduler.services.plans import PlanDiff, diff_plan, plan_cohort
+from scheduler.services.published import (
+    CohortFacts,
+    PublishedOccurrence,
+    PublishedSeries,
+    cohort_facts,
+    list_cohort_facts,
+    published_series,
+    require_cohort,
+    upcoming_occurrences,
+)
+from scheduler.timeutil import Weekday
 from scheduler.web.auth import AdminAuth
 
 # --- schemas -----------------------------------------------------------------------------------
@@ -394,11 +392,10 @@ CONFLICT: dict[int | str, dict[str, Any]] = {
 }
 
 
-# --- mapping: stored rows and service values -> API schemas, in one place ----------------------
+# --- mapping: service values -> API schemas, in one place --------------------------------------
 
 
-def _cohort_out(db: Session, cohort: CohortRow) -> CohortOut:
-    counts = repo.roster_counts(db, cohort.id)
+def _cohort_out(cohort: CohortFacts) -> CohortOut:
     return CohortOut(
         slug=cohort.slug,
         title=cohort.title,
@@ -406,9 +403,9 @@ def _cohort_out(db: Session, cohort: CohortRow) -> CohortOut:
         weeks=cohort.weeks,
         home_zone=cohort.home_zone,
         locale=cohort.locale,
-        learners=counts.get("learner", 0),
-        facilitators=counts.get("facilitator", 0),
-        published_version=published_version(db, cohort.id),
+        learners=cohort.learners,
+        facilitators=cohort.facilitators,
+        published_version=cohort.published_version,
     )
 
 
@@ -459,102 +456,38 @@ def _label(weekday: int, minute: int) -> str:
     return f"{Weekday(weekday).label} {minute // 60:02d}:{minute % 60:02d}"
 
 
-def _members(db: Session, cohort_id: int) -> dict[tuple[str, int], int]:
-    """Active learners per (series, section) of the published plan."""
-    query = (
-        select(SectionMemberRow.series_key, SectionMemberRow.section, func.count())
-        .join(
-            EnrollmentRow,
-            and_(
-                EnrollmentRow.cohort_id == SectionMemberRow.cohort_id,
-                EnrollmentRow.person_id == SectionMemberRow.person_id,
-            ),
-        )
-        .where(SectionMemberRow.cohort_id == cohort_id, EnrollmentRow.status == "active")
-        .group_by(SectionMemberRow.series_key, SectionMemberRow.section)
+def _published_out(s: PublishedSeries) -> PublishedSeriesOut:
+    return PublishedSeriesOut(
+        series=s.series,
+        title=s.title,
+        kind=s.kind,
+        section=s.section + 1,
+        slot=s.slot + 1,
+        weekly_time=_label(s.weekday, s.wall_minute),
+        anchor_zone=s.anchor_zone,
+        duration_minutes=s.duration_minutes,
+        facilitator=s.facilitator,
+        status="cancelled" if s.cancelled else "active",
+        members=s.members,
     )
-    return {(key, section): count for key, section, count in db.execute(query)}
 
 
-def _fitting(db: Session, cohort: CohortRow) -> Callable[[datetime, int], int]:
-    """How many active learners a block at ``start`` lasting ``minutes`` fits (learners with
-    the same zone and availability counted together: one check per distinct pair)."""
-    groups = Counter(
-        (x.zone, x.availability or cohort.default_availability)
-        for x in repo.active_learners(db, cohort.id)
+def _occurrence_out(o: PublishedOccurrence) -> OccurrenceOut:
+    return OccurrenceOut(
+        uid=o.uid,
+        series=o.series,
+        title=o.title,
+        kind=o.kind,
+        section=o.section + 1,
+        slot=o.slot + 1,
+        week=o.week + 1,
+        start=o.start,
+        end=o.end,
+        status="cancelled" if o.cancelled else "scheduled",
+        sequence=o.sequence,
+        facilitator=o.facilitator,
+        expected_attendance=o.expected_attendance,
     )
-    parsed = [(zone(z), parse_availability(a), n) for (z, a), n in groups.items()]
-
-    def count(start: datetime, minutes: int) -> int:
-        return sum(n for tz, windows, n in parsed if windows.covers_at(start, minutes, tz))
-
-    return count
-
-
-def _published_out(db: Session, cohort: CohortRow) -> list[PublishedSeriesOut]:
-    members = _members(db, cohort.id)
-    rows = db.scalars(
-        select(LiveSeriesRow)
-        .where(LiveSeriesRow.cohort_id == cohort.id)
-        .order_by(LiveSeriesRow.series_key, LiveSeriesRow.section, LiveSeriesRow.slot)
-    )
-    return [
-        PublishedSeriesOut(
-            series=s.series_key,
-            title=s.title,
-            kind=SeriesKind(s.kind),
-            section=s.section + 1,
-            slot=s.slot + 1,
-            weekly_time=_label(s.weekday, s.wall_minute),
-            anchor_zone=s.anchor_zone,
-            duration_minutes=s.duration_minutes,
-            facilitator=s.facilitator_email,
-            status="cancelled" if s.status == "cancelled" else "active",
-            members=None
-            if s.kind == SeriesKind.COWORKING.value
-            else members.get((s.series_key, s.section), 0),
-        )
-        for s in rows
-    ]
-
-
-def _occurrences_out(
-    db: Session, cohort: CohortRow, since: datetime, limit: int
-) -> list[OccurrenceOut]:
-    members = _members(db, cohort.id)
-    fitting: Callable[[datetime, int], int] | None = None
-    query = (
-        select(LiveSeriesRow, OccurrenceRow)
-        .join(OccurrenceRow, OccurrenceRow.series_id == LiveSeriesRow.id)
-        .where(LiveSeriesRow.cohort_id == cohort.id, OccurrenceRow.start >= since)
-        .order_by(OccurrenceRow.start, LiveSeriesRow.series_key, LiveSeriesRow.section)
-        .limit(limit)
-    )
-    out = []
-    for s, o in db.execute(query):
-        if s.kind == SeriesKind.COWORKING.value:
-            fitting = fitting or _fitting(db, cohort)
-            expected = fitting(o.start, s.duration_minutes)
-        else:
-            expected = members.get((s.series_key, s.section), 0)
-        out.append(
-            OccurrenceOut(
-                uid=o.uid,
-                series=s.series_key,
-                title=s.title,
-                kind=SeriesKind(s.kind),
-                section=s.section + 1,
-                slot=s.slot + 1,
-                week=o.week + 1,
-                start=o.start,
-                end=o.end,
-                status="cancelled" if o.status == "cancelled" else "scheduled",
-                sequence=o.sequence,
-                facilitator=s.facilitator_email,
-                expected_attendance=expected,
-            )
-        )
-    return out
 
 
 def _learner_out(learner: learner_service.Learner) -> LearnerOut:
@@ -621,10 +554,11 @@ def _change(body: ChangeIn) -> Change:
     )
 
 
-def _cohort(db: Session, slug: str) -> CohortRow:
-    if not SLUG_RE.match(slug):  # cannot exist; and never sent to the database as is
+def _slug(slug: str) -> str:
+    """``slug``, if it can name a cohort at all (else 404: never sent to the database as is)."""
+    if not SLUG_RE.match(slug):
         raise NotFoundError(f"no cohort with slug {_text(slug)!r}")
-    return repo.get_cohort(db, slug)
+    return slug
 
 
 def _instant(value: datetime | None, default: datetime) -> datetime:
@@ -678,7 +612,7 @@ def api_router(runtime: Runtime, auth: AdminAuth) -> APIRouter:
     @router.get("/cohorts", summary="List cohorts")
     def list_cohorts() -> list[CohortOut]:
         with runtime.transaction() as db:
-            return [_cohort_out(db, c) for c in repo.list_cohorts(db)]
+            return [_cohort_out(c) for c in list_cohort_facts(db)]
 
     @router.get(
         "/cohorts/{slug}",
@@ -688,13 +622,13 @@ def api_router(runtime: Runtime, auth: AdminAuth) -> APIRouter:
     def cohort_summary(slug: Slug) -> CohortSummaryOut:
         now = runtime.clock.now()
         with runtime.transaction() as db:
-            cohort = _cohort(db, slug)
+            cohort = cohort_facts(db, _slug(slug))
             _, learners, plan = plan_cohort(db, slug)
             diff = diff_plan(db, slug, plan, now)
             return CohortSummaryOut(
-                cohort=_cohort_out(db, cohort),
+                cohort=_cohort_out(cohort),
                 plan=_plan_out(plan, len(learners), diff),
-                published=_published_out(db, cohort),
+                published=[_published_out(s) for s in published_series(db, slug)],
             )
 
     @router.get(
@@ -712,7 +646,8 @@ def api_router(runtime: Runtime, auth: AdminAuth) -> APIRouter:
     ) -> list[OccurrenceOut]:
         start = _instant(since, runtime.clock.now())
         with runtime.transaction() as db:
-            return _occurrences_out(db, _cohort(db, slug), start, limit)
+            found = upcoming_occurrences(db, _slug(slug), start, limit)
+        return [_occurrence_out(o) for o in found]
 
     @router.get("/cohorts/{slug}/learners", summary="The roster", responses=NOT_FOUND)
     def learners(
@@ -721,7 +656,7 @@ def api_router(runtime: Runtime, auth: AdminAuth) -> APIRouter:
         offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
     ) -> list[LearnerOut]:
         with runtime.transaction() as db:
-            _cohort(db, slug)
+            require_cohort(db, _slug(slug))
             found = learner_service.list_learners(db, slug)
         return [_learner_out(x) for x in found[offset : offset + limit]]
 
@@ -734,7 +669,7 @@ def api_router(runtime: Runtime, auth: AdminAuth) -> APIRouter:
     def add_learner(slug: Slug, body: LearnerIn) -> LearnerOut:
         now = runtime.clock.now()
         with runtime.transaction() as db:
-            _cohort(db, slug)
+            require_cohort(db, _slug(slug))
             learner_service.add_learner(
                 db,
                 slug,
@@ -756,7 +691,7 @@ def api_router(runtime: Runtime, auth: AdminAuth) -> APIRouter:
     def update_learner(slug: Slug, email: str, body: LearnerPatch) -> LearnerOut:
         now = runtime.clock.now()
         with runtime.transaction() as db:
-            _cohort(db, slug)
+            require_cohort(db, _slug(slug))
             learner_service.update_learner(
                 db,
                 slug,
@@ -776,7 +711,7 @@ def api_router(runtime: Runtime, auth: AdminAuth) -> APIRouter:
     def remove_learner(slug: Slug, email: str) -> LearnerOut:
         now = runtime.clock.now()
         with runtime.transaction() as db:
-            _cohort(db, slug)
+            require_cohort(db, _slug(slug))
             learner_service.remove_learner(db, slug, email, now=now, horizon=runtime.horizon)
             return _learner_out(learner_service.get_learner(db, slug, email))
 
@@ -789,7 +724,7 @@ def api_router(runtime: Runtime, auth: AdminAuth) -> APIRouter:
         change = _change(body)
         now = runtime.clock.now()
         with runtime.transaction() as db:
-            _cohort(db, slug)
+            require_cohort(db, _slug(slug))
             return _preview_out(preview_change(db, slug, change, now))
 
     @router.post(
@@ -801,7 +736,7 @@ def api_router(runtime: Runtime, auth: AdminAuth) -> APIRouter:
         change = _change(body)
         now = runtime.clock.now()
         with runtime.transaction() as db:
-            _cohort(db, slug)
+            require_cohort(db, _slug(slug))
             result = apply_change(db, slug, change, now, runtime.horizon, actor="api")
             return ChangeResultOut(
                 version=result.version,

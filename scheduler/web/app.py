@@ -13,25 +13,20 @@ Request bodies over ``max_body_bytes`` get 413 before more than that is read.
 
 from __future__ import annotations
 
-import hashlib
 import re
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from datetime import datetime
 from urllib.parse import urlencode
 
 from fastapi import FastAPI, HTTPException, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse
-from sqlalchemy import bindparam, select
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from scheduler.outputs.ics import FeedBuilder
-from scheduler.persistence.models import CohortRow, FeedTokenRow
 from scheduler.runtime import NotMigratedError, Runtime
-from scheduler.services.feeds import feed_events, feed_name, feed_stamp, hash_token, resolve_token
+from scheduler.services.feeds import FeedCache
 from scheduler.services.outbox import worker_status
 from scheduler.web.api import api_router
 from scheduler.web.auth import AdminAuth, LoginRequired
@@ -101,80 +96,12 @@ class RateLimiter:
             return True
 
 
-class _Builders:
-    """A FeedBuilder per (cohort, plan stamp): events are serialised once per plan version."""
-
-    def __init__(self, size: int = 32) -> None:
-        self._items: OrderedDict[tuple[int, datetime], FeedBuilder] = OrderedDict()
-        self._size = size
-        self._lock = threading.Lock()
-
-    def get(self, cohort_id: int, stamp: datetime) -> FeedBuilder:
-        key = (cohort_id, stamp)
-        with self._lock:
-            builder = self._items.get(key)
-            if builder is None:
-                builder = self._items[key] = FeedBuilder(stamp=stamp)
-                while len(self._items) > self._size:
-                    self._items.popitem(last=False)
-            self._items.move_to_end(key)
-            return builder
-
-
-class _Bodies:
-    """Finished feed bodies and ETags by (token hash, cohort, feeds version), least recently used
-    dropped first. A change to the cohort bumps its feeds version, so stale bodies are never
-    served; a revoked token fails the lookup before the cache is consulted."""
-
-    def __init__(self, size: int = 4096) -> None:
-        self._items: OrderedDict[tuple[str, int, int], tuple[bytes, str]] = OrderedDict()
-        self._size = size
-        self._lock = threading.Lock()
-
-    def get(self, key: tuple[str, int, int]) -> tuple[bytes, str] | None:
-        with self._lock:
-            found = self._items.get(key)
-            if found is not None:
-                self._items.move_to_end(key)
-            return found
-
-    def put(self, key: tuple[str, int, int], value: tuple[bytes, str]) -> None:
-        with self._lock:
-            self._items[key] = value
-            while len(self._items) > self._size:
-                self._items.popitem(last=False)
-
-
 def create_app(runtime: Runtime) -> FastAPI:
     app = FastAPI(
         title="cohort-scheduler", docs_url=None, redoc_url=None, openapi_url="/api/openapi.json"
     )
     limiter = RateLimiter(runtime.settings.feed_rate_per_minute)
-    builders = _Builders()
-    bodies = _Bodies()
-    lookups: dict[str, tuple[float, tuple[int, int] | None]] = {}
-
-    lookup = (
-        select(FeedTokenRow.cohort_id, CohortRow.feeds_version)
-        .join(CohortRow, CohortRow.id == FeedTokenRow.cohort_id)
-        .where(
-            FeedTokenRow.token_hash == bindparam("token_hash"), FeedTokenRow.revoked_at.is_(None)
-        )
-    )
-
-    def render(token: str) -> tuple[bytes, str] | None:
-        with runtime.transaction() as db:
-            target = resolve_token(db, token)
-            if target is None:
-                return None
-            stamp = feed_stamp(db, target.cohort_id)
-            if stamp is None:
-                cohort = db.get(CohortRow, target.cohort_id)
-                assert cohort is not None
-                stamp = cohort.updated_at
-            events = feed_events(db, target)
-        body = builders.get(target.cohort_id, stamp).feed(feed_name(target), events)
-        return body, f'"{hashlib.sha256(body).hexdigest()[:32]}"'
+    feeds = FeedCache(runtime.engine, runtime.sessions, lookup_seconds=LOOKUP_SECONDS)
 
     async def feed(request: Request) -> Response:
         # async: the lookup is one indexed query, cheaper than a hop to the thread pool; only a
@@ -185,33 +112,21 @@ def create_app(runtime: Runtime) -> FastAPI:
             return PlainTextResponse(
                 "too many requests\n", status_code=429, headers={"Retry-After": "60"}
             )
-        token_hash = hash_token(token)
         # Is the token live, and which version are the cohort's feeds at? One indexed query,
         # remembered for LOOKUP_SECONDS: a revoked link stops working within that time.
-        now = time.monotonic()
-        seen = lookups.get(token_hash)
-        if seen is None or now - seen[0] > LOOKUP_SECONDS:
-            with runtime.engine.connect() as connection:
-                row = connection.execute(lookup, {"token_hash": token_hash}).first()
-            seen = (now, None if row is None else (row.cohort_id, row.feeds_version))
-            lookups[token_hash] = seen
-            if len(lookups) > 100_000:
-                lookups.clear()
-        if seen[1] is None:
+        key = feeds.lookup(token)
+        if key is None:
             return PlainTextResponse("no such feed\n", status_code=404)
-        key = (token_hash, *seen[1])
-        cached = bodies.get(key)
-        if cached is None:
-            cached = await run_in_threadpool(render, token)
-            if cached is None:
+        found = feeds.cached(key)
+        if found is None:
+            found = await run_in_threadpool(feeds.render, token, key)
+            if found is None:
                 return PlainTextResponse("no such feed\n", status_code=404)
-            bodies.put(key, cached)
-        body, etag = cached
-        headers = {**FEED_HEADERS, "ETag": etag}
+        headers = {**FEED_HEADERS, "ETag": found.etag}
         wanted = request.headers.get("if-none-match", "")
-        if etag in [tag.strip() for tag in wanted.split(",")] or wanted.strip() == "*":
+        if found.etag in [tag.strip() for tag in wanted.split(",")] or wanted.strip() == "*":
             return Response(status_code=304, headers=headers)
-        return Response(body, media_type="text/calendar; charset=utf-8", headers=headers)
+        return Response(found.body, media_type="text/calendar; charset=utf-8", headers=headers)
 
     # Feeds are the hot path: answered by a small ASGI layer in front of the router (see
     # FeedFastPath); the route stays so the app's routing table tells the truth.
