@@ -568,12 +568,13 @@ def cohort_validate(
 @guarded
 def cohort_list(as_json: JsonFlag = False) -> None:
     """List stored cohorts with their learner counts."""
-    from scheduler.services.cohorts import list_cohorts
+    from scheduler.services.published import list_cohort_facts
 
     with _transaction() as db:
-        rows = list_cohorts(db)
+        rows = list_cohort_facts(db)
     if as_json:
-        _json([{**asdict(c), "start_date": c.start_date.isoformat()} for c in rows])
+        keys = ("slug", "title", "start_date", "weeks", "home_zone", "learners", "facilitators")
+        _json([{k: getattr(c, k) for k in keys} for c in rows])
         return
     table = Table("slug", "title", "start", "weeks", "home zone", "learners", "facilitators")
     for c in rows:

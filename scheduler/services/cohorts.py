@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import datetime
 
 from sqlalchemy.orm import Session
 
@@ -92,36 +92,6 @@ def cohort_slugs(db: Session) -> list[str]:
 
 
 @dataclass(frozen=True, slots=True)
-class CohortListing:
-    slug: str
-    title: str
-    start_date: date
-    weeks: int
-    home_zone: str
-    learners: int  # active
-    facilitators: int  # active
-
-
-def list_cohorts(db: Session) -> list[CohortListing]:
-    """Every stored cohort, by start date, with its active learner and facilitator counts."""
-    out = []
-    for c in repo.list_cohorts(db):
-        counts = repo.roster_counts(db, c.id)
-        out.append(
-            CohortListing(
-                c.slug,
-                c.title,
-                c.start_date,
-                c.weeks,
-                c.home_zone,
-                counts.get(Role.LEARNER.value, 0),
-                counts.get(Role.FACILITATOR.value, 0),
-            )
-        )
-    return out
-
-
-@dataclass(frozen=True, slots=True)
 class RosterPerson:
     """One enrolled person with the values in force: their own availability and locale, or the
     cohort's default (``*_is_default`` says which)."""
@@ -162,8 +132,9 @@ def orchestration_options(db: Session, slug: str) -> OrchestrationOptions:
 
 
 @dataclass(frozen=True, slots=True)
-class CohortFacts:
-    """What a page needs to know of a stored cohort, without its rows."""
+class CohortBasics:
+    """What a page or a command needs to know of a stored cohort (not its row): the published
+    read model with counts is :class:`scheduler.services.published.CohortFacts`."""
 
     id: int
     slug: str
@@ -174,9 +145,9 @@ class CohortFacts:
     default_availability: str
 
 
-def cohort_facts(db: Session, slug: str) -> CohortFacts:
+def cohort_basics(db: Session, slug: str) -> CohortBasics:
     """The stored cohort's facts; raises NotFoundError for an unknown slug."""
     c = repo.get_cohort(db, slug)
-    return CohortFacts(
+    return CohortBasics(
         c.id, c.slug, c.title, c.weeks, c.home_zone, c.locale, c.default_availability
     )

@@ -59,7 +59,7 @@ from scheduler.runtime import Runtime
 from scheduler.services.admin import mac, sign, unsign
 from scheduler.services.audit import audit_log, describe
 from scheduler.services.changes import Change, apply_change, parse_wall_time, preview_change
-from scheduler.services.cohorts import cohort_facts, orchestration_options
+from scheduler.services.cohorts import cohort_basics, orchestration_options
 from scheduler.services.feeds import (
     FeedTarget,
     feed_name,
@@ -345,7 +345,7 @@ def dashboard_router(runtime: Runtime, auth: AdminAuth) -> APIRouter:
         wanted = LeftOutFilter(series, reason, region)
         try:
             with cohort_transaction(slug) as db:
-                weeks = cohort_facts(db, slug).weeks
+                weeks = cohort_basics(db, slug).weeks
                 shown = whole_number(week, 1, weeks) if week else None
                 if week and shown is None:
                     problem = Problem(
@@ -445,7 +445,7 @@ def dashboard_router(runtime: Runtime, auth: AdminAuth) -> APIRouter:
         form = {"target": target, "scope": scope, "week": week, "to": to, "action": action}
         try:
             with cohort_transaction(slug) as db:
-                cohort_row = cohort_facts(db, slug)
+                cohort_row = cohort_basics(db, slug)
                 home, locale, weeks = cohort_row.home_zone, cohort_row.locale, cohort_row.weeks
                 title = cohort_row.title
                 series = series_choices(db, cohort_row.id)
@@ -504,7 +504,7 @@ def dashboard_router(runtime: Runtime, auth: AdminAuth) -> APIRouter:
         page = f"/cohorts/{quote(slug)}"
         try:
             with cohort_transaction(slug) as db:
-                weeks = cohort_facts(db, slug).weeks
+                weeks = cohort_basics(db, slug).weeks
                 change = read_change(weeks, target, scope, week, to, action)
                 result = apply_change(db, slug, change, now, runtime.horizon, actor="dashboard")
         except InputError as e:
@@ -541,7 +541,7 @@ def dashboard_router(runtime: Runtime, auth: AdminAuth) -> APIRouter:
             q = ""
         try:
             with cohort_transaction(slug) as db:
-                cohort_row = cohort_facts(db, slug)
+                cohort_row = cohort_basics(db, slug)
                 found, total = find_learners(db, cohort_row.id, q)
                 title, default = cohort_row.title, cohort_row.default_availability
         except NotFoundError as e:
