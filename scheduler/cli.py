@@ -36,6 +36,7 @@ from rich.text import Text
 
 from scheduler import __version__
 from scheduler.domain.cohort import Role
+from scheduler.domain.status import EnrollmentStatus, NotificationStatus
 from scheduler.errors import ConfigError, InputError, NotFoundError, Problem, SchedulerError
 from scheduler.outputs.text import printable
 
@@ -767,7 +768,7 @@ def roster_list(
         availability = _text(p.availability).replace("; ", "\n")
         if p.availability_is_default:
             availability = f"[dim]{availability} (default)[/dim]"
-        status = "" if p.status == "active" else f" [dim]({_text(p.status)})[/dim]"
+        status = "" if p.status == EnrollmentStatus.ACTIVE else f" [dim]({_text(p.status)})[/dim]"
         person = f"{_text(p.name)}{status}\n[dim]{_text(p.email)}[/dim]"
         shown_locale = f"[dim]{_text(p.locale)}[/dim]" if p.locale_is_default else _text(p.locale)
         table.add_row(person, _text(p.zone), availability, shown_locale)
@@ -1357,17 +1358,18 @@ def status(as_json: JsonFlag = False) -> None:
         )
         return
     table = Table(box=box.SIMPLE, title="Outbox")
-    for name in ("pending", "due", "sent", "failed", "skipped", "cancelled"):
-        table.add_column(name, justify="right")
-    c = box_.counts
-    table.add_row(
-        str(c["pending"]),
-        str(box_.due),
-        str(c["sent"]),
-        str(c["failed"]),
-        str(c["skipped"]),
-        str(c["cancelled"]),
+    columns = (
+        NotificationStatus.PENDING,
+        "due",
+        NotificationStatus.SENT,
+        NotificationStatus.FAILED,
+        NotificationStatus.SKIPPED,
+        NotificationStatus.CANCELLED,
     )
+    for name in columns:
+        table.add_column(str(name), justify="right")
+    c = box_.counts
+    table.add_row(*(str(box_.due if name == "due" else c[name]) for name in columns))
     out.print(f"database: {_text(_database_in_use())}")
     out.print(table)
     if not workers:

@@ -38,6 +38,7 @@ from scheduler.domain.cohort import (
     SeriesKind,
     SeriesRequest,
 )
+from scheduler.domain.status import NotificationKind
 from scheduler.errors import ConfigError, Problem
 from scheduler.timeutil import Weekday, canonical_zone, parse_clock, parse_duration, suggest_zones
 
@@ -818,10 +819,10 @@ def _read_reminder(r: _Reader) -> ReminderRule | None:
 
 
 _DEFAULT_TEMPLATES = {
-    ReminderAbout.LIVE: "live_reminder",
-    ReminderAbout.DEADLINE: "deadline_reminder",
-    ReminderAbout.DIGEST: "digest",
-    ReminderAbout.WELCOME: "welcome",
+    ReminderAbout.LIVE: NotificationKind.LIVE_REMINDER.value,
+    ReminderAbout.DEADLINE: NotificationKind.DEADLINE_REMINDER.value,
+    ReminderAbout.DIGEST: NotificationKind.DIGEST.value,
+    ReminderAbout.WELCOME: NotificationKind.WELCOME.value,
 }
 
 

@@ -125,6 +125,7 @@ from jinja2 import (
 )
 from jinja2.runtime import Context
 
+from scheduler.domain.status import NotificationKind
 from scheduler.outputs.formatting import local_datetime, local_time, locale_or_default
 from scheduler.timeutil import canonical_zone
 from scheduler.timeutil import zone as zone_info
@@ -133,17 +134,7 @@ __all__ = ["KINDS", "SUBJECT_LIMIT", "EmailTemplates", "Rendered", "build_messag
 
 logger = logging.getLogger(__name__)
 
-KINDS: tuple[str, ...] = (
-    "invite",
-    "update",
-    "cancellation",
-    "live_reminder",
-    "deadline_reminder",
-    "digest",
-    "welcome",
-    "coworking_reminder",
-    "checkin",
-)
+KINDS: tuple[str, ...] = tuple(NotificationKind)  # one set of templates per kind
 SUBJECT_LIMIT: Final = 200
 CALENDAR_METHODS: Final = frozenset({"REQUEST", "CANCEL"})
 

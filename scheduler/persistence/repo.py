@@ -31,6 +31,7 @@ from scheduler.domain.cohort import (
     SeriesKind,
     SeriesRequest,
 )
+from scheduler.domain.status import EnrollmentStatus
 from scheduler.errors import NotFoundError
 from scheduler.persistence.models import (
     AssignmentRuleRow,
@@ -218,7 +219,7 @@ def cohort_spec(db: Session, row: CohortRow) -> CohortSpec:
             .where(
                 EnrollmentRow.cohort_id == row.id,
                 EnrollmentRow.role == Role.FACILITATOR.value,
-                EnrollmentRow.status == "active",
+                EnrollmentRow.status == EnrollmentStatus.ACTIVE,
             )
             .order_by(PersonRow.email)
         )
@@ -475,7 +476,9 @@ def roster(
 def roster_counts(db: Session, cohort_id: int) -> dict[str, int]:
     query = (
         select(EnrollmentRow.role, func.count())
-        .where(EnrollmentRow.cohort_id == cohort_id, EnrollmentRow.status == "active")
+        .where(
+            EnrollmentRow.cohort_id == cohort_id, EnrollmentRow.status == EnrollmentStatus.ACTIVE
+        )
         .group_by(EnrollmentRow.role)
     )
     return {role: count for role, count in db.execute(query)}
@@ -517,7 +520,7 @@ def active_learners(db: Session, cohort_id: int) -> list[ActiveLearner]:
         .where(
             EnrollmentRow.cohort_id == cohort_id,
             EnrollmentRow.role == Role.LEARNER.value,
-            EnrollmentRow.status == "active",
+            EnrollmentRow.status == EnrollmentStatus.ACTIVE,
         )
         .order_by(PersonRow.email)
     )

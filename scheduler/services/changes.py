@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from scheduler.domain.availability import parse_availability
 from scheduler.domain.cohort import CohortSpec, SeriesKind
+from scheduler.domain.status import OccurrenceStatus, SeriesStatus
 from scheduler.errors import ConfigError, NotFoundError, Problem
 from scheduler.persistence import repo
 from scheduler.persistence.models import (
@@ -33,7 +34,7 @@ from scheduler.services import audit
 from scheduler.services.cascade import bring_up_to_date
 from scheduler.services.deadlines import DeadlineSummary
 from scheduler.services.invites import InviteCounts
-from scheduler.services.plans import CANCELLED, SCHEDULED, published_version
+from scheduler.services.plans import published_version
 from scheduler.services.reminders import DEFAULT_HORIZON
 from scheduler.timeutil import Weekday, parse_clock, wall_to_utc, zone
 
@@ -132,7 +133,7 @@ def _targets(
     db: Session, series: LiveSeriesRow, change: Change, now: datetime
 ) -> list[OccurrenceRow]:
     query = select(OccurrenceRow).where(
-        OccurrenceRow.series_id == series.id, OccurrenceRow.status == SCHEDULED
+        OccurrenceRow.series_id == series.id, OccurrenceRow.status == OccurrenceStatus.SCHEDULED
     )
     if change.week is not None:
         query = query.where(OccurrenceRow.week == change.week)
@@ -239,7 +240,7 @@ def apply_change(
     for moved in preview.occurrences:
         row = rows[moved.uid]
         if moved.new_start is None:
-            row.status = CANCELLED
+            row.status = OccurrenceStatus.CANCELLED
         else:
             row.start, row.end = moved.new_start, moved.new_start + duration
         row.sequence += 1
@@ -248,7 +249,7 @@ def apply_change(
         series.weekday, series.wall_minute = change.to  # the intent changes from then on
         series.changed_in_version = version
     elif change.week is None and change.to is None and change.from_week is None:
-        series.status = "cancelled"
+        series.status = SeriesStatus.CANCELLED
         series.changed_in_version = version
     last = db.scalar(
         select(PlanVersionRow).where(

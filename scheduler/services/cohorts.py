@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from scheduler.domain.cohort import CohortSpec, OrchestrationOptions, Role
 from scheduler.domain.cohort_file import parse_cohort_file
+from scheduler.domain.status import EnrollmentStatus
 from scheduler.persistence import repo
 from scheduler.persistence.repo import PersonValues
 
@@ -54,7 +55,7 @@ def _sync_facilitators(db: Session, cohort_id: int, spec: CohortSpec, now: datet
         row = enrolled.get(person_id)
         fields = {
             "role": Role.FACILITATOR.value,
-            "status": "active",
+            "status": EnrollmentStatus.ACTIVE,
             "max_sessions_per_week": caps[email],
             "left_at": None,
         }
@@ -79,7 +80,7 @@ def _sync_facilitators(db: Session, cohort_id: int, spec: CohortSpec, now: datet
                 person_id
                 for person_id, enrollment in enrolled.items()
                 if enrollment.role == Role.FACILITATOR.value
-                and enrollment.status == "active"
+                and enrollment.status == EnrollmentStatus.ACTIVE
                 and person_id not in listed
             ],
         )

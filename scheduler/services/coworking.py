@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 
 from scheduler.domain.availability import Availability, parse_availability
 from scheduler.domain.cohort import Role, SeriesKind
+from scheduler.domain.status import EnrollmentStatus, OccurrenceStatus
 from scheduler.persistence.models import (
     CohortRow,
     EnrollmentRow,
@@ -35,7 +36,6 @@ from scheduler.persistence.models import (
     SectionMemberRow,
 )
 from scheduler.planning.pods import PodLearner, Pods, form_pods
-from scheduler.services.plans import SCHEDULED
 from scheduler.timeutil import zone
 
 
@@ -79,7 +79,7 @@ def coworking_learners(db: Session, cohort_id: int) -> list[CoworkingLearner]:
         .join(EnrollmentRow, EnrollmentRow.person_id == PersonRow.id)
         .where(
             EnrollmentRow.cohort_id == cohort_id,
-            EnrollmentRow.status == "active",
+            EnrollmentRow.status == EnrollmentStatus.ACTIVE,
             EnrollmentRow.role == Role.LEARNER.value,
         )
         .order_by(PersonRow.email)
@@ -166,7 +166,10 @@ class PodBook:
                 (occurrence, series)
                 for occurrence in self.db.scalars(
                     select(OccurrenceRow)
-                    .where(OccurrenceRow.series_id == series.id, OccurrenceRow.status == SCHEDULED)
+                    .where(
+                        OccurrenceRow.series_id == series.id,
+                        OccurrenceRow.status == OccurrenceStatus.SCHEDULED,
+                    )
                     .order_by(OccurrenceRow.week)
                 )
             ]
@@ -183,7 +186,7 @@ def next_block(
         .where(
             LiveSeriesRow.cohort_id == cohort_id,
             LiveSeriesRow.kind == SeriesKind.COWORKING.value,
-            OccurrenceRow.status == SCHEDULED,
+            OccurrenceRow.status == OccurrenceStatus.SCHEDULED,
             OccurrenceRow.start > after,
         )
         .order_by(OccurrenceRow.start, OccurrenceRow.id)

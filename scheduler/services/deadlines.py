@@ -16,6 +16,7 @@ from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from scheduler.domain.availability import parse_availability
+from scheduler.domain.status import OccurrenceStatus
 from scheduler.persistence import repo
 from scheduler.persistence.models import (
     CohortRow,
@@ -28,7 +29,6 @@ from scheduler.persistence.models import (
 )
 from scheduler.planning import Occurrence
 from scheduler.planning.deadlines import DeadlineItem, DeadlineLearner, compute_deadlines
-from scheduler.services.plans import SCHEDULED
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +45,9 @@ def published_occurrences(db: Session, cohort_id: int) -> list[Occurrence]:
     query = (
         select(LiveSeriesRow.series_key, LiveSeriesRow.section, LiveSeriesRow.slot, OccurrenceRow)
         .join(OccurrenceRow, OccurrenceRow.series_id == LiveSeriesRow.id)
-        .where(LiveSeriesRow.cohort_id == cohort_id, OccurrenceRow.status == SCHEDULED)
+        .where(
+            LiveSeriesRow.cohort_id == cohort_id, OccurrenceRow.status == OccurrenceStatus.SCHEDULED
+        )
         .order_by(OccurrenceRow.start)
     )
     return [

@@ -37,6 +37,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from scheduler.domain.availability import parse_availability
 from scheduler.domain.cohort import Role, SeriesKind
+from scheduler.domain.status import EnrollmentStatus, OccurrenceStatus
 from scheduler.errors import NotFoundError
 from scheduler.outputs.ics import CalendarEvent, FeedBuilder
 from scheduler.persistence import repo
@@ -53,7 +54,7 @@ from scheduler.persistence.models import (
 )
 from scheduler.planning.agenda import agenda_phases
 from scheduler.services.deadlines import learner_items
-from scheduler.services.plans import CANCELLED, UID_NAMESPACE
+from scheduler.services.plans import UID_NAMESPACE
 from scheduler.settings import MIN_SECRET_KEY_BYTES
 from scheduler.timeutil import zone
 
@@ -147,7 +148,7 @@ def mail_tokens(
             select(EnrollmentRow.person_id).where(
                 EnrollmentRow.cohort_id == cohort_id,
                 EnrollmentRow.person_id.in_(list(people)),
-                EnrollmentRow.status == "active",
+                EnrollmentRow.status == EnrollmentStatus.ACTIVE,
             )
         )
     )
@@ -215,7 +216,7 @@ def _member(db: Session, cohort: CohortRow, email: str | None) -> tuple[PersonRo
         return None, "cohort"
     person = db.scalar(select(PersonRow).where(PersonRow.email == email.strip().lower()))
     enrollment = repo.enrollment_of(db, cohort.id, person.id) if person else None
-    if person is None or enrollment is None or enrollment.status != "active":
+    if person is None or enrollment is None or enrollment.status != EnrollmentStatus.ACTIVE:
         raise NotFoundError(f"{email} is not enrolled in {cohort.slug}")
     return person, enrollment.role
 
@@ -304,7 +305,9 @@ def feed_events(db: Session, target: FeedTarget) -> list[CalendarEvent]:
                 description="\n".join(lines),
                 location=join_url or "",
                 url=join_url or "",
-                status="CANCELLED" if occurrence.status == CANCELLED else "CONFIRMED",
+                status="CANCELLED"
+                if occurrence.status == OccurrenceStatus.CANCELLED
+                else "CONFIRMED",
                 categories=(series.kind,),
                 alarm_minutes=15,
             )
@@ -341,7 +344,7 @@ def _occurrence_filter(
     cohort = db.get(CohortRow, target.cohort_id)
     assert cohort is not None
     enrollment = repo.enrollment_of(db, cohort.id, person.id)
-    if enrollment is None or enrollment.status != "active":
+    if enrollment is None or enrollment.status != EnrollmentStatus.ACTIVE:
         return lambda series, occurrence: False  # left the cohort: no sessions, no co-working
     availability = parse_availability(person.availability or cohort.default_availability)
     tz = zone(person.zone)

@@ -24,6 +24,12 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from scheduler.domain.cohort import SeriesKind
+from scheduler.domain.status import (
+    NotificationKind,
+    NotificationStatus,
+    OccurrenceStatus,
+    SeriesStatus,
+)
 from scheduler.errors import NotFoundError
 from scheduler.outputs.ics import CalendarEvent, WeekOccurrence, series_invite
 from scheduler.persistence import repo
@@ -37,10 +43,10 @@ from scheduler.persistence.models import (
     SeriesRequestRow,
 )
 from scheduler.planning.fit import occurrence_date
-from scheduler.services.plans import CANCELLED, UID_NAMESPACE
+from scheduler.services.plans import UID_NAMESPACE
 from scheduler.timeutil import wall_to_utc, zone
 
-INVITE_KINDS = ("invite", "update", "cancellation")
+INVITE_KINDS = (NotificationKind.INVITE, NotificationKind.UPDATE, NotificationKind.CANCELLATION)
 
 
 def series_uid(slug: str, series: LiveSeriesRow) -> str:
@@ -92,7 +98,7 @@ def queue_invites(db: Session, slug: str, now: datetime) -> InviteCounts:
     for s in rows:
         uid = series_uid(slug, s)
         by_uid[uid] = (s, max(s.changed_in_version, touched.get(s.id, 0)))
-        if s.status == "cancelled":
+        if s.status == SeriesStatus.CANCELLED:
             continue
         people = list(members.get((s.series_key, s.section), []))
         if s.facilitator_email and s.facilitator_email in hosts:
@@ -128,38 +134,46 @@ def queue_invites(db: Session, slug: str, now: datetime) -> InviteCounts:
                 "rule": kind,
                 "target_version": version,
                 "due_at": now,
-                "status": "pending",
+                "status": NotificationStatus.PENDING,
                 "attempts": 0,
                 "next_attempt_at": now,
                 "message_id": f"<{uuid.uuid5(UID_NAMESPACE, key)}@cohort-scheduler>",
                 "payload": {
                     "series_id": series.id,
                     "uid": uid,
-                    "method": "CANCEL" if kind == "cancellation" else "REQUEST",
+                    "method": "CANCEL" if kind == NotificationKind.CANCELLATION else "REQUEST",
                 },
                 "created_at": now,
             }
         )
 
-    counts = {"invite": 0, "update": 0, "cancellation": 0}
+    counts: dict[str, int] = dict.fromkeys(INVITE_KINDS, 0)
     for person_id, uid in sorted(wanted):
         version = by_uid[uid][1]
         previous = last.get((person_id, uid))
-        if previous is None or previous[0] == "cancellation":
-            kind = "invite"
+        if previous is None or previous[0] == NotificationKind.CANCELLATION:
+            kind = NotificationKind.INVITE
         elif previous[1] < version:
-            kind = "update"
+            kind = NotificationKind.UPDATE
         else:
             continue
         add(kind, person_id, uid, max(version, previous[1] + 1 if previous else version))
         counts[kind] += 1
     for (person_id, uid), (kind, version) in sorted(last.items()):
-        if kind != "cancellation" and (person_id, uid) not in wanted and uid in by_uid:
-            add("cancellation", person_id, uid, max(by_uid[uid][1], version + 1))
-            counts["cancellation"] += 1
+        if (
+            kind != NotificationKind.CANCELLATION
+            and (person_id, uid) not in wanted
+            and uid in by_uid
+        ):
+            add(NotificationKind.CANCELLATION, person_id, uid, max(by_uid[uid][1], version + 1))
+            counts[NotificationKind.CANCELLATION] += 1
     if values:
         db.execute(repo.table_of(NotificationRow).insert(), values)
-    return InviteCounts(counts["invite"], counts["update"], counts["cancellation"])
+    return InviteCounts(
+        counts[NotificationKind.INVITE],
+        counts[NotificationKind.UPDATE],
+        counts[NotificationKind.CANCELLATION],
+    )
 
 
 def invite_message(db: Session, notification: NotificationRow, organizer: tuple[str, str]) -> bytes:
@@ -189,7 +203,9 @@ def invite_message(db: Session, notification: NotificationRow, organizer: tuple[
         rule = wall_to_utc(day, time(minute // 60, minute % 60), tz)
         o = held.get(week)
         weeks.append(
-            None if o is None else WeekOccurrence(rule, o.start, o.end, o.status == CANCELLED)
+            None
+            if o is None
+            else WeekOccurrence(rule, o.start, o.end, o.status == OccurrenceStatus.CANCELLED)
         )
     first = next((w for w in weeks if w is not None), None)
     if first is None:
@@ -212,7 +228,7 @@ def invite_message(db: Session, notification: NotificationRow, organizer: tuple[
         location=join_url or "",
         url=join_url or "",
     )
-    method = "CANCEL" if notification.kind == "cancellation" else "REQUEST"
+    method = "CANCEL" if notification.kind == NotificationKind.CANCELLATION else "REQUEST"
     return series_invite(
         event,
         weeks,

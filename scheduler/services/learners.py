@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 
 from scheduler.domain.availability import AVAILABILITY_HINT, parse_availability
 from scheduler.domain.cohort import Role
+from scheduler.domain.status import EnrollmentStatus
 from scheduler.errors import NotFoundError, Problem, RosterError
 from scheduler.persistence import repo
 from scheduler.persistence.models import CohortRow, EnrollmentRow, PersonRow, SectionMemberRow
@@ -40,7 +41,6 @@ from scheduler.services.cascade import bring_up_to_date
 from scheduler.services.feeds import revoke_tokens
 from scheduler.services.reminders import DEFAULT_HORIZON
 
-ACTIVE, WITHDRAWN = "active", "withdrawn"  # enrollment statuses
 _EMAIL_HINT = "write an address like ann@example.org"
 # The API and dashboard call the roster's "timezone" column "zone"; limits are the roster's.
 _LIMITS = {
@@ -95,7 +95,7 @@ def add_learner(
                 hint="a person is either a learner or a facilitator of a cohort",
             )
         )
-    elif enrollment is not None and enrollment.status == ACTIVE:
+    elif enrollment is not None and enrollment.status == EnrollmentStatus.ACTIVE:
         problems.append(
             Problem(
                 f"is already a learner of {slug}",
@@ -126,13 +126,15 @@ def add_learner(
                     "cohort_id": cohort.id,
                     "person_id": person_id,
                     "role": Role.LEARNER.value,
-                    "status": ACTIVE,
+                    "status": EnrollmentStatus.ACTIVE,
                     "enrolled_at": now,
                 }
             ],
         )
     else:
-        repo.update_enrollments(db, [{"id": enrollment.id, "status": ACTIVE, "left_at": None}])
+        repo.update_enrollments(
+            db, [{"id": enrollment.id, "status": EnrollmentStatus.ACTIVE, "left_at": None}]
+        )
     others = _other_cohorts(db, person_id, cohort.id) if changed else []
     _refresh(db, [cohort, *others], now, horizon)
 
@@ -153,9 +155,11 @@ def remove_learner(
     series invitation they were sent. Withdrawing a learner who already left changes nothing."""
     cohort = repo.get_cohort(db, slug)
     person, enrollment = _learner(db, cohort, email)
-    if enrollment.status == WITHDRAWN:
+    if enrollment.status == EnrollmentStatus.WITHDRAWN:
         return
-    repo.update_enrollments(db, [{"id": enrollment.id, "status": WITHDRAWN, "left_at": now}])
+    repo.update_enrollments(
+        db, [{"id": enrollment.id, "status": EnrollmentStatus.WITHDRAWN, "left_at": now}]
+    )
     revoke_tokens(db, cohort.id, person.id, now)
     db.execute(
         delete(SectionMemberRow).where(
@@ -278,7 +282,7 @@ def _other_cohorts(db: Session, person_id: int, cohort_id: int) -> list[CohortRo
         .join(EnrollmentRow, EnrollmentRow.cohort_id == CohortRow.id)
         .where(
             EnrollmentRow.person_id == person_id,
-            EnrollmentRow.status == ACTIVE,
+            EnrollmentRow.status == EnrollmentStatus.ACTIVE,
             CohortRow.id != cohort_id,
         )
         .order_by(CohortRow.slug)
@@ -399,4 +403,4 @@ def _locale(text: str | None, problems: list[Problem]) -> str | None:
 def is_active_member(db: Session, cohort_id: int, person_id: int) -> bool:
     """Whether the person is enrolled in the cohort and has not withdrawn."""
     enrollment = repo.enrollment_of(db, cohort_id, person_id)
-    return enrollment is not None and enrollment.status == "active"
+    return enrollment is not None and enrollment.status == EnrollmentStatus.ACTIVE

@@ -38,6 +38,7 @@ from sqlalchemy.orm import Session
 
 from scheduler.domain.availability import parse_availability
 from scheduler.domain.cohort import CohortSpec, Role, SeriesKind
+from scheduler.domain.status import EnrollmentStatus, OccurrenceStatus, SeriesStatus
 from scheduler.persistence import repo
 from scheduler.persistence.models import (
     AuditLogRow,
@@ -56,8 +57,6 @@ from scheduler.planning.replan import Person, ReplanDecision, SeriesFuture, choo
 from scheduler.services import audit, schedule
 from scheduler.services.cascade import bring_up_to_date
 from scheduler.services.plans import (
-    CANCELLED,
-    SCHEDULED,
     OccurrenceKey,
     PlanDiff,
     PublishScope,
@@ -292,7 +291,7 @@ def _stored_meetings(db: Session, cohort_id: int) -> Stored:
             ReplanMeeting(key[3], o.start.astimezone(UTC), o.end.astimezone(UTC)),
         )
         for key, (series, o) in stored_occurrences(db, cohort_id).items()
-        if o.status == SCHEDULED
+        if o.status == OccurrenceStatus.SCHEDULED
     }
 
 
@@ -420,7 +419,7 @@ def replan_fingerprints(db: Session) -> dict[str, tuple[Any, ...]]:
             func.max(EnrollmentRow.id),
             func.max(EnrollmentRow.left_at),
             func.max(PersonRow.updated_at),
-            func.sum(case((EnrollmentRow.status == "active", 1), else_=0)),
+            func.sum(case((EnrollmentRow.status == EnrollmentStatus.ACTIVE, 1), else_=0)),
         )
         .join(EnrollmentRow, EnrollmentRow.cohort_id == CohortRow.id)
         .join(PersonRow, PersonRow.id == EnrollmentRow.person_id)
@@ -452,7 +451,7 @@ def cohorts_with_late_joiners(db: Session) -> list[str]:
         .where(
             EnrollmentRow.cohort_id.in_(suspects),
             EnrollmentRow.role == Role.LEARNER.value,
-            EnrollmentRow.status == "active",
+            EnrollmentRow.status == EnrollmentStatus.ACTIVE,
             ~member,
         )
         .distinct()
@@ -472,7 +471,10 @@ def _cohorts_missing_members(db: Session) -> set[int]:
         cohort_id: n
         for cohort_id, n in db.execute(
             select(EnrollmentRow.cohort_id, func.count())
-            .where(EnrollmentRow.role == Role.LEARNER.value, EnrollmentRow.status == "active")
+            .where(
+                EnrollmentRow.role == Role.LEARNER.value,
+                EnrollmentRow.status == EnrollmentStatus.ACTIVE,
+            )
             .group_by(EnrollmentRow.cohort_id)
         )
     }
@@ -489,7 +491,7 @@ def _cohorts_missing_members(db: Session) -> set[int]:
                     EnrollmentRow.person_id == SectionMemberRow.person_id,
                 ),
             )
-            .where(EnrollmentRow.status == "active")
+            .where(EnrollmentRow.status == EnrollmentStatus.ACTIVE)
             .group_by(SectionMemberRow.cohort_id, SectionMemberRow.series_key)
         )
     }
@@ -504,7 +506,9 @@ def _published_sectioned_series() -> Select[int, str]:
     """(cohort id, series key) of every published class and office-hours series."""
     return (
         select(LiveSeriesRow.cohort_id, LiveSeriesRow.series_key)
-        .where(LiveSeriesRow.kind.in_(SECTIONED_KINDS), LiveSeriesRow.status != CANCELLED)
+        .where(
+            LiveSeriesRow.kind.in_(SECTIONED_KINDS), LiveSeriesRow.status != SeriesStatus.CANCELLED
+        )
         .distinct()
     )
 
@@ -540,7 +544,7 @@ def _series_with_room(db: Session, cohort_ids: set[int]) -> set[tuple[int, str]]
         .where(
             LiveSeriesRow.cohort_id.in_(cohort_ids),
             LiveSeriesRow.kind.in_(SECTIONED_KINDS),
-            LiveSeriesRow.status != CANCELLED,
+            LiveSeriesRow.status != SeriesStatus.CANCELLED,
         )
         .distinct()
     ):
@@ -564,7 +568,7 @@ def _sectioned_series(db: Session, cohort_id: int) -> dict[str, set[int]]:
         select(LiveSeriesRow.series_key, LiveSeriesRow.section).where(
             LiveSeriesRow.cohort_id == cohort_id,
             LiveSeriesRow.kind.in_(SECTIONED_KINDS),
-            LiveSeriesRow.status != CANCELLED,
+            LiveSeriesRow.status != SeriesStatus.CANCELLED,
         )
     ):
         found[key].add(section)
@@ -584,8 +588,8 @@ def _future_meetings(
         .where(
             and_(
                 LiveSeriesRow.cohort_id == cohort_id,
-                LiveSeriesRow.status != CANCELLED,
-                OccurrenceRow.status == SCHEDULED,
+                LiveSeriesRow.status != SeriesStatus.CANCELLED,
+                OccurrenceRow.status == OccurrenceStatus.SCHEDULED,
                 OccurrenceRow.start > now,
             )
         )

@@ -11,12 +11,11 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from scheduler.domain.status import NotificationStatus
 from scheduler.persistence.models import NotificationRow, PersonRow, WorkerRow
 
-# A notification's status (the ``status`` column of ``notification``).
-PENDING, SENT, FAILED, SKIPPED = "pending", "sent", "failed", "skipped"
-SUPERSEDED = "cancelled"
-STATUSES = (PENDING, SENT, FAILED, SKIPPED, SUPERSEDED)
+# The old names of two notification statuses, still imported by tests.
+PENDING, SENT = NotificationStatus.PENDING, NotificationStatus.SENT
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,14 +26,15 @@ class OutboxStatus:
 
 
 def outbox_status(db: Session, now: datetime) -> OutboxStatus:
-    counts = dict.fromkeys(STATUSES, 0)
+    counts: dict[str, int] = dict.fromkeys(NotificationStatus, 0)
     for status, n in db.execute(
         select(NotificationRow.status, func.count()).group_by(NotificationRow.status)
     ):
         counts[status] = n
     due = db.scalar(
         select(func.count()).where(
-            NotificationRow.status == PENDING, NotificationRow.next_attempt_at <= now
+            NotificationRow.status == NotificationStatus.PENDING,
+            NotificationRow.next_attempt_at <= now,
         )
     )
     failed = [
@@ -42,7 +42,7 @@ def outbox_status(db: Session, now: datetime) -> OutboxStatus:
         for kind, email, error in db.execute(
             select(NotificationRow.kind, PersonRow.email, NotificationRow.last_error)
             .join(PersonRow, PersonRow.id == NotificationRow.person_id)
-            .where(NotificationRow.status == FAILED)
+            .where(NotificationRow.status == NotificationStatus.FAILED)
             .order_by(NotificationRow.id.desc())
             .limit(10)
         )

@@ -40,6 +40,7 @@ from sqlalchemy.orm import Session
 
 from scheduler.domain.availability import Availability, parse_availability
 from scheduler.domain.cohort import CohortSpec, Role, SeriesKind
+from scheduler.domain.status import EnrollmentStatus, OccurrenceStatus, SeriesStatus
 from scheduler.errors import InputError, Problem
 from scheduler.outputs.heatmap import Heatmap, availability_heatmap, slot_of
 from scheduler.persistence import repo
@@ -60,7 +61,6 @@ from scheduler.planning.fit import anchor_zone_name, occurrence_date
 from scheduler.planning.model import DstWarning, LeftOut, LeftOutReason
 from scheduler.planning.report import REASON_TEXT, dst_by_series_week, left_out_by_series, region
 from scheduler.services.outbox import outbox_status, worker_status
-from scheduler.services.plans import CANCELLED, SCHEDULED
 from scheduler.timeutil import MINUTES_PER_DAY, Weekday, wall_to_utc, zone
 
 SECOND_HOST_THRESHOLD = 15  # more expected learners than this: the meeting wants a second host
@@ -94,7 +94,7 @@ def cohort_cards(db: Session) -> list[CohortCard]:
         (cohort_id, role): n
         for cohort_id, role, n in db.execute(
             select(EnrollmentRow.cohort_id, EnrollmentRow.role, func.count())
-            .where(EnrollmentRow.status == "active")
+            .where(EnrollmentRow.status == EnrollmentStatus.ACTIVE)
             .group_by(EnrollmentRow.cohort_id, EnrollmentRow.role)
         )
     }
@@ -488,7 +488,7 @@ def _learner_groups(db: Session, cohort: CohortRow) -> Groups:
         .where(
             EnrollmentRow.cohort_id == cohort.id,
             EnrollmentRow.role == Role.LEARNER.value,
-            EnrollmentRow.status == "active",
+            EnrollmentRow.status == EnrollmentStatus.ACTIVE,
         )
         .group_by(PersonRow.zone, PersonRow.availability)
     )
@@ -515,7 +515,9 @@ def _section_sizes(db: Session, cohort_id: int) -> dict[tuple[str, int], int]:
             (EnrollmentRow.person_id == SectionMemberRow.person_id)
             & (EnrollmentRow.cohort_id == SectionMemberRow.cohort_id),
         )
-        .where(SectionMemberRow.cohort_id == cohort_id, EnrollmentRow.status == "active")
+        .where(
+            SectionMemberRow.cohort_id == cohort_id, EnrollmentRow.status == EnrollmentStatus.ACTIVE
+        )
         .group_by(SectionMemberRow.series_key, SectionMemberRow.section)
     )
     return {(key, section): n for key, section, n in db.execute(query)}
@@ -538,7 +540,9 @@ def _live_times(
     rows = list(
         db.scalars(
             select(LiveSeriesRow)
-            .where(LiveSeriesRow.cohort_id == cohort_id, LiveSeriesRow.status != CANCELLED)
+            .where(
+                LiveSeriesRow.cohort_id == cohort_id, LiveSeriesRow.status != SeriesStatus.CANCELLED
+            )
             .order_by(LiveSeriesRow.id)
         )
     )
@@ -982,7 +986,7 @@ def _upcoming(
         .join(LiveSeriesRow, LiveSeriesRow.id == OccurrenceRow.series_id)
         .where(
             LiveSeriesRow.cohort_id == cohort_id,
-            OccurrenceRow.status == SCHEDULED,
+            OccurrenceRow.status == OccurrenceStatus.SCHEDULED,
             OccurrenceRow.start >= now,
         )
     )
@@ -1024,9 +1028,9 @@ def _upcoming(
                 if series.facilitator_email
                 else None,
                 expected,
-                o.status == SCHEDULED and expected > threshold,
+                o.status == OccurrenceStatus.SCHEDULED and expected > threshold,
                 o.status,
-                o.status == SCHEDULED and o.sequence > 0,
+                o.status == OccurrenceStatus.SCHEDULED and o.sequence > 0,
             )
         )
     return out, start, until
@@ -1069,7 +1073,9 @@ def series_choices(db: Session, cohort_id: int) -> list[tuple[str, str]]:
     rows = list(
         db.scalars(
             select(LiveSeriesRow)
-            .where(LiveSeriesRow.cohort_id == cohort_id, LiveSeriesRow.status != CANCELLED)
+            .where(
+                LiveSeriesRow.cohort_id == cohort_id, LiveSeriesRow.status != SeriesStatus.CANCELLED
+            )
             .order_by(LiveSeriesRow.series_key, LiveSeriesRow.section, LiveSeriesRow.slot)
         )
     )
@@ -1105,7 +1111,7 @@ def find_learners(
     where = [
         EnrollmentRow.cohort_id == cohort_id,
         EnrollmentRow.role == Role.LEARNER.value,
-        EnrollmentRow.status == "active",
+        EnrollmentRow.status == EnrollmentStatus.ACTIVE,
     ]
     needle = q.strip()
     if needle:

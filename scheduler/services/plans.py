@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from scheduler.domain.availability import parse_availability
 from scheduler.domain.cohort import CohortSpec, SeriesKind
+from scheduler.domain.status import OccurrenceStatus, SeriesStatus
 from scheduler.persistence import repo
 from scheduler.persistence.models import (
     CohortRow,
@@ -32,7 +33,8 @@ from scheduler.progress import SILENT, Progress
 from scheduler.timeutil import zone
 
 UID_NAMESPACE = uuid.UUID("6f1c3c1e-2b7a-4c55-9a59-6f0f9a1d2c01")
-SCHEDULED, CANCELLED = "scheduled", "cancelled"
+# The old names of the occurrence statuses, still imported by tests.
+SCHEDULED, CANCELLED = OccurrenceStatus.SCHEDULED, OccurrenceStatus.CANCELLED
 
 OccurrenceKey = tuple[str, int, int, int]  # series key, section, slot, week
 
@@ -185,12 +187,15 @@ def _diff(
                 diff.added.append(change)
         elif old[1].start < held or (scope is not None and o.start < held):
             diff.frozen += 1
-        elif old[1].status != SCHEDULED or (old[1].start, old[1].end) != (o.start, o.end):
+        elif old[1].status != OccurrenceStatus.SCHEDULED or (old[1].start, old[1].end) != (
+            o.start,
+            o.end,
+        ):
             diff.moved.append(OccurrenceChange(*key, o.start, o.end, old[1].start))
         else:
             diff.unchanged += 1
     for key, (_, row) in sorted(stored.items()):
-        if key not in wanted and row.status == SCHEDULED and not outside(key):
+        if key not in wanted and row.status == OccurrenceStatus.SCHEDULED and not outside(key):
             if row.start < held:
                 diff.frozen += 1
             else:
@@ -227,7 +232,7 @@ def publish_plan(
                 week=change.week,
                 start=change.start,
                 end=change.end,
-                status=SCHEDULED,
+                status=OccurrenceStatus.SCHEDULED,
                 sequence=0,
                 uid=occurrence_uid(slug, key),
                 changed_in_version=version,
@@ -237,12 +242,12 @@ def publish_plan(
         key = (change.series, change.section, change.slot, change.week)
         row = stored[key][1]
         row.start, row.end = by_key[key].start, by_key[key].end
-        row.status = SCHEDULED
+        row.status = OccurrenceStatus.SCHEDULED
         row.sequence += 1
         row.changed_in_version = version
     for change in diff.cancelled:
         row = stored[(change.series, change.section, change.slot, change.week)][1]
-        row.status = CANCELLED
+        row.status = OccurrenceStatus.CANCELLED
         row.sequence += 1
         row.changed_in_version = version
     _publish_members(
@@ -287,7 +292,7 @@ def _publish_series(
                 "anchor_zone": section.anchor_zone,
                 "duration_minutes": int(section.duration / timedelta(minutes=1)),
                 "facilitator_email": section.facilitator,
-                "status": "active",
+                "status": SeriesStatus.ACTIVE,
             }
             key = (section.series, section.section, slot)
             row = existing.get(key)
@@ -307,8 +312,8 @@ def _publish_series(
                 row.changed_in_version = version
             kept[key] = row
     for key, row in existing.items():
-        if key not in kept and row.status != "cancelled" and not keep:
-            row.status = "cancelled"
+        if key not in kept and row.status != SeriesStatus.CANCELLED and not keep:
+            row.status = SeriesStatus.CANCELLED
             row.changed_in_version = version
         kept.setdefault(key, row)
     db.flush()

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from scheduler.domain.availability import parse_availability
 from scheduler.domain.cohort import Role, SeriesKind
+from scheduler.domain.status import EnrollmentStatus, OccurrenceStatus, SeriesStatus
 from scheduler.persistence import repo
 from scheduler.persistence.models import (
     CohortRow,
@@ -25,7 +26,7 @@ from scheduler.persistence.models import (
     OccurrenceRow,
     SectionMemberRow,
 )
-from scheduler.services.plans import CANCELLED, published_version
+from scheduler.services.plans import published_version
 from scheduler.timeutil import zone
 
 
@@ -114,7 +115,7 @@ def published_series(db: Session, slug: str) -> list[PublishedSeries]:
             anchor_zone=s.anchor_zone,
             duration_minutes=s.duration_minutes,
             facilitator=s.facilitator_email,
-            cancelled=s.status == CANCELLED,
+            cancelled=s.status == SeriesStatus.CANCELLED,
             members=None
             if s.kind == SeriesKind.COWORKING.value
             else members.get((s.series_key, s.section), 0),
@@ -156,7 +157,7 @@ def upcoming_occurrences(
                 week=o.week,
                 start=o.start,
                 end=o.end,
-                cancelled=o.status == CANCELLED,
+                cancelled=o.status == OccurrenceStatus.CANCELLED,
                 sequence=o.sequence,
                 facilitator=s.facilitator_email,
                 expected_attendance=expected,
@@ -191,7 +192,9 @@ def _members(db: Session, cohort_id: int) -> dict[tuple[str, int], int]:
                 EnrollmentRow.person_id == SectionMemberRow.person_id,
             ),
         )
-        .where(SectionMemberRow.cohort_id == cohort_id, EnrollmentRow.status == "active")
+        .where(
+            SectionMemberRow.cohort_id == cohort_id, EnrollmentRow.status == EnrollmentStatus.ACTIVE
+        )
         .group_by(SectionMemberRow.series_key, SectionMemberRow.section)
     )
     return {(key, section): count for key, section, count in db.execute(query)}

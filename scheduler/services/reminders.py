@@ -29,6 +29,12 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from scheduler.domain.cohort import ReminderAbout, ReminderRule, Role, SeriesKind
+from scheduler.domain.status import (
+    EnrollmentStatus,
+    NotificationKind,
+    NotificationStatus,
+    OccurrenceStatus,
+)
 from scheduler.persistence import repo
 from scheduler.persistence.models import (
     DeadlineItemRow,
@@ -41,16 +47,24 @@ from scheduler.persistence.models import (
     SectionMemberRow,
 )
 from scheduler.services.coworking import audience, coworking_learners
-from scheduler.services.plans import SCHEDULED, UID_NAMESPACE, published_version
+from scheduler.services.plans import UID_NAMESPACE, published_version
 from scheduler.timeutil import wall_to_utc, zone
 
-LIVE_REMINDER = "live_reminder"
-DEADLINE_REMINDER = "deadline_reminder"
-DIGEST = "digest"
-WELCOME = "welcome"
-COWORKING_REMINDER = "coworking_reminder"
-CHECKIN = "checkin"
-REMINDER_KINDS = (LIVE_REMINDER, DEADLINE_REMINDER, DIGEST, WELCOME, COWORKING_REMINDER, CHECKIN)
+REMINDER_KINDS = (
+    NotificationKind.LIVE_REMINDER,
+    NotificationKind.DEADLINE_REMINDER,
+    NotificationKind.DIGEST,
+    NotificationKind.WELCOME,
+    NotificationKind.COWORKING_REMINDER,
+    NotificationKind.CHECKIN,
+)
+# The old names of some kinds, still imported by tests.
+LIVE_REMINDER, DEADLINE_REMINDER = (
+    NotificationKind.LIVE_REMINDER,
+    NotificationKind.DEADLINE_REMINDER,
+)
+WELCOME, CHECKIN = NotificationKind.WELCOME, NotificationKind.CHECKIN
+COWORKING_REMINDER = NotificationKind.COWORKING_REMINDER
 DEFAULT_HORIZON = timedelta(hours=48)
 DIGEST_GRACE = timedelta(hours=12)  # a Monday digest is still worth sending on Monday evening
 # Co-working blocks need no [[reminders]] rule: every learner a block fits gets a "starting
@@ -77,13 +91,17 @@ def still_useful(kind: str, due: datetime, event_at: datetime | None, now: datet
     check-ins: up to 12 h late.
     Welcome emails, invites, updates and cancellations are always sent.
     """
-    if kind in (LIVE_REMINDER, DEADLINE_REMINDER, COWORKING_REMINDER):
+    if kind in (
+        NotificationKind.LIVE_REMINDER,
+        NotificationKind.DEADLINE_REMINDER,
+        NotificationKind.COWORKING_REMINDER,
+    ):
         if event_at is None or now >= event_at:
             return False
         return now - due <= max((event_at - due) / 2, timedelta(0))
-    if kind == DIGEST:
+    if kind == NotificationKind.DIGEST:
         return now - due <= DIGEST_GRACE
-    if kind == CHECKIN:
+    if kind == NotificationKind.CHECKIN:
         return now - due <= CHECKIN_GRACE
     return True
 
@@ -141,7 +159,7 @@ class _Wanted:
             "rule": rule,
             "target_version": version,
             "due_at": due,
-            "status": "pending",
+            "status": NotificationStatus.PENDING,
             "attempts": 0,
             "next_attempt_at": due,
             "message_id": message_id_for(key),
@@ -169,7 +187,10 @@ def sync_reminders(
             for row in db.execute(
                 select(PersonRow.id, PersonRow.email, PersonRow.zone, EnrollmentRow.role)
                 .join(EnrollmentRow, EnrollmentRow.person_id == PersonRow.id)
-                .where(EnrollmentRow.cohort_id == cohort.id, EnrollmentRow.status == "active")
+                .where(
+                    EnrollmentRow.cohort_id == cohort.id,
+                    EnrollmentRow.status == EnrollmentStatus.ACTIVE,
+                )
             )
         )
     }
@@ -179,7 +200,9 @@ def sync_reminders(
 
     for rule in rules.get(ReminderAbout.WELCOME, []):
         for m in learners:
-            wanted.add(WELCOME, m.person_id, f"{slug}/welcome", rule.key, 0, now, None, {})
+            wanted.add(
+                NotificationKind.WELCOME, m.person_id, f"{slug}/welcome", rule.key, 0, now, None, {}
+            )
     if ReminderAbout.LIVE in rules:
         _live(db, cohort.id, members, rules[ReminderAbout.LIVE], wanted, reach)
     if ReminderAbout.DEADLINE in rules:
@@ -192,7 +215,9 @@ def sync_reminders(
                 if day < end_of_course:
                     due = wall_to_utc(day, _clock(rule.at or 8 * 60), zone(m.zone))
                     target = f"{slug}/digest/{day.isoformat()}"
-                    wanted.add(DIGEST, m.person_id, target, rule.key, 0, due, None, {})
+                    wanted.add(
+                        NotificationKind.DIGEST, m.person_id, target, rule.key, 0, due, None, {}
+                    )
     return _store(db, cohort.id, wanted)
 
 
@@ -247,7 +272,7 @@ def _live(
         .where(
             LiveSeriesRow.cohort_id == cohort_id,
             LiveSeriesRow.kind != SeriesKind.COWORKING.value,
-            OccurrenceRow.status == SCHEDULED,
+            OccurrenceRow.status == OccurrenceStatus.SCHEDULED,
             OccurrenceRow.start > wanted.now,
             OccurrenceRow.start < reach,
         )
@@ -259,7 +284,7 @@ def _live(
         for person_id in people:
             for rule_key, due in _timely(rules, occurrence.start, members[person_id].zone, wanted):
                 wanted.add(
-                    LIVE_REMINDER,
+                    NotificationKind.LIVE_REMINDER,
                     person_id,
                     occurrence.uid,
                     rule_key,
@@ -278,7 +303,7 @@ def _coworking(db: Session, cohort_id: int, lead: timedelta, wanted: _Wanted) ->
         .where(
             LiveSeriesRow.cohort_id == cohort_id,
             LiveSeriesRow.kind == SeriesKind.COWORKING.value,
-            OccurrenceRow.status == SCHEDULED,
+            OccurrenceRow.status == OccurrenceStatus.SCHEDULED,
             OccurrenceRow.start < wanted.until + lead,
             OccurrenceRow.end > wanted.now - CHECKIN_AFTER - CHECKIN_GRACE,
         )
@@ -291,7 +316,7 @@ def _coworking(db: Session, cohort_id: int, lead: timedelta, wanted: _Wanted) ->
     for series, occurrence in found:
         for m in audience(learners, occurrence, series):
             wanted.add(
-                COWORKING_REMINDER,
+                NotificationKind.COWORKING_REMINDER,
                 m.person_id,
                 occurrence.uid,
                 rule,
@@ -301,7 +326,7 @@ def _coworking(db: Session, cohort_id: int, lead: timedelta, wanted: _Wanted) ->
                 {"occurrence_id": occurrence.id},
             )
             wanted.add(
-                CHECKIN,
+                NotificationKind.CHECKIN,
                 m.person_id,
                 occurrence.uid,
                 CHECKIN_RULE,
@@ -341,7 +366,7 @@ def _deadlines(
             continue
         for rule_key, due in _timely(rules, soft, member.zone, wanted):
             wanted.add(
-                DEADLINE_REMINDER,
+                NotificationKind.DEADLINE_REMINDER,
                 person_id,
                 f"{slug}/deadline/{item_key}",
                 rule_key,
@@ -392,7 +417,7 @@ def _store(db: Session, cohort_id: int, wanted: _Wanted) -> ReminderCounts:
                 NotificationRow.payload,
             ).where(
                 NotificationRow.cohort_id == cohort_id,
-                NotificationRow.status == "pending",
+                NotificationRow.status == NotificationStatus.PENDING,
                 NotificationRow.kind.in_(REMINDER_KINDS),
             )
         )
@@ -403,8 +428,14 @@ def _store(db: Session, cohort_id: int, wanted: _Wanted) -> ReminderCounts:
     for i in range(0, len(stale), 500):
         db.execute(
             update(NotificationRow)
-            .where(NotificationRow.id.in_(stale[i : i + 500]), NotificationRow.status == "pending")
-            .values(status="cancelled", last_error="superseded: its target changed or is gone")
+            .where(
+                NotificationRow.id.in_(stale[i : i + 500]),
+                NotificationRow.status == NotificationStatus.PENDING,
+            )
+            .values(
+                status=NotificationStatus.CANCELLED,
+                last_error="superseded: its target changed or is gone",
+            )
         )
     return ReminderCounts(len(new), len(stale))
 
@@ -424,7 +455,11 @@ def _not_sent_already(
     (a late joiner's deadlines are computed on import, then again once the worker places them
     in a section: the same reminder must not go out twice). Such a twin has the same due
     time as the one sent, so it is already due: only those are looked up."""
-    late = [r for r in rows if r["kind"] == DEADLINE_REMINDER and _is_before(r["due_at"], now)]
+    late = [
+        r
+        for r in rows
+        if r["kind"] == NotificationKind.DEADLINE_REMINDER and _is_before(r["due_at"], now)
+    ]
     people = sorted({int(str(r["person_id"])) for r in late})
     if not people:
         return rows
@@ -438,8 +473,8 @@ def _not_sent_already(
                 NotificationRow.target_version,
             ).where(
                 NotificationRow.cohort_id == cohort_id,
-                NotificationRow.kind == DEADLINE_REMINDER,
-                NotificationRow.status == "sent",
+                NotificationRow.kind == NotificationKind.DEADLINE_REMINDER,
+                NotificationRow.status == NotificationStatus.SENT,
                 NotificationRow.person_id.in_(people[i : i + 500]),
             )
         ):
@@ -449,7 +484,7 @@ def _not_sent_already(
     return [
         r
         for r in rows
-        if r["kind"] != DEADLINE_REMINDER
+        if r["kind"] != NotificationKind.DEADLINE_REMINDER
         or (
             int(str(r["person_id"])),
             str(r["rule"]),

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from scheduler.domain.cohort import Role
+from scheduler.domain.status import EnrollmentStatus
 from scheduler.errors import RosterError
 from scheduler.persistence import repo
 from scheduler.persistence.repo import PersonValues
@@ -92,9 +93,14 @@ def import_roster(
         if enrollment is None:
             new_enrollments.append((email, role))
             result.added.append(email)
-        elif enrollment.role != role.value or enrollment.status != "active":
+        elif enrollment.role != role.value or enrollment.status != EnrollmentStatus.ACTIVE:
             changed_enrollments.append(
-                {"id": enrollment.id, "role": role.value, "status": "active", "left_at": None}
+                {
+                    "id": enrollment.id,
+                    "role": role.value,
+                    "status": EnrollmentStatus.ACTIVE,
+                    "left_at": None,
+                }
             )
             result.updated.append(email)
         elif person_changed:
@@ -108,7 +114,7 @@ def import_roster(
             person_id
             for person_id, enrollment in enrolled.items()
             if enrollment.role == Role.LEARNER.value
-            and enrollment.status == "active"
+            and enrollment.status == EnrollmentStatus.ACTIVE
             and person_id not in listed
         ],
     )
@@ -125,7 +131,7 @@ def import_roster(
                 "cohort_id": cohort.id,
                 "person_id": ids[email],
                 "role": role.value,
-                "status": "active",
+                "status": EnrollmentStatus.ACTIVE,
                 "enrolled_at": now,
             }
             for email, role in new_enrollments

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from scheduler.domain.availability import parse_availability
 from scheduler.domain.cohort import SeriesKind
+from scheduler.domain.status import OccurrenceStatus
 from scheduler.errors import NotFoundError
 from scheduler.persistence import repo
 from scheduler.persistence.models import LiveSeriesRow, OccurrenceRow, PersonRow, SectionMemberRow
@@ -19,7 +20,6 @@ from scheduler.services import audit
 from scheduler.services.cascade import bring_up_to_date
 from scheduler.services.deadlines import DeadlineSummary, learner_items
 from scheduler.services.plans import (
-    SCHEDULED,
     PlanDiff,
     PublishScope,
     diff_counts,
@@ -115,7 +115,9 @@ def learner_schedule(db: Session, slug: str, email: str) -> LearnerSchedule:
     query = (
         select(LiveSeriesRow, OccurrenceRow)
         .join(OccurrenceRow, OccurrenceRow.series_id == LiveSeriesRow.id)
-        .where(LiveSeriesRow.cohort_id == cohort.id, OccurrenceRow.status == SCHEDULED)
+        .where(
+            LiveSeriesRow.cohort_id == cohort.id, OccurrenceRow.status == OccurrenceStatus.SCHEDULED
+        )
     )
     rows = [(series, occurrence) for series, occurrence in db.execute(query)]
     section_count: dict[str, int] = {}

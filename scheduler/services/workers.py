@@ -15,8 +15,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from scheduler.domain.status import NotificationStatus
 from scheduler.persistence.models import NotificationRow, WorkerRow
-from scheduler.services.outbox import PENDING
 
 
 def register_worker(db: Session, worker_id: str, host: str, pid: int, now: datetime) -> None:
@@ -45,7 +45,7 @@ def count_expired_leases(db: Session, now: datetime) -> int:
     Nothing needs doing: they are claimable again and will be sent again."""
     expired = db.scalar(
         select(func.count()).where(
-            NotificationRow.status == PENDING, NotificationRow.lease_until < now
+            NotificationRow.status == NotificationStatus.PENDING, NotificationRow.lease_until < now
         )
     )
     return int(expired or 0)

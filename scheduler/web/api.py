@@ -30,6 +30,7 @@ from starlette.concurrency import run_in_threadpool
 
 from scheduler.domain.cohort import SeriesKind
 from scheduler.domain.cohort_file import KEY_RE, SLUG_RE
+from scheduler.domain.status import EnrollmentStatus, OccurrenceStatus, SeriesStatus
 from scheduler.errors import ConfigError, InputError, NotFoundError, PlanningError, Problem
 from scheduler.planning.model import LeftOutReason, Plan
 from scheduler.runtime import Runtime
@@ -143,7 +144,7 @@ class PublishedSeriesOut(_Out):
     anchor_zone: str
     duration_minutes: int
     facilitator: str | None
-    status: Literal["active", "cancelled"]
+    status: Literal[SeriesStatus.ACTIVE, SeriesStatus.CANCELLED]
     members: int | None = Field(
         description="active learners in the section; null for co-working (open to everyone)"
     )
@@ -178,7 +179,7 @@ class OccurrenceOut(_Out):
     week: int = Field(ge=1)
     start: datetime
     end: datetime
-    status: Literal["scheduled", "cancelled"]
+    status: Literal[OccurrenceStatus.SCHEDULED, OccurrenceStatus.CANCELLED]
     sequence: int = Field(description="the iCalendar SEQUENCE: bumped on every change")
     facilitator: str | None
     expected_attendance: int = Field(
@@ -195,7 +196,7 @@ class LearnerOut(_Out):
     availability_is_default: bool
     locale: str
     locale_is_default: bool
-    status: Literal["active", "withdrawn"]
+    status: Literal[EnrollmentStatus.ACTIVE, EnrollmentStatus.WITHDRAWN]
     enrolled_at: datetime
     left_at: datetime | None
 
@@ -467,7 +468,7 @@ def _published_out(s: PublishedSeries) -> PublishedSeriesOut:
         anchor_zone=s.anchor_zone,
         duration_minutes=s.duration_minutes,
         facilitator=s.facilitator,
-        status="cancelled" if s.cancelled else "active",
+        status=SeriesStatus.CANCELLED if s.cancelled else SeriesStatus.ACTIVE,
         members=s.members,
     )
 
@@ -483,7 +484,7 @@ def _occurrence_out(o: PublishedOccurrence) -> OccurrenceOut:
         week=o.week + 1,
         start=o.start,
         end=o.end,
-        status="cancelled" if o.cancelled else "scheduled",
+        status=OccurrenceStatus.CANCELLED if o.cancelled else OccurrenceStatus.SCHEDULED,
         sequence=o.sequence,
         facilitator=o.facilitator,
         expected_attendance=o.expected_attendance,
@@ -499,7 +500,11 @@ def _learner_out(learner: learner_service.Learner) -> LearnerOut:
         availability_is_default=learner.availability_is_default,
         locale=learner.locale,
         locale_is_default=learner.locale_is_default,
-        status="withdrawn" if learner.status == learner_service.WITHDRAWN else "active",
+        status=(
+            EnrollmentStatus.WITHDRAWN
+            if learner.status == EnrollmentStatus.WITHDRAWN
+            else EnrollmentStatus.ACTIVE
+        ),
         enrolled_at=learner.enrolled_at,
         left_at=learner.left_at,
     )
