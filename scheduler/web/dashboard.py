@@ -74,7 +74,8 @@ from scheduler.services.learners import (
     remove_learner,
     update_learner,
 )
-from scheduler.services.overview import (
+from scheduler.services.schedule import learner_schedule
+from scheduler.services.views import (
     LeftOutFilter,
     cohort_cards,
     cohort_overview,
@@ -83,7 +84,6 @@ from scheduler.services.overview import (
     roster_rows,
     series_choices,
 )
-from scheduler.services.schedule import learner_schedule
 from scheduler.web.auth import AdminAuth, AdminSession
 
 log = logging.getLogger(__name__)
