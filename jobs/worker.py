@@ -305,7 +305,7 @@ class Worker:
         # at INFO. Neither is news; job failures are logged by _logged.
         logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
         logging.getLogger("apscheduler.executors").setLevel(logging.WARNING)
-        scheduler = BlockingScheduler(
+        job_scheduler = BlockingScheduler(
             jobstores={"default": MemoryJobStore()},
             executors={"default": ThreadPoolExecutor(4)},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 60},
@@ -320,21 +320,21 @@ class Worker:
             (self.heartbeat, HEARTBEAT_EVERY),
         )
         for job, every in jobs:
-            scheduler.add_job(
+            job_scheduler.add_job(
                 _logged(job), "interval", seconds=every, next_run_time=now, id=job.__name__
             )
 
         def stop(signum: int, _frame: FrameType | None) -> None:
             log.info("signal %d: finishing the batch in hand, then stopping", signum)
             self.stopping.set()
-            threading.Thread(target=scheduler.shutdown, kwargs={"wait": True}).start()
+            threading.Thread(target=job_scheduler.shutdown, kwargs={"wait": True}).start()
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
         self.register()
         log.info("worker %s started", self.id)
         try:
-            scheduler.start()  # blocks until shutdown
+            job_scheduler.start()  # blocks until shutdown
         finally:
             self._sender.shutdown(wait=True)
             self.unregister()

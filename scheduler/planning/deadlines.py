@@ -279,8 +279,9 @@ def compute_deadlines(
 # --- time on one learner's clock ----------------------------------------------------------------
 
 
-class _Clock:
-    """Wall-clock arithmetic in one zone, with the cohort's quiet hours; cached per call."""
+class _LocalCalendar:
+    """One learner's local calendar: wall-clock arithmetic in their zone, with the cohort's quiet
+    hours; cached per call (not a :class:`scheduler.clock.Clock`: it never says what time it is)."""
 
     def __init__(self, spec: CohortSpec, name: str, anchor: str) -> None:
         self.tz: ZoneInfo = zone(name)
@@ -446,7 +447,7 @@ class _Context:
             key=lambda o: (o.start, o.series, o.section, o.slot, o.week),
         )
         self.refs = {id(o): OccurrenceRef.of(o) for o in ordered}
-        self._clocks: dict[str, _Clock] = {}
+        self._clocks: dict[str, _LocalCalendar] = {}
         self._assignments: dict[tuple[str, str, int | None], list[_Draft]] = {}
         self._replays: dict[tuple[str, int, bool], _Draft] = {}
         self.timelines: dict[tuple[object, ...], list[_Draft]] = {}
@@ -454,10 +455,10 @@ class _Context:
         self._fits: dict[Availability, _Fits] = {}
         self._items: dict[tuple[int, int], DeadlineItem] = {}
 
-    def clock(self, name: str) -> _Clock:
+    def clock(self, name: str) -> _LocalCalendar:
         found = self._clocks.get(name)
         if found is None:
-            found = self._clocks[name] = _Clock(self.spec, name, self.anchor)
+            found = self._clocks[name] = _LocalCalendar(self.spec, name, self.anchor)
         return found
 
     def fits_table(self, availability: Availability) -> _Fits:
@@ -467,7 +468,7 @@ class _Context:
         return table
 
     def assignment_drafts(
-        self, clock: _Clock, name: str, rule: AssignmentRule, section: int | None
+        self, clock: _LocalCalendar, name: str, rule: AssignmentRule, section: int | None
     ) -> list[_Draft]:
         key = (name, rule.key, section)
         found = self._assignments.get(key)
@@ -477,7 +478,7 @@ class _Context:
         return found
 
     def replay_draft(
-        self, clock: _Clock, name: str, occurrence: Occurrence, no_seat: bool
+        self, clock: _LocalCalendar, name: str, occurrence: Occurrence, no_seat: bool
     ) -> _Draft:
         key = (name, id(occurrence), no_seat)
         found = self._replays.get(key)
@@ -485,7 +486,7 @@ class _Context:
             found = self._replays[key] = _replay_draft(self, clock, occurrence, no_seat)
         return found
 
-    def item(self, clock: _Clock, draft: _Draft, block: Occurrence | None) -> DeadlineItem:
+    def item(self, clock: _LocalCalendar, draft: _Draft, block: Occurrence | None) -> DeadlineItem:
         key = (id(draft), id(block))
         found = self._items.get(key)
         if found is None:
@@ -540,7 +541,7 @@ def _learner_items(context: _Context, learner: DeadlineLearner) -> tuple[Deadlin
     return result
 
 
-def _timeline(context: _Context, clock: _Clock, learner: DeadlineLearner) -> list[_Draft]:
+def _timeline(context: _Context, clock: _LocalCalendar, learner: DeadlineLearner) -> list[_Draft]:
     """The learner's assignment items and missed replays: everything that does not depend on
     their availability (only on zone, sections and enrolment)."""
     drafts: list[_Draft] = []
@@ -562,7 +563,7 @@ def _timeline(context: _Context, clock: _Clock, learner: DeadlineLearner) -> lis
 
 
 def _assignment_drafts(
-    clock: _Clock, rule: AssignmentRule, section: int | None, live: list[Occurrence]
+    clock: _LocalCalendar, rule: AssignmentRule, section: int | None, live: list[Occurrence]
 ) -> list[_Draft]:
     """One draft per live target occurrence; ``section`` None means no seat (section 0's)."""
     where = "before" if rule.prepares else "after"
@@ -598,7 +599,9 @@ def _assignment_drafts(
     return drafts
 
 
-def _release(clock: _Clock, rule: AssignmentRule, live: list[Occurrence], i: int) -> datetime:
+def _release(
+    clock: _LocalCalendar, rule: AssignmentRule, live: list[Occurrence], i: int
+) -> datetime:
     release = rule.release
     if release.kind == ReleaseKind.AFTER_PREVIOUS:
         if not rule.prepares:
@@ -623,7 +626,7 @@ def _effort_warning(effort: timedelta) -> str:
 
 
 def _place(
-    clock: _Clock,
+    clock: _LocalCalendar,
     release: datetime,
     effort: timedelta,
     snapped: datetime | None,
@@ -658,7 +661,7 @@ def _place(
     return soft
 
 
-def _hard(clock: _Clock, rule: AssignmentRule, soft: datetime) -> datetime | None:
+def _hard(clock: _LocalCalendar, rule: AssignmentRule, soft: datetime) -> datetime | None:
     if rule.hard == HardKind.NONE:
         return None
     if rule.hard == HardKind.AFTER_SOFT:
@@ -676,7 +679,7 @@ def _hhmm(minute: int) -> str:
 
 
 def _replay_draft(
-    context: _Context, clock: _Clock, occurrence: Occurrence, no_seat: bool
+    context: _Context, clock: _LocalCalendar, occurrence: Occurrence, no_seat: bool
 ) -> _Draft:
     """The replay of ``occurrence`` for a learner it does not fit (or who has no seat)."""
     effort = occurrence.end - occurrence.start
@@ -703,7 +706,7 @@ def _replay_draft(
 
 
 def _enrol(
-    clock: _Clock, drafts: list[_Draft], missed: list[_Draft], enrolled: datetime
+    clock: _LocalCalendar, drafts: list[_Draft], missed: list[_Draft], enrolled: datetime
 ) -> list[_Draft]:
     """Apply the enrolment rules: late releases move to ``enrolled``; earlier work is paced."""
     kept: list[_Draft] = []
@@ -765,7 +768,7 @@ def _coworking(
 
 
 def _finish(
-    context: _Context, clock: _Clock, draft: _Draft, block: Occurrence | None
+    context: _Context, clock: _LocalCalendar, draft: _Draft, block: Occurrence | None
 ) -> DeadlineItem:
     return DeadlineItem(
         key=draft.key,

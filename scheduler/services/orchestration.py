@@ -4,7 +4,7 @@ log that says what it did.
 Late joiners. A learner enrolled after the plan was published (roster import, dashboard, API)
 is in no section of the cohort's classes and office hours. :func:`assign_late_joiners` places
 each such learner into one section of every sectioned series, by the pure rule of
-:mod:`scheduler.planning.assign` (the section with room whose future meetings fit them best),
+:mod:`scheduler.planning.placement` (the section with room whose future meetings fit them best),
 and in the same transaction recomputes deadlines, queues their series invitations and welcome
 email, re-times reminders, bumps the cohort's feeds and writes one ``audit_log`` row per
 placement. Nobody else changes section and no occurrence moves: only a new
@@ -51,9 +51,8 @@ from scheduler.persistence.models import (
     SeriesRequestRow,
 )
 from scheduler.planning import Plan
-from scheduler.planning.assign import Meeting, Newcomer, SectionSeats, place_learners
-from scheduler.planning.replan import Meeting as ReplanMeeting
-from scheduler.planning.replan import Person, ReplanDecision, SeriesFuture, choose_replan
+from scheduler.planning.placement import Newcomer, SectionSeats, TimeSpan, place_learners
+from scheduler.planning.replan import Meeting, Person, ReplanDecision, SeriesFuture, choose_replan
 from scheduler.services import audit, schedule
 from scheduler.services.cascade import bring_up_to_date
 from scheduler.services.plans import (
@@ -277,7 +276,7 @@ class _Published:
 
     kind: str
     host: str | None
-    meeting: ReplanMeeting
+    meeting: Meeting
 
 
 Stored = dict[OccurrenceKey, _Published]
@@ -288,7 +287,7 @@ def _stored_meetings(db: Session, cohort_id: int) -> Stored:
         key: _Published(
             series.kind,
             series.facilitator_email,
-            ReplanMeeting(key[3], o.start.astimezone(UTC), o.end.astimezone(UTC)),
+            Meeting(key[3], o.start.astimezone(UTC), o.end.astimezone(UTC)),
         )
         for key, (series, o) in stored_occurrences(db, cohort_id).items()
         if o.status == OccurrenceStatus.SCHEDULED
@@ -297,7 +296,7 @@ def _stored_meetings(db: Session, cohort_id: int) -> Stored:
 
 def _futures(
     kinds: dict[str, bool],
-    meetings: dict[str, dict[int, list[ReplanMeeting]]],
+    meetings: dict[str, dict[int, list[Meeting]]],
     members: dict[str, dict[str, int]],
 ) -> list[SeriesFuture]:
     return [
@@ -316,7 +315,7 @@ def _current_futures(
 ) -> list[SeriesFuture]:
     """Each published series as it is from ``boundary`` on."""
     kinds: dict[str, bool] = {}
-    meetings: dict[str, dict[int, list[ReplanMeeting]]] = defaultdict(lambda: defaultdict(list))
+    meetings: dict[str, dict[int, list[Meeting]]] = defaultdict(lambda: defaultdict(list))
     for (key, section, _, _), published in stored.items():
         kinds[key] = published.kind != SeriesKind.COWORKING.value
         if published.meeting.start >= boundary:
@@ -335,17 +334,17 @@ def _proposed_futures(plan: Plan, stored: Stored, boundary: datetime) -> list[Se
     """Each series from ``boundary`` on as publishing ``plan`` with that freeze boundary would
     leave it: an occurrence that is, or would be, inside the horizon stays where it is."""
     kinds = {s.series: s.kind != SeriesKind.COWORKING for s in plan.sections}
-    meetings: dict[str, dict[int, list[ReplanMeeting]]] = defaultdict(lambda: defaultdict(list))
+    meetings: dict[str, dict[int, list[Meeting]]] = defaultdict(lambda: defaultdict(list))
     for o in plan.occurrences:
         if o.skipped:
             continue
         published = stored.get((o.series, o.section, o.slot, o.week))
         old = None if published is None else published.meeting
         if old is not None and (old.start < boundary or o.start < boundary):
-            meeting: ReplanMeeting | None = old if old.start >= boundary else None
+            meeting: Meeting | None = old if old.start >= boundary else None
         else:
             meeting = (
-                ReplanMeeting(o.week, o.start.astimezone(UTC), o.end.astimezone(UTC))
+                Meeting(o.week, o.start.astimezone(UTC), o.end.astimezone(UTC))
                 if o.start >= boundary
                 else None
             )
@@ -577,9 +576,9 @@ def _sectioned_series(db: Session, cohort_id: int) -> dict[str, set[int]]:
 
 def _future_meetings(
     db: Session, cohort_id: int, now: datetime
-) -> dict[tuple[str, int], list[Meeting]]:
+) -> dict[tuple[str, int], list[TimeSpan]]:
     """Scheduled occurrences starting after ``now``, by (series key, section)."""
-    found: dict[tuple[str, int], list[Meeting]] = defaultdict(list)
+    found: dict[tuple[str, int], list[TimeSpan]] = defaultdict(list)
     for key, section, start, end in db.execute(
         select(
             LiveSeriesRow.series_key, LiveSeriesRow.section, OccurrenceRow.start, OccurrenceRow.end

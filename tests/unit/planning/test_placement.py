@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from scheduler.domain.availability import Availability, parse_availability
-from scheduler.planning.assign import (
+from scheduler.planning.placement import (
     Newcomer,
     SectionSeats,
     fit_count,

@@ -28,7 +28,7 @@ from datetime import datetime
 from scheduler.domain.availability import Availability
 from scheduler.timeutil import zone
 
-Meeting = tuple[datetime, datetime]  # start, end: aware UTC instants
+TimeSpan = tuple[datetime, datetime]  # a meeting as (start, end): aware UTC instants
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +38,7 @@ class SectionSeats:
     section: int
     capacity: int | None  # None: no cap
     size: int
-    meetings: tuple[Meeting, ...]
+    meetings: tuple[TimeSpan, ...]
 
     def __post_init__(self) -> None:
         if self.size < 0:
