@@ -203,6 +203,12 @@ def orchestration_options(row: CohortRow) -> OrchestrationOptions:
     )
 
 
+def availability_text(own: str | None, cohort: CohortRow) -> str:
+    """The availability in force for a person in a cohort: their own (``own``), else the
+    cohort's default (the one rule every read of a person's windows goes through)."""
+    return own or cohort.default_availability
+
+
 def cohort_spec(db: Session, row: CohortRow) -> CohortSpec:
     """Rebuild the domain value from the stored rows (facilitators from their enrollments)."""
     facilitators = tuple(
@@ -210,7 +216,7 @@ def cohort_spec(db: Session, row: CohortRow) -> CohortSpec:
             name=person.name,
             email=person.email,
             zone=person.zone,
-            availability=parse_availability(person.availability or row.default_availability),
+            availability=parse_availability(availability_text(person.availability, row)),
             max_sessions_per_week=enrollment.max_sessions_per_week or 5,
         )
         for enrollment, person in db.execute(

@@ -118,7 +118,7 @@ def roster_people(db: Session, slug: str, role: Role | None = None) -> list[Rost
             e.role,
             e.status,
             p.zone,
-            p.availability or cohort.default_availability,
+            repo.availability_text(p.availability, cohort),
             p.availability is None,
             p.locale or cohort.locale,
             not p.locale,

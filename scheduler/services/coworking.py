@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 from scheduler.domain.availability import Availability, parse_availability
 from scheduler.domain.cohort import Role, SeriesKind
 from scheduler.domain.status import EnrollmentStatus, OccurrenceStatus
+from scheduler.persistence import repo
 from scheduler.persistence.models import (
     CohortRow,
     EnrollmentRow,
@@ -84,7 +85,7 @@ def coworking_learners(db: Session, cohort_id: int) -> list[CoworkingLearner]:
         )
         .order_by(PersonRow.email)
     ):
-        text = person.availability or cohort.default_availability
+        text = repo.availability_text(person.availability, cohort)
         if text not in parsed:
             parsed[text] = parse_availability(text)
         learners.append(

@@ -346,7 +346,7 @@ def _occurrence_filter(
     enrollment = repo.enrollment_of(db, cohort.id, person.id)
     if enrollment is None or enrollment.status != EnrollmentStatus.ACTIVE:
         return lambda series, occurrence: False  # left the cohort: no sessions, no co-working
-    availability = parse_availability(person.availability or cohort.default_availability)
+    availability = parse_availability(repo.availability_text(person.availability, cohort))
     tz = zone(person.zone)
     sections = {
         key: section

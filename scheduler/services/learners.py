@@ -246,7 +246,7 @@ def _view(cohort: CohortRow, enrollment: EnrollmentRow, person: PersonRow) -> Le
         email=person.email,
         name=person.name,
         zone=person.zone,
-        availability=person.availability or cohort.default_availability,
+        availability=repo.availability_text(person.availability, cohort),
         availability_is_default=person.availability is None,
         locale=person.locale or cohort.locale,
         locale_is_default=person.locale is None,

@@ -204,7 +204,7 @@ def _fitting(db: Session, cohort: CohortRow) -> Callable[[datetime, int], int]:
     """How many active learners a block at ``start`` lasting ``minutes`` fits (learners with
     the same zone and availability counted together: one check per distinct pair)."""
     groups = Counter(
-        (x.zone, x.availability or cohort.default_availability)
+        (x.zone, repo.availability_text(x.availability, cohort))
         for x in repo.active_learners(db, cohort.id)
     )
     parsed = [(zone(z), parse_availability(a), n) for (z, a), n in groups.items()]

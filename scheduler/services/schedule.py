@@ -100,7 +100,7 @@ def learner_schedule(db: Session, slug: str, email: str) -> LearnerSchedule:
     if person is None or repo.enrollment_of(db, cohort.id, person.id) is None:
         raise NotFoundError(f"{email} is not enrolled in {slug}")
     tz = zone(person.zone)
-    availability = parse_availability(person.availability or cohort.default_availability)
+    availability = parse_availability(repo.availability_text(person.availability, cohort))
     sections = {
         key: section
         for key, section in db.execute(
