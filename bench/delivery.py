@@ -100,7 +100,7 @@ from scheduler.persistence.models import (  # noqa: E402
     WorkerRow,
 )
 from scheduler.runtime import Runtime  # noqa: E402
-from scheduler.services import schedule  # noqa: E402
+from scheduler.services import publishing  # noqa: E402
 from scheduler.services.cohorts import load_cohort  # noqa: E402
 from scheduler.services.delivery import compose  # noqa: E402
 from scheduler.services.plans import plan_cohort  # noqa: E402
@@ -323,7 +323,7 @@ def prepare(
             load_cohort(db, cohort_text, "cohort.toml", now)
             import_roster(db, SLUG, _roster_csv(), "roster.csv", now)
             _, _, plan = plan_cohort(db, SLUG)
-            schedule.publish(db, SLUG, plan, now)
+            publishing.publish(db, SLUG, plan, now)
         _add_learners(runtime, learners, now)
 
         # T0: whole second, `lead` seconds ahead; the first class of section 0 at T0 + 1 h.

@@ -130,7 +130,7 @@ def _publish(folder: Path) -> Published:
     from scheduler.resources import resource_dir
     from scheduler.runtime import Runtime
     from scheduler.sample import example_roster, roster_csv
-    from scheduler.services import schedule
+    from scheduler.services import publishing
     from scheduler.services.cohorts import load_cohort
     from scheduler.services.feeds import feed_events, issue_token, resolve_token
     from scheduler.services.plans import plan_cohort
@@ -155,7 +155,7 @@ def _publish(folder: Path) -> Published:
         load_cohort(db, shortened, "cohort.toml", now)
         import_roster(db, SLUG, roster, "roster.csv", now)
         _, _, plan = plan_cohort(db, SLUG)
-        schedule.publish(db, SLUG, plan, now)
+        publishing.publish(db, SLUG, plan, now)
     best: tuple[int, str, str] | None = None
     with runtime.transaction() as db:
         for email in sorted(db.scalars(select(PersonRow.email))):

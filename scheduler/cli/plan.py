@@ -54,7 +54,7 @@ def plan(
 ) -> None:
     """Plan the live sessions: times that fit the most learners every week, DST included."""
     cohort = _cohort(cohort)
-    from scheduler.services import schedule as schedule_service
+    from scheduler.services import publishing
     from scheduler.services.plans import diff_plan, plan_cohort, plan_summary
 
     runtime = current_runtime()
@@ -63,7 +63,7 @@ def plan(
         spec, learners, result = plan_cohort(db, cohort, progress)
         summary = None
         if publish:
-            published, diff, summary = schedule_service.publish(
+            published, diff, summary = publishing.publish(
                 db, cohort, result, now, current_runtime().horizon, progress=progress
             )
         else:

@@ -53,7 +53,7 @@ from scheduler.persistence.models import (
 from scheduler.planning import Plan
 from scheduler.planning.placement import Newcomer, SectionSeats, TimeSpan, place_learners
 from scheduler.planning.replan import Meeting, Person, ReplanDecision, SeriesFuture, choose_replan
-from scheduler.services import audit, schedule
+from scheduler.services import audit, publishing
 from scheduler.services.cascade import bring_up_to_date
 from scheduler.services.plans import (
     OccurrenceKey,
@@ -239,7 +239,7 @@ def replan_cohort(
     if dry_run:
         return ReplanResult(slug, "would_apply", decision)
     moved = frozenset(decision.moves)
-    version, diff, _ = schedule.publish(
+    version, diff, _ = publishing.publish(
         db, slug, plan, now, horizon, scope=PublishScope(moved, boundary), actor=actor
     )
     changes = sum(

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import pytest
 
 from scheduler.runtime import Runtime
-from scheduler.services import schedule
+from scheduler.services import publishing
 from scheduler.services.cohorts import load_cohort
 from scheduler.services.plans import plan_cohort
 from scheduler.services.roster import import_roster
@@ -27,7 +27,7 @@ def make_published(
             load_cohort(db, example_cohort_text, "cohort.toml", now)
             import_roster(db, EXAMPLE_SLUG, make_roster(rows), "r.csv", now)
             _, _, plan = plan_cohort(db, EXAMPLE_SLUG)
-            schedule.publish(db, EXAMPLE_SLUG, plan, now)
+            publishing.publish(db, EXAMPLE_SLUG, plan, now)
         return runtime
 
     return publish

@@ -28,7 +28,7 @@ from scheduler.persistence import migrations
 from scheduler.persistence.db import make_engine, make_session_factory
 from scheduler.persistence.models import NotificationRow, PersonRow
 from scheduler.runtime import Runtime
-from scheduler.services import schedule
+from scheduler.services import publishing
 from scheduler.services.admin import rotate_admin_token
 from scheduler.services.cohorts import load_cohort
 from scheduler.services.plans import plan_cohort
@@ -282,7 +282,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
         load_cohort(db, example.read_text(encoding="utf-8"), "cohort.toml", NOW)
         import_roster(db, SLUG, roster.encode(), "roster.csv", NOW)
         _, _, plan = plan_cohort(db, SLUG)
-        schedule.publish(db, SLUG, plan, NOW)
+        publishing.publish(db, SLUG, plan, NOW)
     token = admin_token(runtime)
     with serving(runtime) as base:
         yield base, token

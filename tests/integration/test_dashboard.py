@@ -40,7 +40,7 @@ from scheduler.persistence.models import (
 )
 from scheduler.runtime import Runtime
 from scheduler.sample import example_roster, roster_csv
-from scheduler.services import schedule
+from scheduler.services import publishing, schedule
 from scheduler.services.admin import rotate_admin_token
 from scheduler.services.cohorts import load_cohort
 from scheduler.services.feeds import issue_token, reset_tokens
@@ -105,7 +105,7 @@ def serve_cohort(work: Path, learners: int = 40) -> Iterator[Served]:
         roster = (rows + writer_buffer.getvalue()).encode()
         import_roster(db, SLUG, roster, "roster.csv", NOW)
         _, _, plan = plan_cohort(db, SLUG)
-        schedule.publish(db, SLUG, plan, NOW)
+        publishing.publish(db, SLUG, plan, NOW)
         admin, _ = rotate_admin_token(db, NOW)
         tokens = {
             email: issue_token(db, SLUG, email, NOW)[0]

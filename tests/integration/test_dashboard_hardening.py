@@ -28,7 +28,7 @@ from scheduler.persistence import migrations
 from scheduler.persistence.db import make_engine, make_session_factory
 from scheduler.persistence.models import PersonRow
 from scheduler.runtime import Runtime
-from scheduler.services import schedule
+from scheduler.services import publishing
 from scheduler.services.admin import rotate_admin_token
 from scheduler.services.cohorts import load_cohort
 from scheduler.services.feeds import issue_token
@@ -122,7 +122,7 @@ def _serve(url: str, work: Path) -> Iterator[Site]:
         for email, name in HOSTILE_NAMES.items():
             db.execute(update(PersonRow).where(PersonRow.email == email).values(name=name))
         _, _, plan = plan_cohort(db, SLUG)
-        schedule.publish(db, SLUG, plan, NOW)
+        publishing.publish(db, SLUG, plan, NOW)
         admin, _ = rotate_admin_token(db, NOW)
         learner_token = issue_token(db, SLUG, "yuki@example.org", NOW)[0]
     try:

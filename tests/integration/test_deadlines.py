@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from scheduler.persistence.models import DeadlineGroupRow, DeadlineItemRow, LearnerDeadlinesRow
 from scheduler.runtime import Runtime
-from scheduler.services import schedule
+from scheduler.services import publishing, schedule
 from scheduler.services.deadlines import deadline_summary, publish_deadlines
 from scheduler.services.plans import plan_cohort
 from scheduler.services.roster import import_roster
@@ -58,7 +58,7 @@ def test_recompute_is_a_no_op_and_lists_are_shared(published: Runtime) -> None:
     with published.transaction() as db:
         again = publish_deadlines(db, SLUG, published.clock.now())
         _, _, plan = plan_cohort(db, SLUG)
-        _, _, via_publish = schedule.publish(db, SLUG, plan, published.clock.now())
+        _, _, via_publish = publishing.publish(db, SLUG, plan, published.clock.now())
         groups = db.scalar(select(func.count()).select_from(DeadlineGroupRow))
         links = db.scalar(select(func.count()).select_from(LearnerDeadlinesRow))
     assert again.changed_learners == 0

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from scheduler.errors import NotFoundError
 from scheduler.persistence.models import FeedTokenRow, OccurrenceRow
 from scheduler.runtime import Runtime
-from scheduler.services import schedule
+from scheduler.services import publishing
 from scheduler.services.feeds import (
     feed_events,
     hash_token,
@@ -95,7 +95,7 @@ def test_cancelled_occurrences_stay_in_the_feed(published: Runtime) -> None:
                 "sections": (),
             }
         )
-        schedule.publish(db, SLUG, empty, now)
+        publishing.publish(db, SLUG, empty, now)
         token, _ = issue_token(db, SLUG, None, now)
         events = feed_events(db, resolve_token(db, token))  # type: ignore[arg-type]
     assert events

@@ -53,7 +53,7 @@ from scheduler.persistence.db import make_engine, make_session_factory
 from scheduler.persistence.models import LiveSeriesRow, NotificationRow, OccurrenceRow, PersonRow
 from scheduler.runtime import Runtime
 from scheduler.sample import example_roster, roster_csv
-from scheduler.services import schedule
+from scheduler.services import publishing, schedule
 from scheduler.services.cohorts import load_cohort
 from scheduler.services.feeds import issue_token
 from scheduler.services.invites import invite_message
@@ -176,7 +176,7 @@ def published(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Published]:
         load_cohort(db, (REPO / "examples" / "cohort.toml").read_text("utf-8"), "cohort.toml", now)
         import_roster(db, SLUG, roster, "roster.csv", now)
         _, _, plan = plan_cohort(db, SLUG)
-        schedule.publish(db, SLUG, plan, now)
+        publishing.publish(db, SLUG, plan, now)
         learner_token, _ = issue_token(db, SLUG, LEARNER, now)
         cohort_token, _ = issue_token(db, SLUG, None, now)
     cohort.learner_path = f"/feeds/{learner_token}.ics"
@@ -523,7 +523,7 @@ def test_changes_keep_uids_raise_sequence_and_keep_cancelled_events(
         with cohort.runtime.transaction() as db:
             import_roster(db, SLUG, _everyone_in_berlin_evenings(), "moved.csv", now)
             _, _, plan = plan_cohort(db, SLUG)
-            version, diff, _ = schedule.publish(db, SLUG, plan, now)
+            version, diff, _ = publishing.publish(db, SLUG, plan, now)
         assert version is not None and diff.moved and diff.cancelled
         v3 = _events(_fetch(url).content)
 

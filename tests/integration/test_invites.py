@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from scheduler.persistence.models import LiveSeriesRow, NotificationRow, OccurrenceRow
 from scheduler.runtime import Runtime
-from scheduler.services import schedule
+from scheduler.services import publishing
 from scheduler.services.changes import Change, apply_change, parse_wall_time
 from scheduler.services.invites import invite_message, queue_invites, series_uid
 from scheduler.services.plans import plan_cohort
@@ -64,7 +64,7 @@ def test_section_move_cancels_old_series_and_invites_new(
     with published.transaction() as db:
         import_roster(db, SLUG, make_roster(moved), "r.csv", now)
         _, _, plan = plan_cohort(db, SLUG)
-        schedule.publish(db, SLUG, plan, now)
+        publishing.publish(db, SLUG, plan, now)
     cancellations = _rows(published, "cancellation")
     assert cancellations  # Sam's old class section
     assert {r.payload["method"] for r in cancellations} == {"CANCEL"}

@@ -19,7 +19,7 @@ from scheduler.persistence.models import (
     SectionMemberRow,
 )
 from scheduler.runtime import Runtime
-from scheduler.services import schedule
+from scheduler.services import publishing
 from scheduler.services.cohorts import load_cohort
 from scheduler.services.deadlines import learner_items
 from scheduler.services.learners import add_learner, remove_learner, update_learner
@@ -183,7 +183,7 @@ def test_a_zone_change_reaches_every_published_cohort_of_the_person(
         load_cohort(db, text, "b.toml", now)
         import_roster(db, other, make_roster([ROWS[2]]), "b.csv", now)
         _, _, plan = plan_cohort(db, other)
-        schedule.publish(db, other, plan, now)
+        publishing.publish(db, other, plan, now)
 
     def soft_deadlines(slug: str) -> set[datetime]:
         with published.transaction() as db:

@@ -28,7 +28,7 @@ from scheduler.persistence.models import (
     SectionMemberRow,
 )
 from scheduler.runtime import Runtime
-from scheduler.services import schedule
+from scheduler.services import publishing
 from scheduler.services.audit import LATE_JOINER_ASSIGNED, audit_log
 from scheduler.services.cohorts import load_cohort
 from scheduler.services.feeds import feed_events, issue_token, resolve_token
@@ -206,7 +206,7 @@ def test_two_weeks_of_the_worker_with_joiners_and_a_leaver(
         load_cohort(db, text, "cohort.toml", START)
         import_roster(db, SLUG, make_roster(ORIGINAL), "r.csv", START)
         _, _, plan = plan_cohort(db, SLUG)
-        schedule.publish(db, SLUG, plan, START)
+        publishing.publish(db, SLUG, plan, START)
         leaver_token, _ = issue_token(db, SLUG, LEAVER, START)
 
     worker = Worker(runtime)  # the default mailer: the maildir of the settings

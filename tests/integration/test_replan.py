@@ -28,7 +28,7 @@ from scheduler.persistence.models import (
     SectionMemberRow,
 )
 from scheduler.runtime import Runtime
-from scheduler.services import schedule
+from scheduler.services import publishing
 from scheduler.services.audit import REPLANNED, audit_log
 from scheduler.services.cohorts import load_cohort
 from scheduler.services.orchestration import assign_late_joiners, replan_cohort
@@ -70,7 +70,7 @@ def running(
             load_cohort(db, text, "cohort.toml", now)
             import_roster(db, SLUG, make_roster(ORIGINAL), "r.csv", now)
             _, _, plan = plan_cohort(db, SLUG)
-            schedule.publish(db, SLUG, plan, now)
+            publishing.publish(db, SLUG, plan, now)
         runtime.clock.advance(WEEK_ONE)  # type: ignore[attr-defined]
         join(runtime, make_roster, ORIGINAL + joiners)
         return runtime

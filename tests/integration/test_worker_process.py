@@ -348,7 +348,7 @@ def test_worker_rides_out_a_postgres_restart(
     from scheduler.clock import FixedClock
     from scheduler.persistence import migrations
     from scheduler.persistence.db import make_engine, make_session_factory
-    from scheduler.services import schedule
+    from scheduler.services import publishing
     from scheduler.services.cohorts import load_cohort
     from scheduler.services.plans import plan_cohort
     from scheduler.services.roster import import_roster
@@ -375,7 +375,7 @@ def test_worker_rides_out_a_postgres_restart(
             load_cohort(db, example_cohort_text, "cohort.toml", now)
             import_roster(db, "ml-foundations-2027", make_roster(ROWS), "r.csv", now)
             _, _, plan = plan_cohort(db, "ml-foundations-2027")
-            schedule.publish(db, "ml-foundations-2027", plan, now)
+            publishing.publish(db, "ml-foundations-2027", plan, now)
         first = seed(runtime, 50)
         with SmtpSink() as sink:
             proc = start_worker(worker_env(runtime, sink))
