@@ -145,7 +145,8 @@ def _print_left_out(learners: list[LearnerInput], result: Plan, verbose: bool) -
         "(classes they miss come as replays):"
     )
     summaries = left_out_by_series(result.left_out, {x.key: x.zone for x in learners})
-    for summary in sorted(summaries, key=lambda x: _series_order(result, x.series)):
+    order = _series_order(result)
+    for summary in sorted(summaries, key=lambda x: order.get(x.series, len(order))):
         out.print(f"  {_text(summary.describe())}")
     if not verbose:
         out.print("  [dim]every learner and why: --verbose (or --json)[/dim]")
@@ -163,13 +164,14 @@ def _print_dst(result: Plan) -> None:
     from scheduler.planning.report import dst_by_series_week
 
     changes = dst_by_series_week(result.warnings)
-    for change in sorted(changes, key=lambda x: (_series_order(result, x.series), x.week)):
+    order = _series_order(result)
+    for change in sorted(changes, key=lambda x: (order.get(x.series, len(order)), x.week)):
         out.print(f"[yellow]DST[/yellow] {_text(change.describe())}")
 
 
-def _series_order(result: Plan, series: str) -> int:
-    keys = list(dict.fromkeys(s.series for s in result.sections))
-    return keys.index(series) if series in keys else len(keys)
+def _series_order(result: Plan) -> dict[str, int]:
+    """Each series' place in the plan (the order its sections are listed in)."""
+    return {key: i for i, key in enumerate(dict.fromkeys(s.series for s in result.sections))}
 
 
 def _print_heatmap(spec: CohortSpec, learners: list[LearnerInput], result: Plan) -> None:

@@ -173,10 +173,10 @@ def roster_list(
 ) -> None:
     """List a cohort's people with their zone, availability and locale."""
     cohort = _cohort(cohort)
-    from scheduler.services.cohorts import roster_people
+    from scheduler.services.learners import list_people
 
     with _transaction() as db:
-        people = roster_people(db, cohort, role)
+        people = list_people(db, cohort, role)
     if as_json:
         _json(
             [

@@ -92,41 +92,6 @@ def cohort_slugs(db: Session) -> list[str]:
     return repo.cohort_slugs(db)
 
 
-@dataclass(frozen=True, slots=True)
-class RosterPerson:
-    """One enrolled person with the values in force: their own availability and locale, or the
-    cohort's default (``*_is_default`` says which)."""
-
-    name: str
-    email: str
-    role: str
-    status: str
-    zone: str
-    availability: str
-    availability_is_default: bool
-    locale: str
-    locale_is_default: bool
-
-
-def roster_people(db: Session, slug: str, role: Role | None = None) -> list[RosterPerson]:
-    """Everyone enrolled in the cohort (or only one role), by role, name and email."""
-    cohort = repo.get_cohort(db, slug)
-    return [
-        RosterPerson(
-            p.name,
-            p.email,
-            e.role,
-            e.status,
-            p.zone,
-            repo.availability_text(p.availability, cohort),
-            p.availability is None,
-            p.locale or cohort.locale,
-            not p.locale,
-        )
-        for e, p in repo.roster(db, cohort.id, role)
-    ]
-
-
 def orchestration_options(db: Session, slug: str) -> OrchestrationOptions:
     """The cohort's re-plan policy (auto_replan, freeze horizon, margin, move cap)."""
     return repo.orchestration_options(repo.get_cohort(db, slug))

@@ -208,11 +208,13 @@ def update_learner(
 
 @dataclass(frozen=True, slots=True)
 class Learner:
-    """A learner of a cohort as the dashboard and the API show them: the cohort's defaults
-    filled in, and whether they were."""
+    """A person enrolled in a cohort (a learner, or a facilitator in :func:`list_people`) as the
+    dashboard, the API and the CLI show them: the cohort's defaults filled in, and whether they
+    were."""
 
     email: str
     name: str
+    role: str
     zone: str
     availability: str
     availability_is_default: bool
@@ -225,8 +227,14 @@ class Learner:
 
 def list_learners(db: Session, slug: str) -> list[Learner]:
     """Every learner of the cohort, withdrawn ones included, by name."""
+    return list_people(db, slug, Role.LEARNER)
+
+
+def list_people(db: Session, slug: str, role: Role | None = None) -> list[Learner]:
+    """Everyone enrolled in the cohort (or only one role), withdrawn ones included, by role,
+    name and email."""
     cohort = repo.get_cohort(db, slug)
-    return [_view(cohort, e, p) for e, p in repo.roster(db, cohort.id, Role.LEARNER)]
+    return [_view(cohort, e, p) for e, p in repo.roster(db, cohort.id, role)]
 
 
 def get_learner(db: Session, slug: str, email: str) -> Learner:
@@ -245,6 +253,7 @@ def _view(cohort: CohortRow, enrollment: EnrollmentRow, person: PersonRow) -> Le
     return Learner(
         email=person.email,
         name=person.name,
+        role=enrollment.role,
         zone=person.zone,
         availability=repo.availability_text(person.availability, cohort),
         availability_is_default=person.availability is None,
