@@ -25,7 +25,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from icalendar import Calendar, Timezone
 
-from scheduler.outputs.ics import FeedBuilder, _timezone_bytes, _vtimezone_text, timezone_component
+from scheduler.outputs.ics import FeedBuilder, timezone_component
+from scheduler.outputs.ics.timezones import _timezone_bytes, _vtimezone_text
 from scheduler.outputs.vtimezone import (
     LocalTimeType,
     PosixDate,
