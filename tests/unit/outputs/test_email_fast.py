@@ -15,10 +15,10 @@ from hypothesis import strategies as st
 from scheduler.outputs.email import (
     SUBJECT_LIMIT,
     Rendered,
-    _one_line,
     build_message,
     build_with_email_message,
 )
+from scheduler.outputs.email.headers import _one_line
 
 WHEN = datetime(2027, 3, 1, 18, 0, tzinfo=UTC)
 texts = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=0, max_size=120)

@@ -20,7 +20,8 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from scheduler.outputs.email import SUBJECT_LIMIT, Rendered, _one_line, build_message
+from scheduler.outputs.email import SUBJECT_LIMIT, Rendered, build_message
+from scheduler.outputs.email.headers import _one_line
 
 WHEN = datetime(2027, 3, 1, 18, 0, tzinfo=UTC)
 SENDER = ("Cohort Scheduler", "cohort@example.org")

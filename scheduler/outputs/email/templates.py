@@ -1,0 +1,213 @@
+"""Email templates: the Jinja environment, its loaders (CSS inlined into the sources) and
+rendering a notification into a :class:`Rendered` (subject, text and HTML bodies).
+
+Templates
+---------
+
+Each kind in :data:`KINDS` has three files in the email template folder (``templates/email``):
+
+- ``<kind>.subject``: the subject line, a one-line Jinja template (no autoescape). Whatever it
+  renders is made one line (every run of whitespace and control characters, CR and LF included,
+  becomes one space), stripped and capped at :data:`SUBJECT_LIMIT` characters;
+- ``<kind>.txt``: the plain-text body, extending ``_layout.txt``;
+- ``<kind>.html``: the HTML body, extending ``_layout.html``; autoescaped because the name ends in
+  ``.html`` (no ``.j2`` suffix).
+
+**CSS** lives in one ``<style>`` block in ``_layout.html`` and reaches the output as ``style``
+attributes, inlined by css-inline (remote stylesheets off). It is inlined once, into the template
+*sources* as they are loaded (see :class:`_InliningLoader`), not into every rendered email: a
+live reminder then renders in ~0.2 ms instead of ~0.3 ms, and learner text never goes through an
+HTML parser. This needs templates css-inline can re-serialise unchanged apart from the added
+attributes: simple selectors (a type or a class; kind templates are inlined as fragments, so no
+selector may span the layout and a kind template), literal ``class`` values, no markup
+characters (``<``, ``>``, ``&``) inside Jinja tags, and every element closed in the Jinja branch
+that opens it. Each template is checked when loaded; if one fails, a warning is logged and every
+email is inlined at render time instead (same output, slower).
+
+A kind template fills the blocks ``content`` and ``reason`` (the footer line saying why the
+learner gets the email) and may set, at its top level, ``join_url`` (a link that passed the
+``link`` filter) and ``agenda`` (a list of lines); the layout shows those, the greeting, the
+cohort title, the calendar links (``links.feed``/``webcal``/``google``/``outlook``) and the
+learner's page (``links.page``), each only when present.
+
+The environment uses ``StrictUndefined``: a missing key is an error, never an empty string.
+Keys that may be ``None`` must still be present. Prose is English; dates, times and durations
+are in the learner's locale (Babel) and zone.
+
+The filters are in :mod:`scheduler.outputs.email.filters`.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import css_inline
+from jinja2 import (
+    BaseLoader,
+    Environment,
+    FileSystemLoader,
+    StrictUndefined,
+    Template,
+    select_autoescape,
+)
+
+from scheduler.domain.status import NotificationKind
+from scheduler.outputs.email.filters import (
+    _activity,
+    _lang_tag,
+    _link,
+    _local_date_filter,
+    _local_datetime_filter,
+    _local_span_filter,
+    _local_time_filter,
+    _minutes_filter,
+    _zone_label,
+)
+from scheduler.outputs.email.headers import SUBJECT_LIMIT, _one_line
+
+# The logger keeps the name it had before the email module became a package.
+logger = logging.getLogger("scheduler.outputs.email")
+
+KINDS: tuple[str, ...] = tuple(NotificationKind)  # one set of templates per kind
+_TRAILING_SPACE = re.compile(r"[ \t]+$", re.MULTILINE)
+_BLANK_LINES = re.compile(r"\n{3,}")
+_STYLE_BLOCK = re.compile(r"<style>(.*?)</style>", re.DOTALL)
+_STYLE_BLOCK_WHOLE = re.compile(r"<style>.*?</style>", re.DOTALL)
+_STYLE_ATTRIBUTE = re.compile(r' style="[^"]*"')
+_WHITESPACE = re.compile(r"\s+")
+_LAYOUTS: Final = ("_layout.txt", "_layout.html")
+_EXTENSIONS: Final = ("subject", "txt", "html")
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    """One email's rendered parts: a one-line subject, a text body and an inlined HTML body."""
+
+    subject: str
+    text: str
+    html: str
+
+
+@dataclass(frozen=True, slots=True)
+class _KindTemplates:
+    subject: Template
+    text: Template
+    html: Template
+
+
+class EmailTemplates:
+    """The email templates of one folder, compiled once: construct one per process.
+
+    ``render`` is safe to call from several threads (compiled Jinja templates and the CSS
+    inliner hold no per-render state).
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._inliner = css_inline.CSSInliner(
+            load_remote_stylesheets=False, keep_link_tags=False, keep_style_tags=False
+        )
+        try:
+            self.environment = self._compile(_InliningLoader(folder, self._inliner))
+            self.inline_at_render = False
+        except _NotInlinable as e:
+            logger.warning("email templates: %s; inlining CSS at every render instead", e)
+            self.environment = self._compile(FileSystemLoader(folder))
+            self.inline_at_render = True
+        get = self.environment.get_template
+        self._kinds = {
+            kind: _KindTemplates(get(f"{kind}.subject"), get(f"{kind}.txt"), get(f"{kind}.html"))
+            for kind in KINDS
+        }
+
+    @staticmethod
+    def _compile(loader: BaseLoader) -> Environment:
+        environment = Environment(
+            loader=loader,
+            autoescape=select_autoescape(["html"], default_for_string=False, default=False),
+            undefined=StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            auto_reload=False,  # compiled once; ``extends`` never stats the layout again
+            cache_size=-1,
+        )
+        environment.filters.update(
+            local_datetime=_local_datetime_filter,
+            local_time=_local_time_filter,
+            local_span=_local_span_filter,
+            local_date=_local_date_filter,
+            minutes=_minutes_filter,
+            activity=_activity,
+            link=_link,
+            lang_tag=_lang_tag,
+            zone_name=_zone_label,
+        )
+        for name in (*_LAYOUTS, *(f"{kind}.{ext}" for kind in KINDS for ext in _EXTENSIONS)):
+            environment.get_template(name)  # compile all now: a broken template fails at start
+        return environment
+
+    def render(self, kind: str, context: Mapping[str, Any]) -> Rendered:
+        """Render ``kind`` with ``context``; ``ValueError`` for an unknown kind, ``UndefinedError``
+        (from Jinja) for a missing key, ``ValueError`` for a naive datetime or unknown zone."""
+        templates = self._kinds.get(kind)
+        if templates is None:
+            raise ValueError(f"unknown email kind {kind!r}; expected one of {', '.join(KINDS)}")
+        subject = _one_line(templates.subject.render(context), SUBJECT_LIMIT)
+        text = _tidy_text(templates.text.render(context))
+        html = templates.html.render(context)
+        if self.inline_at_render:
+            html = self._inliner.inline(html)
+        return Rendered(subject=subject, text=text, html=html)
+
+
+class _NotInlinable(Exception):
+    """An HTML template whose markup css-inline would change beyond adding style attributes."""
+
+
+class _InliningLoader(FileSystemLoader):
+    """Loads ``.html`` templates with the layout's ``<style>`` already inlined into the source.
+
+    The layout is inlined as a document (its ``<style>`` block is removed), every other HTML
+    template as a fragment with the layout's CSS. css-inline parses and re-serialises the source,
+    which would break Jinja syntax it mistakes for markup (``{{ a < b }}`` becomes ``&lt;``) or
+    an element opened in one branch of an ``{% if %}`` and closed after it (an extra end tag).
+    So the result is accepted only when, style attributes and whitespace aside, it equals the
+    source; otherwise :class:`_NotInlinable` makes :class:`EmailTemplates` inline at render.
+    """
+
+    def __init__(self, folder: Path, inliner: css_inline.CSSInliner) -> None:
+        super().__init__(folder)
+        self._inliner = inliner
+        layout = (folder / _LAYOUTS[1]).read_text(encoding="utf-8")
+        styles = _STYLE_BLOCK.findall(layout)
+        if len(styles) != 1:
+            raise _NotInlinable(f"{_LAYOUTS[1]} needs exactly one <style> block")
+        self._css: str = styles[0]
+
+    def get_source(
+        self, environment: Environment, template: str
+    ) -> tuple[str, str, Callable[[], bool]]:
+        source, filename, uptodate = super().get_source(environment, template)
+        if not template.endswith(".html"):
+            return source, filename, uptodate
+        if template == _LAYOUTS[1]:
+            inlined = self._inliner.inline(source)
+        else:
+            inlined = self._inliner.inline_fragment(source, self._css)
+        if _markup(inlined, drop=_STYLE_ATTRIBUTE) != _markup(source, drop=_STYLE_BLOCK_WHOLE):
+            raise _NotInlinable(f"css-inline would change the markup of {template}")
+        return inlined, filename, uptodate
+
+
+def _markup(html: str, *, drop: re.Pattern[str]) -> str:
+    return _WHITESPACE.sub("", drop.sub("", html))
+
+
+def _tidy_text(text: str) -> str:
+    text = _TRAILING_SPACE.sub("", text)
+    return _BLANK_LINES.sub("\n\n", text).strip("\n") + "\n"
