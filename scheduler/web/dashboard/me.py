@@ -1,0 +1,101 @@
+"""The learner's page, keyed by their feed token and showing nothing about anyone else: their
+meetings and deadlines on their clock, their calendar links, and a form that resets every link
+of theirs."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated
+from urllib.parse import quote
+
+from fastapi import APIRouter, Form, Request, Response
+
+from scheduler.domain.cohort import Role
+from scheduler.domain.labels import KIND_LABELS
+from scheduler.errors import NotFoundError
+from scheduler.outputs.links import feed_links
+from scheduler.services.admin import mac
+from scheduler.services.feeds import (
+    FeedTarget,
+    feed_name,
+    hash_token,
+    reset_tokens,
+    resolve_token,
+)
+from scheduler.services.learners import is_active_member
+from scheduler.services.schedule import learner_schedule
+from scheduler.web.dashboard.context import Dashboard, DashboardDep
+
+router = APIRouter(include_in_schema=False)
+
+LIVE_KINDS = ("class", "office_hours")
+DEADLINE_KINDS = ("assignment", "catch_up", "replay")
+UNKNOWN_LINK = "This calendar link is unknown or was reset."
+
+
+def me_csrf(dash: Dashboard, token: str) -> str:
+    """The reset form's CSRF token: there is no session, so it is bound to the feed token."""
+    return mac(dash.auth.secret, "csrf", f"me-reset:{hash_token(token)}")
+
+
+def learner_target(dash: Dashboard, token: str) -> FeedTarget | None:
+    """Whose page ``token`` opens: a live learner link of an active member, else None."""
+    if not token or len(token) > 200:
+        return None
+    with dash.runtime.transaction() as db:
+        target = resolve_token(db, token)
+        if target is None or target.kind != Role.LEARNER.value or target.person_id is None:
+            return None
+        if not is_active_member(db, target.cohort_id, target.person_id):
+            return None
+    return target
+
+
+@router.get("/me/{token}")
+def me(request: Request, dash: DashboardDep, token: str) -> Response:
+    target = learner_target(dash, token)
+    if target is None or target.email is None:
+        return dash.pages.error(request, 404, UNKNOWN_LINK)
+    now = dash.runtime.clock.now()
+    try:
+        with dash.runtime.transaction() as db:
+            schedule = learner_schedule(db, target.cohort_slug, target.email)
+    except NotFoundError:
+        return dash.pages.error(request, 404, UNKNOWN_LINK)
+    upcoming = [e for e in schedule.entries if (e.end or e.at) >= now]
+    links = feed_links(dash.runtime.settings.base_url, token, feed_name(target))
+    return dash.pages.render(
+        request,
+        "me.html",
+        title=target.cohort_title,
+        name=schedule.name,
+        zone=schedule.zone,
+        locale=schedule.locale,
+        lang=schedule.locale.replace("_", "-"),
+        live=[e for e in upcoming if e.kind in LIVE_KINDS],
+        coworking=[e for e in upcoming if e.kind == "coworking"],
+        deadlines=[e for e in upcoming if e.kind in DEADLINE_KINDS],
+        links=links,
+        token=token,
+        me_csrf=me_csrf(dash, token),
+        kind_label=KIND_LABELS,  # the template looks kinds up in it (as kind_label() does)
+    )
+
+
+@router.post("/me/{token}/reset")
+def me_reset(
+    request: Request, dash: DashboardDep, token: str, csrf: Annotated[str, Form()] = ""
+) -> Response:
+    target = learner_target(dash, token)
+    if target is None or target.email is None:
+        return dash.pages.error(request, 404, UNKNOWN_LINK)
+    if not hmac.compare_digest(csrf.encode(), me_csrf(dash, token).encode()):
+        return dash.pages.error(request, 403, "The form is stale: reload the page and try again.")
+    with dash.runtime.transaction() as db:
+        new, _, _ = reset_tokens(db, target.cohort_slug, target.email, dash.runtime.clock.now())
+    return dash.pages.redirect(
+        f"/me/{quote(new, safe='')}",
+        "ok",
+        "Your calendar link is new: the old one stopped working. Subscribe again below "
+        "(calendars using the old link stop updating).",
+    )
