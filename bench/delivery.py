@@ -102,7 +102,7 @@ from scheduler.persistence.models import (  # noqa: E402
 from scheduler.runtime import Runtime  # noqa: E402
 from scheduler.services import publishing  # noqa: E402
 from scheduler.services.cohorts import load_cohort  # noqa: E402
-from scheduler.services.delivery import compose  # noqa: E402
+from scheduler.services.compose import compose  # noqa: E402
 from scheduler.services.plans import plan_cohort  # noqa: E402
 from scheduler.services.reminders import LIVE_REMINDER, sync_reminders  # noqa: E402
 from scheduler.services.roster import import_roster  # noqa: E402
