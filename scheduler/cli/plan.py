@@ -227,15 +227,6 @@ def _print_diff(diff: PlanDiff) -> None:
 
 # --- deadlines ----------------------------------------------------------------------------------
 
-_KIND_LABELS = {
-    "class": "live",
-    "office_hours": "live",
-    "coworking": "co-working",
-    "assignment": "due",
-    "catch_up": "catch up",
-    "replay": "replay",
-}
-
 
 @app.command()
 @guarded
@@ -249,6 +240,7 @@ def deadlines(
     """A learner's schedule (live, co-working, async work, replays) on their clock and in their
     language; without --learner, a summary of the cohort's deadlines."""
     cohort = _cohort(cohort)
+    from scheduler.domain.labels import kind_label
     from scheduler.outputs.formatting import local_datetime
     from scheduler.services.deadlines import deadline_summary
     from scheduler.services.schedule import duration_text, learner_schedule
@@ -329,7 +321,7 @@ def deadlines(
         title = _text(e.title)
         if e.kind in ("class", "office_hours"):
             title = f"[bold]{title}[/bold]"
-        table.add_row(_text(when), _text(_KIND_LABELS.get(e.kind, e.kind)), title, note)
+        table.add_row(_text(when), _text(kind_label(e.kind)), title, note)
     out.print(table)
 
 

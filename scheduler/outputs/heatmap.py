@@ -9,13 +9,13 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import time, timedelta
+from datetime import timedelta
 
 from scheduler.domain.availability import Availability
 from scheduler.domain.cohort import CohortSpec
 from scheduler.planning import LearnerInput
-from scheduler.planning.fit import anchor_zone_name, occurrence_date
-from scheduler.timeutil import MINUTES_PER_DAY, wall_to_utc, zone
+from scheduler.planning.fit import anchor_zone_name, slot_instant
+from scheduler.timeutil import MINUTES_PER_DAY, zone
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,12 +41,11 @@ def availability_heatmap(
     counts: list[tuple[int, ...]] = []
     by_zone: list[tuple[Counter[str], ...]] = []
     for weekday in range(7):
-        day = occurrence_date(spec, week, weekday)
         row: list[int] = []
         zones_row: list[Counter[str]] = []
         for slot in range(slots):
             minute = slot * slot_minutes
-            instant = wall_to_utc(day, time(minute // 60, minute % 60), tz)
+            instant = slot_instant(spec, week, weekday, minute, tz)
             here: Counter[str] = Counter()
             for (zone_name, availability), n in groups.items():
                 if availability.covers_at(instant, slot_minutes, zone(zone_name)):

@@ -6,6 +6,7 @@ from collections import Counter
 
 import numpy as np
 
+from scheduler.domain.labels import section_suffix
 from scheduler.planning.context import Chosen, Context, sectioned, slots_in_week
 from scheduler.planning.model import DstWarning
 from scheduler.timeutil import MINUTES_PER_WEEK
@@ -45,7 +46,7 @@ def dst_warnings(ctx: Context, item: Chosen, member_classes: Counter[int]) -> li
                 events[(w, shift, region)] += count
     out = []
     what = item.series.kind.value.replace("_", " ")
-    label = f"this {what}" + (f" (section {item.section + 1})" if sectioned(item.series) else "")
+    label = f"this {what}" + (section_suffix(item.section, 2) if sectioned(item.series) else "")
     for (w, shift, region), count in sorted(events.items()):
         direction = "later" if shift > 0 else "earlier"
         text = (

@@ -48,6 +48,26 @@ def occurrence_date(spec: CohortSpec, week: int, weekday: int) -> date:
     return spec.start_date + timedelta(days=7 * week + (weekday - spec.start_date.weekday()) % 7)
 
 
+def week_slot(
+    week: int, slot: tuple[int, int], alternate: tuple[int, int] | None
+) -> tuple[int, int]:
+    """The (weekday, minute of the day) a weekly series uses in course week ``week``: a rotating
+    series (one with an ``alternate`` time) uses its other time in odd weeks."""
+    return alternate if alternate is not None and week % 2 == 1 else slot
+
+
+def slot_instant(
+    spec: CohortSpec, week: int, weekday: int, minute: int, tz: ZoneInfo | str
+) -> datetime:
+    """The UTC instant at which the weekly slot (``weekday``, ``minute`` after midnight on
+    ``tz``'s wall clock) falls in course week ``week``: the one function that turns a series'
+    slot into an instant (DST policy of :func:`scheduler.timeutil.wall_to_utc`)."""
+    day = occurrence_date(spec, week, weekday)
+    return wall_to_utc(
+        day, time(minute // 60, minute % 60), zone(tz) if isinstance(tz, str) else tz
+    )
+
+
 @dataclass(frozen=True)
 class Grid:
     """Candidate start instants.
@@ -88,8 +108,7 @@ def build_grid(spec: CohortSpec) -> Grid:
             for c in range(
                 weekday * MINUTES_PER_DAY // step, (weekday + 1) * MINUTES_PER_DAY // step
             ):
-                wall = c * step - weekday * MINUTES_PER_DAY
-                start = wall_to_utc(day, time(wall // 60, wall % 60), tz)
+                start = slot_instant(spec, week, weekday, c * step - weekday * MINUTES_PER_DAY, tz)
                 minutes[c, week] = (start - epoch) // timedelta(minutes=1)
                 active[c, week] = not blocked
     return Grid(step, spec.weeks, epoch, anchor, minutes, active)

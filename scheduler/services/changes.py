@@ -11,7 +11,7 @@ Occurrences that have already started are never changed.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, time, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -29,14 +29,14 @@ from scheduler.persistence.models import (
     PlanVersionRow,
     SectionMemberRow,
 )
-from scheduler.planning.fit import occurrence_date
+from scheduler.planning.fit import slot_instant
 from scheduler.services import audit
 from scheduler.services.cascade import bring_up_to_date
 from scheduler.services.deadlines import DeadlineSummary
 from scheduler.services.invites import InviteCounts
 from scheduler.services.plans import published_version
 from scheduler.services.reminders import DEFAULT_HORIZON
-from scheduler.timeutil import Weekday, parse_clock, wall_to_utc, zone
+from scheduler.timeutil import Weekday, parse_clock, zone
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,8 +180,7 @@ def _fits(person: PersonRow, default: str, start: datetime, minutes: int) -> boo
 
 
 def _new_start(spec: CohortSpec, series: LiveSeriesRow, week: int, to: tuple[int, int]) -> datetime:
-    day = occurrence_date(spec, week, to[0])
-    return wall_to_utc(day, time(to[1] // 60, to[1] % 60), zone(series.anchor_zone))
+    return slot_instant(spec, week, to[0], to[1], series.anchor_zone)
 
 
 def preview_change(db: Session, slug: str, change: Change, now: datetime) -> ChangePreview:

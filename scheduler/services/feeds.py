@@ -35,8 +35,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import Engine, bindparam, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from scheduler.domain.availability import parse_availability
 from scheduler.domain.cohort import Role, SeriesKind
+from scheduler.domain.labels import meeting_title
 from scheduler.domain.status import EnrollmentStatus, OccurrenceStatus
 from scheduler.errors import NotFoundError
 from scheduler.outputs.ics import CalendarEvent, FeedBuilder
@@ -49,12 +49,12 @@ from scheduler.persistence.models import (
     OccurrenceRow,
     PersonRow,
     PlanVersionRow,
-    SectionMemberRow,
     SeriesRequestRow,
 )
 from scheduler.planning.agenda import agenda_phases
 from scheduler.services.deadlines import learner_items
 from scheduler.services.plans import UID_NAMESPACE
+from scheduler.services.schedule import learner_occurrences
 from scheduler.settings import MIN_SECRET_KEY_BYTES
 from scheduler.timeutil import zone
 
@@ -280,10 +280,9 @@ def feed_events(db: Session, target: FeedTarget) -> list[CalendarEvent]:
     for series, occurrence in rows:
         if not keep(series, occurrence):
             continue
-        many = (
-            series.kind != SeriesKind.COWORKING.value and sections_per_series[series.series_key] > 1
+        title = meeting_title(
+            series.title, series.kind, series.section, sections_per_series[series.series_key]
         )
-        title = series.title + (f" · section {series.section + 1}" if many else "")
         agenda, join_url = requests.get(series.series_key, ([], None))
         if series.kind == SeriesKind.COWORKING.value and agenda:
             agenda = phase_lines(
@@ -346,24 +345,7 @@ def _occurrence_filter(
     enrollment = repo.enrollment_of(db, cohort.id, person.id)
     if enrollment is None or enrollment.status != EnrollmentStatus.ACTIVE:
         return lambda series, occurrence: False  # left the cohort: no sessions, no co-working
-    availability = parse_availability(repo.availability_text(person.availability, cohort))
-    tz = zone(person.zone)
-    sections = {
-        key: section
-        for key, section in db.execute(
-            select(SectionMemberRow.series_key, SectionMemberRow.section).where(
-                SectionMemberRow.cohort_id == target.cohort_id,
-                SectionMemberRow.person_id == person.id,
-            )
-        )
-    }
-
-    def keep(series: LiveSeriesRow, occurrence: OccurrenceRow) -> bool:
-        if series.kind != SeriesKind.COWORKING.value:
-            return sections.get(series.series_key) == series.section
-        return availability.covers_at(occurrence.start, series.duration_minutes, tz)
-
-    return keep
+    return learner_occurrences(db, cohort, person).belongs
 
 
 def _deadline_uid(slug: str, email: str, key: str) -> str:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -42,9 +42,9 @@ from scheduler.persistence.models import (
     SectionMemberRow,
     SeriesRequestRow,
 )
-from scheduler.planning.fit import occurrence_date
+from scheduler.planning.fit import slot_instant, week_slot
 from scheduler.services.plans import UID_NAMESPACE
-from scheduler.timeutil import wall_to_utc, zone
+from scheduler.timeutil import zone
 
 INVITE_KINDS = (NotificationKind.INVITE, NotificationKind.UPDATE, NotificationKind.CANCELLATION)
 
@@ -194,13 +194,12 @@ def invite_message(db: Session, notification: NotificationRow, organizer: tuple[
     length = timedelta(minutes=series.duration_minutes)
     weeks: list[WeekOccurrence | None] = []
     rotating = series.alt_weekday is not None and series.alt_wall_minute is not None
+    alternate = (
+        (int(series.alt_weekday or 0), int(series.alt_wall_minute or 0)) if rotating else None
+    )
     for week in range(spec.weeks):
-        if rotating and week % 2 == 1:  # a rotating series uses its other time in odd weeks
-            weekday, minute = int(series.alt_weekday or 0), int(series.alt_wall_minute or 0)
-        else:
-            weekday, minute = series.weekday, series.wall_minute
-        day = occurrence_date(spec, week, weekday)
-        rule = wall_to_utc(day, time(minute // 60, minute % 60), tz)
+        weekday, minute = week_slot(week, (series.weekday, series.wall_minute), alternate)
+        rule = slot_instant(spec, week, weekday, minute, tz)
         o = held.get(week)
         weeks.append(
             None

@@ -1,21 +1,31 @@
 """One learner's whole schedule: live sessions of their sections, co-working blocks that fit
 them, async work and replays, in time order (the CLI's `deadlines --learner`, the learner
-page, the digest). Publishing a plan is :mod:`scheduler.services.publishing`."""
+page, the digest), and the rule for which meetings belong to a learner that their calendar
+feed shares (:func:`learner_occurrences`). Publishing a plan is
+:mod:`scheduler.services.publishing`."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from scheduler.domain.availability import parse_availability
+from scheduler.domain.availability import Availability, parse_availability
 from scheduler.domain.cohort import SeriesKind
+from scheduler.domain.labels import meeting_title
 from scheduler.domain.status import OccurrenceStatus
 from scheduler.errors import NotFoundError
 from scheduler.persistence import repo
-from scheduler.persistence.models import LiveSeriesRow, OccurrenceRow, PersonRow, SectionMemberRow
+from scheduler.persistence.models import (
+    CohortRow,
+    LiveSeriesRow,
+    OccurrenceRow,
+    PersonRow,
+    SectionMemberRow,
+)
 from scheduler.services.deadlines import learner_items
 from scheduler.timeutil import zone
 
@@ -42,15 +52,27 @@ class LearnerSchedule:
     entries: list[ScheduleEntry] = field(default_factory=list)
 
 
-def learner_schedule(db: Session, slug: str, email: str) -> LearnerSchedule:
-    """A learner's live sessions (their sections), co-working blocks that fit them, async
-    items and replays, in time order."""
-    cohort = repo.get_cohort(db, slug)
-    person = db.scalar(select(PersonRow).where(PersonRow.email == email.strip().lower()))
-    if person is None or repo.enrollment_of(db, cohort.id, person.id) is None:
-        raise NotFoundError(f"{email} is not enrolled in {slug}")
-    tz = zone(person.zone)
-    availability = parse_availability(repo.availability_text(person.availability, cohort))
+@dataclass(frozen=True, slots=True)
+class LearnerOccurrences:
+    """The rule for which of a cohort's meetings belong to one learner — the meetings of their
+    own section of each class and office-hours series, and the co-working blocks inside their
+    availability — shared by their calendar feed and their schedule (page, digest, CLI)."""
+
+    availability: Availability
+    tz: ZoneInfo
+    sections: dict[str, int]  # series key -> the learner's section
+
+    def fits(self, series: LiveSeriesRow, occurrence: OccurrenceRow) -> bool:
+        """The meeting lies inside the learner's availability."""
+        return self.availability.covers_at(occurrence.start, series.duration_minutes, self.tz)
+
+    def belongs(self, series: LiveSeriesRow, occurrence: OccurrenceRow) -> bool:
+        if series.kind == SeriesKind.COWORKING.value:
+            return self.fits(series, occurrence)  # only the blocks inside their window
+        return self.sections.get(series.series_key) == series.section  # not another section's
+
+
+def learner_occurrences(db: Session, cohort: CohortRow, person: PersonRow) -> LearnerOccurrences:
     sections = {
         key: section
         for key, section in db.execute(
@@ -59,6 +81,18 @@ def learner_schedule(db: Session, slug: str, email: str) -> LearnerSchedule:
             )
         )
     }
+    availability = parse_availability(repo.availability_text(person.availability, cohort))
+    return LearnerOccurrences(availability, zone(person.zone), sections)
+
+
+def learner_schedule(db: Session, slug: str, email: str) -> LearnerSchedule:
+    """A learner's live sessions (their sections), co-working blocks that fit them, async
+    items and replays, in time order."""
+    cohort = repo.get_cohort(db, slug)
+    person = db.scalar(select(PersonRow).where(PersonRow.email == email.strip().lower()))
+    if person is None or repo.enrollment_of(db, cohort.id, person.id) is None:
+        raise NotFoundError(f"{email} is not enrolled in {slug}")
+    mine = learner_occurrences(db, cohort, person)
     schedule = LearnerSchedule(
         person.email, person.name, person.zone, person.locale or cohort.locale
     )
@@ -76,24 +110,18 @@ def learner_schedule(db: Session, slug: str, email: str) -> LearnerSchedule:
             section_count.get(series.series_key, 0), series.section + 1
         )
     for series, occurrence in rows:
-        fits = availability.covers_at(occurrence.start, series.duration_minutes, tz)
-        if series.kind == SeriesKind.COWORKING.value:
-            if not fits:
-                continue  # only the blocks inside their window
-            label = series.title
-        elif sections.get(series.series_key) != series.section:
-            continue  # another section's meeting
-        else:
-            many = section_count[series.series_key] > 1
-            label = series.title + (f" (section {series.section + 1})" if many else "")
+        if not mine.belongs(series, occurrence):
+            continue
         schedule.entries.append(
             ScheduleEntry(
                 occurrence.start,
                 occurrence.end,
                 series.kind,
-                label,
+                meeting_title(
+                    series.title, series.kind, series.section, section_count[series.series_key]
+                ),
                 f"week {occurrence.week + 1}",
-                fits,
+                mine.fits(series, occurrence),
             )
         )
     for item in learner_items(db, cohort.id, person.id):

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from scheduler.domain.availability import Availability, parse_availability
-from scheduler.domain.cohort import CohortSpec, Role, SeriesKind
+from scheduler.domain.cohort import CohortSpec, Role
 from scheduler.domain.status import EnrollmentStatus
 from scheduler.persistence.models import (
     CohortRow,
@@ -72,15 +72,6 @@ def section_sizes(db: Session, cohort_id: int) -> dict[tuple[str, int], int]:
 def fitting(groups: Groups, start: datetime, minutes: int) -> int:
     """How many learners have ``start`` + ``minutes`` inside their window."""
     return sum(n for (z, a), n in groups.items() if a.covers_at(start, minutes, zone(z)))
-
-
-def section_name(title: str, kind: str, section: int, sections: int) -> str:
-    """``Live class · section 2``; co-working blocks are numbered (``Co-working block 3``)."""
-    if sections <= 1:
-        return title
-    if kind == SeriesKind.COWORKING.value:
-        return f"{title} {section + 1}"
-    return f"{title} · section {section + 1}"
 
 
 def wall_label(weekday: int, minute: int) -> str:

@@ -7,21 +7,21 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from scheduler.domain.cohort import CohortSpec, SeriesKind
+from scheduler.domain.labels import meeting_title, section_title
 from scheduler.domain.status import OccurrenceStatus, SeriesStatus
 from scheduler.persistence.models import (
     LiveSeriesRow,
     OccurrenceRow,
 )
-from scheduler.planning.fit import occurrence_date
-from scheduler.services.views.common import Groups, fitting, section_name, wall_label
-from scheduler.timeutil import wall_to_utc, zone
+from scheduler.planning.fit import slot_instant, week_slot
+from scheduler.services.views.common import Groups, fitting, wall_label
 
 SECOND_HOST_THRESHOLD = 15  # more expected learners than this: the meeting wants a second host
 UPCOMING_WINDOW = timedelta(days=14)
@@ -47,7 +47,7 @@ class LiveTime:
 
     @property
     def name(self) -> str:
-        return section_name(self.title, self.kind, self.section, self.sections)
+        return section_title(self.title, self.kind, self.section, self.sections)
 
     @property
     def label(self) -> str:
@@ -80,7 +80,7 @@ class SectionCoverage:
 
     @property
     def name(self) -> str:
-        return section_name(self.title, self.kind, self.section, self.sections)
+        return section_title(self.title, self.kind, self.section, self.sections)
 
     @property
     def weekly_range(self) -> str:
@@ -137,19 +137,8 @@ def live_times(
             else None
         )
         if row.kind == SeriesKind.COWORKING.value:
-            day, minute = (
-                alternate
-                if alternate is not None and week % 2
-                else (
-                    row.weekday,
-                    row.wall_minute,
-                )
-            )
-            start = wall_to_utc(
-                occurrence_date(spec, week, day),
-                time(minute // 60, minute % 60),
-                zone(row.anchor_zone),
-            )
+            day, minute = week_slot(week, (row.weekday, row.wall_minute), alternate)
+            start = slot_instant(spec, week, day, minute, row.anchor_zone)
             size = fitting(groups, start, row.duration_minutes)
         else:
             size = sizes.get((row.series_key, row.section), 0)
@@ -256,13 +245,14 @@ def upcoming_meetings(
             expected = fitting(groups, o.start, series.duration_minutes)
         else:
             expected = sizes.get((series.series_key, series.section), 0)
-        many = series.kind != SeriesKind.COWORKING.value and sections[series.series_key] > 1
         out.append(
             UpcomingMeeting(
                 o.start,
                 o.end,
                 o.week,
-                series.title + (f" · section {series.section + 1}" if many else ""),
+                meeting_title(
+                    series.title, series.kind, series.section, sections[series.series_key]
+                ),
                 series.kind,
                 series.series_key,
                 series.section,
@@ -295,7 +285,7 @@ def series_choices(db: Session, cohort_id: int) -> list[tuple[str, str]]:
         sections[r.series_key] = max(sections.get(r.series_key, 0), r.section + 1)
     out = []
     for r in rows:
-        label = section_name(r.title, r.kind, r.section, sections[r.series_key])
+        label = section_title(r.title, r.kind, r.section, sections[r.series_key])
         out.append(
             (
                 f"{r.series_key}:{r.section}:{r.slot}",
