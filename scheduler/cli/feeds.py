@@ -45,39 +45,41 @@ def _print_links(target_name: str, token: str, as_json: bool, revoked: int | Non
     out.print(f"  Outlook: {_text(links.outlook)}")
 
 
+FeedOwnerArgument = Annotated[
+    str | None, typer.Argument(help="Learner or facilitator; omit for the cohort's feed.")
+]
+
+
 @feeds_app.command("url")
 @guarded
 def feeds_url(
-    email: Annotated[
-        str | None, typer.Argument(help="Learner or facilitator; omit for the cohort's feed.")
-    ] = None,
-    cohort: CohortOption = None,
-    as_json: JsonFlag = False,
+    email: FeedOwnerArgument = None, cohort: CohortOption = None, as_json: JsonFlag = False
 ) -> None:
     """Issue a feed link (a new secret URL; earlier ones keep working until reset)."""
-    cohort = _cohort(cohort)
-    from scheduler.services.feeds import feed_name, issue_token
-
-    with _transaction() as db:
-        token, target = issue_token(db, cohort, email, current_runtime().clock.now())
-    _print_links(feed_name(target), token, as_json)
+    _new_link(cohort, email, as_json, reset=False)
 
 
 @feeds_app.command("reset")
 @guarded
 def feeds_reset(
-    email: Annotated[
-        str | None, typer.Argument(help="Learner or facilitator; omit for the cohort's feed.")
-    ] = None,
-    cohort: CohortOption = None,
-    as_json: JsonFlag = False,
+    email: FeedOwnerArgument = None, cohort: CohortOption = None, as_json: JsonFlag = False
 ) -> None:
     """Revoke every link to this feed and issue a new one (for a leaked link)."""
-    cohort = _cohort(cohort)
-    from scheduler.services.feeds import feed_name, reset_tokens
+    _new_link(cohort, email, as_json, reset=True)
 
+
+def _new_link(cohort: str | None, email: str | None, as_json: bool, *, reset: bool) -> None:
+    """Issue a new link to ``email``'s feed (``reset``: revoking every earlier one) and print it."""
+    cohort = _cohort(cohort)
+    from scheduler.services.feeds import feed_name, issue_token, reset_tokens
+
+    revoked = None
     with _transaction() as db:
-        token, revoked, target = reset_tokens(db, cohort, email, current_runtime().clock.now())
+        now = current_runtime().clock.now()
+        if reset:
+            token, revoked, target = reset_tokens(db, cohort, email, now)
+        else:
+            token, target = issue_token(db, cohort, email, now)
     _print_links(feed_name(target), token, as_json, revoked)
 
 

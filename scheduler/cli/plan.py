@@ -411,13 +411,7 @@ def reschedule(
     as_json: JsonFlag = False,
 ) -> None:
     """Move one occurrence (--week) or a series from a week on (--from-week) to a new time."""
-    cohort = _cohort(cohort)
-    from scheduler.services.changes import Change, parse_wall_time
-
-    change = Change(
-        series, section - 1, slot - 1, _week(week), _week(from_week), parse_wall_time(to)
-    )
-    _change(change, cohort, yes, as_json)
+    _change_series(series, to, cohort, section, slot, week, from_week, yes, as_json)
 
 
 @app.command()
@@ -433,11 +427,30 @@ def cancel(
     as_json: JsonFlag = False,
 ) -> None:
     """Cancel one occurrence (--week), a series from a week on, or all its future occurrences."""
-    cohort = _cohort(cohort)
-    from scheduler.services.changes import Change
+    _change_series(series, None, cohort, section, slot, week, from_week, yes, as_json)
 
+
+def _change_series(
+    series: str,
+    to: str | None,
+    cohort: str | None,
+    section: int,
+    slot: int,
+    week: int | None,
+    from_week: int | None,
+    yes: bool,
+    as_json: bool,
+) -> None:
+    """Move to the wall time ``to`` (None: cancel) what the flags name (numbered from 1)."""
+    cohort = _cohort(cohort)
+    from scheduler.services.changes import Change, parse_wall_time
+
+    new_time = None if to is None else parse_wall_time(to)
     _change(
-        Change(series, section - 1, slot - 1, _week(week), _week(from_week)), cohort, yes, as_json
+        Change(series, section - 1, slot - 1, _week(week), _week(from_week), new_time),
+        cohort,
+        yes,
+        as_json,
     )
 
 

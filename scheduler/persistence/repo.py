@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Table, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
-from scheduler.domain.availability import parse_availability
+from scheduler.domain.availability import Availability, parse_availability
 from scheduler.domain.cohort import (
     Anchor,
     AssignmentRule,
@@ -531,6 +531,18 @@ def active_learners(db: Session, cohort_id: int) -> list[ActiveLearner]:
         .order_by(PersonRow.email)
     )
     return [ActiveLearner(*row) for row in db.execute(query)]
+
+
+def active_learner_availability(
+    db: Session, cohort: CohortRow
+) -> list[tuple[ActiveLearner, Availability]]:
+    """:func:`active_learners`, each with the availability in force for them, parsed (the
+    cohort's default, parsed once, for those without their own)."""
+    default = parse_availability(cohort.default_availability)
+    return [
+        (x, parse_availability(x.availability) if x.availability else default)
+        for x in active_learners(db, cohort.id)
+    ]
 
 
 BULK_ROWS = 500  # a write this large refreshes PostgreSQL's statistics (see refresh_statistics)

@@ -15,7 +15,6 @@ from datetime import datetime, timedelta
 from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from scheduler.domain.availability import parse_availability
 from scheduler.domain.status import OccurrenceStatus
 from scheduler.persistence import repo
 from scheduler.persistence.models import (
@@ -63,18 +62,15 @@ def deadline_learners(db: Session, cohort: CohortRow) -> list[DeadlineLearner]:
     ).where(SectionMemberRow.cohort_id == cohort.id)
     for person_id, series_key, section in db.execute(query):
         sections.setdefault(person_id, {})[series_key] = section
-    default = parse_availability(cohort.default_availability)
     return [
         DeadlineLearner(
             key=learner.email,
             zone=learner.zone,
-            availability=parse_availability(learner.availability)
-            if learner.availability
-            else default,
+            availability=availability,
             sections=sections.get(learner.person_id, {}),
             enrolled_at=learner.enrolled_at,
         )
-        for learner in repo.active_learners(db, cohort.id)
+        for learner, availability in repo.active_learner_availability(db, cohort)
     ]
 
 

@@ -17,7 +17,6 @@ from typing import Any
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
-from scheduler.domain.availability import parse_availability
 from scheduler.domain.cohort import CohortSpec, SeriesKind
 from scheduler.domain.status import OccurrenceStatus, SeriesStatus
 from scheduler.persistence import repo
@@ -48,17 +47,14 @@ def occurrence_uid(cohort_slug: str, key: OccurrenceKey) -> str:
 
 def learner_inputs(db: Session, cohort: CohortRow) -> list[LearnerInput]:
     """The cohort's active learners as the planner sees them (default availability filled in)."""
-    default = parse_availability(cohort.default_availability)
     return [
         LearnerInput(
             key=learner.email,
             zone=learner.zone,
-            availability=parse_availability(learner.availability)
-            if learner.availability
-            else default,
+            availability=availability,
             has_availability=learner.availability is not None,
         )
-        for learner in repo.active_learners(db, cohort.id)
+        for learner, availability in repo.active_learner_availability(db, cohort)
     ]
 
 

@@ -11,22 +11,22 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import TypedDict
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from scheduler.domain.availability import parse_availability
 from scheduler.domain.cohort import Role, SeriesKind
-from scheduler.domain.status import EnrollmentStatus, OccurrenceStatus, SeriesStatus
+from scheduler.domain.status import OccurrenceStatus, SeriesStatus
 from scheduler.persistence import repo
 from scheduler.persistence.models import (
     CohortRow,
-    EnrollmentRow,
     LiveSeriesRow,
     OccurrenceRow,
-    SectionMemberRow,
 )
 from scheduler.services.plans import published_version
+from scheduler.services.views.common import section_sizes
 from scheduler.timeutil import zone
 
 
@@ -97,7 +97,7 @@ def list_cohort_facts(db: Session) -> list[CohortFacts]:
 def published_series(db: Session, slug: str) -> list[PublishedSeries]:
     """The cohort's stored series (cancelled ones included), by series, section and slot."""
     cohort = repo.get_cohort(db, slug)
-    members = _members(db, cohort.id)
+    members = section_sizes(db, cohort.id)
     rows = db.scalars(
         select(LiveSeriesRow)
         .where(LiveSeriesRow.cohort_id == cohort.id)
@@ -105,16 +105,11 @@ def published_series(db: Session, slug: str) -> list[PublishedSeries]:
     )
     return [
         PublishedSeries(
-            series=s.series_key,
-            title=s.title,
-            kind=SeriesKind(s.kind),
-            section=s.section,
-            slot=s.slot,
+            **_series_fields(s),
             weekday=s.weekday,
             wall_minute=s.wall_minute,
             anchor_zone=s.anchor_zone,
             duration_minutes=s.duration_minutes,
-            facilitator=s.facilitator_email,
             cancelled=s.status == SeriesStatus.CANCELLED,
             members=None
             if s.kind == SeriesKind.COWORKING.value
@@ -130,7 +125,7 @@ def upcoming_occurrences(
     """At most ``limit`` of the cohort's occurrences starting at ``since`` or later (cancelled
     ones included), in time order, then by series and section."""
     cohort = repo.get_cohort(db, slug)
-    members = _members(db, cohort.id)
+    members = section_sizes(db, cohort.id)
     fitting: Callable[[datetime, int], int] | None = None
     query = (
         select(LiveSeriesRow, OccurrenceRow)
@@ -148,18 +143,13 @@ def upcoming_occurrences(
             expected = members.get((s.series_key, s.section), 0)
         out.append(
             PublishedOccurrence(
+                **_series_fields(s),
                 uid=o.uid,
-                series=s.series_key,
-                title=s.title,
-                kind=SeriesKind(s.kind),
-                section=s.section,
-                slot=s.slot,
                 week=o.week,
                 start=o.start,
                 end=o.end,
                 cancelled=o.status == OccurrenceStatus.CANCELLED,
                 sequence=o.sequence,
-                facilitator=s.facilitator_email,
                 expected_attendance=expected,
             )
         )
@@ -181,23 +171,26 @@ def _facts(db: Session, cohort: CohortRow) -> CohortFacts:
     )
 
 
-def _members(db: Session, cohort_id: int) -> dict[tuple[str, int], int]:
-    """Active learners per (series, section) of the published plan."""
-    query = (
-        select(SectionMemberRow.series_key, SectionMemberRow.section, func.count())
-        .join(
-            EnrollmentRow,
-            and_(
-                EnrollmentRow.cohort_id == SectionMemberRow.cohort_id,
-                EnrollmentRow.person_id == SectionMemberRow.person_id,
-            ),
-        )
-        .where(
-            SectionMemberRow.cohort_id == cohort_id, EnrollmentRow.status == EnrollmentStatus.ACTIVE
-        )
-        .group_by(SectionMemberRow.series_key, SectionMemberRow.section)
+class SeriesFields(TypedDict):
+    """What a published series and each of its occurrences say alike of the series."""
+
+    series: str
+    title: str
+    kind: SeriesKind
+    section: int
+    slot: int
+    facilitator: str | None
+
+
+def _series_fields(s: LiveSeriesRow) -> SeriesFields:
+    return SeriesFields(
+        series=s.series_key,
+        title=s.title,
+        kind=SeriesKind(s.kind),
+        section=s.section,
+        slot=s.slot,
+        facilitator=s.facilitator_email,
     )
-    return {(key, section): count for key, section, count in db.execute(query)}
 
 
 def _fitting(db: Session, cohort: CohortRow) -> Callable[[datetime, int], int]:

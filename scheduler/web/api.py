@@ -15,11 +15,14 @@ made, or a write that raced another one -> 409. Mutations run in one transaction
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query
 from fastapi.security import HTTPBearer
+from sqlalchemy.orm import Session
 
 from scheduler.domain.cohort_file import SLUG_RE
 from scheduler.errors import ConfigError, InputError, NotFoundError, Problem
@@ -156,6 +159,13 @@ def api_router(runtime: Runtime, auth: AdminAuth) -> APIRouter:
         tags=["api"],
     )
 
+    @contextmanager
+    def cohort_transaction(slug: str) -> Iterator[Session]:
+        """``runtime.transaction()`` once a cohort ``slug`` is known to be stored (else 404)."""
+        with runtime.transaction() as db:
+            require_cohort(db, _slug(slug))
+            yield db
+
     @router.get("/cohorts", summary="List cohorts")
     def list_cohorts() -> list[CohortOut]:
         with runtime.transaction() as db:
@@ -202,8 +212,7 @@ def api_router(runtime: Runtime, auth: AdminAuth) -> APIRouter:
         limit: Annotated[int, Query(ge=1, le=100_000)] = 1000,
         offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
     ) -> list[LearnerOut]:
-        with runtime.transaction() as db:
-            require_cohort(db, _slug(slug))
+        with cohort_transaction(slug) as db:
             found = learner_service.list_learners(db, slug)
         return [learner_out(x) for x in found[offset : offset + limit]]
 
@@ -215,8 +224,7 @@ def api_router(runtime: Runtime, auth: AdminAuth) -> APIRouter:
     )
     def add_learner(slug: Slug, body: LearnerIn) -> LearnerOut:
         now = runtime.clock.now()
-        with runtime.transaction() as db:
-            require_cohort(db, _slug(slug))
+        with cohort_transaction(slug) as db:
             learner_service.add_learner(
                 db,
                 slug,
@@ -237,8 +245,7 @@ def api_router(runtime: Runtime, auth: AdminAuth) -> APIRouter:
     )
     def update_learner(slug: Slug, email: str, body: LearnerPatch) -> LearnerOut:
         now = runtime.clock.now()
-        with runtime.transaction() as db:
-            require_cohort(db, _slug(slug))
+        with cohort_transaction(slug) as db:
             learner_service.update_learner(
                 db,
                 slug,
@@ -257,8 +264,7 @@ def api_router(runtime: Runtime, auth: AdminAuth) -> APIRouter:
     )
     def remove_learner(slug: Slug, email: str) -> LearnerOut:
         now = runtime.clock.now()
-        with runtime.transaction() as db:
-            require_cohort(db, _slug(slug))
+        with cohort_transaction(slug) as db:
             learner_service.remove_learner(db, slug, email, now=now, horizon=runtime.horizon)
             return learner_out(learner_service.get_learner(db, slug, email))
 
@@ -270,8 +276,7 @@ def api_router(runtime: Runtime, auth: AdminAuth) -> APIRouter:
     def preview(slug: Slug, body: ChangeIn) -> ChangePreviewOut:
         change = _change(body)
         now = runtime.clock.now()
-        with runtime.transaction() as db:
-            require_cohort(db, _slug(slug))
+        with cohort_transaction(slug) as db:
             return preview_out(preview_change(db, slug, change, now))
 
     @router.post(
@@ -282,8 +287,7 @@ def api_router(runtime: Runtime, auth: AdminAuth) -> APIRouter:
     def apply(slug: Slug, body: ChangeIn) -> ChangeResultOut:
         change = _change(body)
         now = runtime.clock.now()
-        with runtime.transaction() as db:
-            require_cohort(db, _slug(slug))
+        with cohort_transaction(slug) as db:
             result = apply_change(db, slug, change, now, runtime.horizon, actor="api")
             return change_result_out(result)
 

@@ -9,6 +9,7 @@ CLI's flags; statuses become the enumerations the document lists.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import asdict
 from datetime import date, datetime
 from typing import Literal
 
@@ -22,7 +23,12 @@ from scheduler.services import learners as learner_service
 from scheduler.services.changes import ChangePreview, ChangeResult
 from scheduler.services.outbox import OutboxStatus, WorkerState
 from scheduler.services.plans import PlanDiff
-from scheduler.services.published import CohortFacts, PublishedOccurrence, PublishedSeries
+from scheduler.services.published import (
+    CohortFacts,
+    PublishedOccurrence,
+    PublishedSeries,
+    SeriesFields,
+)
 from scheduler.services.views.common import wall_label
 
 # --- models ------------------------------------------------------------------------------------
@@ -272,17 +278,7 @@ class StatusOut(_Out):
 
 
 def cohort_out(cohort: CohortFacts) -> CohortOut:
-    return CohortOut(
-        slug=cohort.slug,
-        title=cohort.title,
-        start_date=cohort.start_date,
-        weeks=cohort.weeks,
-        home_zone=cohort.home_zone,
-        locale=cohort.locale,
-        learners=cohort.learners,
-        facilitators=cohort.facilitators,
-        published_version=cohort.published_version,
-    )
+    return CohortOut(**asdict(cohort))  # the same fields
 
 
 def plan_out(plan: Plan, learners: int, diff: PlanDiff) -> PlanOut:
@@ -330,15 +326,10 @@ def plan_out(plan: Plan, learners: int, diff: PlanDiff) -> PlanOut:
 
 def published_out(s: PublishedSeries) -> PublishedSeriesOut:
     return PublishedSeriesOut(
-        series=s.series,
-        title=s.title,
-        kind=s.kind,
-        section=s.section + 1,
-        slot=s.slot + 1,
+        **_series_fields(s),
         weekly_time=wall_label(s.weekday, s.wall_minute),
         anchor_zone=s.anchor_zone,
         duration_minutes=s.duration_minutes,
-        facilitator=s.facilitator,
         status=SeriesStatus.CANCELLED if s.cancelled else SeriesStatus.ACTIVE,
         members=s.members,
     )
@@ -346,19 +337,26 @@ def published_out(s: PublishedSeries) -> PublishedSeriesOut:
 
 def occurrence_out(o: PublishedOccurrence) -> OccurrenceOut:
     return OccurrenceOut(
+        **_series_fields(o),
         uid=o.uid,
-        series=o.series,
-        title=o.title,
-        kind=o.kind,
-        section=o.section + 1,
-        slot=o.slot + 1,
         week=o.week + 1,
         start=o.start,
         end=o.end,
         status=OccurrenceStatus.CANCELLED if o.cancelled else OccurrenceStatus.SCHEDULED,
         sequence=o.sequence,
-        facilitator=o.facilitator,
         expected_attendance=o.expected_attendance,
+    )
+
+
+def _series_fields(x: PublishedSeries | PublishedOccurrence) -> SeriesFields:
+    """What a published series and an occurrence say alike of the series (numbered from 1)."""
+    return SeriesFields(
+        series=x.series,
+        title=x.title,
+        kind=x.kind,
+        section=x.section + 1,
+        slot=x.slot + 1,
+        facilitator=x.facilitator,
     )
 
 

@@ -5,13 +5,13 @@ are expected than ``second_host_threshold``); the choice of a weekly time on a f
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from scheduler.domain.cohort import CohortSpec, SeriesKind
 from scheduler.domain.labels import meeting_title, section_title
@@ -117,18 +117,8 @@ def live_times(
     spec: CohortSpec,
     week: int,
 ) -> list[LiveTime]:
-    rows = list(
-        db.scalars(
-            select(LiveSeriesRow)
-            .where(
-                LiveSeriesRow.cohort_id == cohort_id, LiveSeriesRow.status != SeriesStatus.CANCELLED
-            )
-            .order_by(LiveSeriesRow.id)
-        )
-    )
-    sections: dict[str, int] = {}
-    for row in rows:
-        sections[row.series_key] = max(sections.get(row.series_key, 0), row.section + 1)
+    rows = _live_series(db, cohort_id, LiveSeriesRow.id)
+    sections = _section_counts(rows)
     out = []
     for row in rows:
         alternate = (
@@ -154,9 +144,7 @@ def live_times(
                 row.wall_minute,
                 row.duration_minutes,
                 row.anchor_zone,
-                names.get(row.facilitator_email, row.facilitator_email)
-                if row.facilitator_email
-                else None,
+                _name(names, row.facilitator_email),
                 size,
                 alternate,
             )
@@ -181,7 +169,6 @@ def section_coverage(
         planned = ", ".join(s.get("times", []))
         if s.get("alternate"):
             planned += " / " + ", ".join(s["alternate"])
-        facilitator = s.get("facilitator")
         out.append(
             SectionCoverage(
                 key[0],
@@ -191,7 +178,7 @@ def section_coverage(
                 sections[key[0]],
                 ", ".join(t.label for t in now_times) if now_times else "cancelled",
                 planned,
-                names.get(facilitator, facilitator) if facilitator else None,
+                _name(names, s.get("facilitator")),
                 int(s.get("size", 0)),
                 int(s.get("fitted", 0)),
                 tuple(s.get("coverage_by_week", [])),
@@ -236,9 +223,7 @@ def upcoming_meetings(
         .order_by(OccurrenceRow.start, LiveSeriesRow.series_key, LiveSeriesRow.section)
     )
     rows = list(db.execute(query))
-    sections: dict[str, int] = {}
-    for series, _ in rows:
-        sections[series.series_key] = max(sections.get(series.series_key, 0), series.section + 1)
+    sections = _section_counts(series for series, _ in rows)
     out = []
     for series, o in rows:
         if series.kind == SeriesKind.COWORKING.value:
@@ -257,9 +242,7 @@ def upcoming_meetings(
                 series.series_key,
                 series.section,
                 series.slot,
-                names.get(series.facilitator_email, series.facilitator_email)
-                if series.facilitator_email
-                else None,
+                _name(names, series.facilitator_email),
                 expected,
                 o.status == OccurrenceStatus.SCHEDULED and expected > threshold,
                 o.status,
@@ -271,18 +254,10 @@ def upcoming_meetings(
 
 def series_choices(db: Session, cohort_id: int) -> list[tuple[str, str]]:
     """(form value ``series:section:slot``, label) of every published weekly time."""
-    rows = list(
-        db.scalars(
-            select(LiveSeriesRow)
-            .where(
-                LiveSeriesRow.cohort_id == cohort_id, LiveSeriesRow.status != SeriesStatus.CANCELLED
-            )
-            .order_by(LiveSeriesRow.series_key, LiveSeriesRow.section, LiveSeriesRow.slot)
-        )
+    rows = _live_series(
+        db, cohort_id, LiveSeriesRow.series_key, LiveSeriesRow.section, LiveSeriesRow.slot
     )
-    sections: dict[str, int] = {}
-    for r in rows:
-        sections[r.series_key] = max(sections.get(r.series_key, 0), r.section + 1)
+    sections = _section_counts(rows)
     out = []
     for r in rows:
         label = section_title(r.title, r.kind, r.section, sections[r.series_key])
@@ -293,3 +268,31 @@ def series_choices(db: Session, cohort_id: int) -> list[tuple[str, str]]:
             )
         )
     return out
+
+
+def _live_series(
+    db: Session, cohort_id: int, *order: InstrumentedAttribute[Any]
+) -> list[LiveSeriesRow]:
+    """The cohort's series that are not cancelled, in ``order``."""
+    return list(
+        db.scalars(
+            select(LiveSeriesRow)
+            .where(
+                LiveSeriesRow.cohort_id == cohort_id, LiveSeriesRow.status != SeriesStatus.CANCELLED
+            )
+            .order_by(*order)
+        )
+    )
+
+
+def _section_counts(rows: Iterable[LiveSeriesRow]) -> dict[str, int]:
+    """How many sections each series has, by its key (from the highest section among ``rows``)."""
+    sections: dict[str, int] = {}
+    for row in rows:
+        sections[row.series_key] = max(sections.get(row.series_key, 0), row.section + 1)
+    return sections
+
+
+def _name(names: dict[str, str], email: str | None) -> str | None:
+    """A facilitator's name (their email when the person is unknown); None for no email."""
+    return names.get(email, email) if email else None

@@ -10,17 +10,18 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Annotated
 from urllib.parse import quote
 
 from fastapi import APIRouter, Form, Request, Response
+from sqlalchemy.orm import Session
 
 from scheduler.errors import NotFoundError
 from scheduler.outputs.links import feed_links
 from scheduler.services.feeds import feed_name, issue_token
 from scheduler.services.views import plan_rows, roster_rows
-from scheduler.web.dashboard.context import DashboardDep
+from scheduler.web.dashboard.context import Dashboard, DashboardDep
 from scheduler.web.dashboard.session import csrf_failure
 
 router = APIRouter(include_in_schema=False)
@@ -69,24 +70,29 @@ def _download(body: bytes, filename: str) -> Response:
 
 @router.get("/cohorts/{slug}/roster.csv")
 def roster_csv(request: Request, dash: DashboardDep, slug: str) -> Response:
-    session = dash.auth.page(request)
-    try:
-        with dash.cohort_transaction(slug) as db:
-            body = csv_bytes(*roster_rows(db, slug))
-    except NotFoundError as e:
-        return dash.pages.error(request, 404, str(e), session)
-    return _download(body, f"{slug}-roster.csv")
+    return _export(request, dash, slug, roster_rows, "roster")
 
 
 @router.get("/cohorts/{slug}/plan.csv")
 def plan_csv(request: Request, dash: DashboardDep, slug: str) -> Response:
+    return _export(request, dash, slug, plan_rows, "plan")
+
+
+def _export(
+    request: Request,
+    dash: Dashboard,
+    slug: str,
+    table: Callable[[Session, str], tuple[Sequence[str], Iterable[Sequence[object]]]],
+    name: str,
+) -> Response:
+    """The cohort's ``table`` as the download ``{slug}-{name}.csv`` (404 page: no such cohort)."""
     session = dash.auth.page(request)
     try:
         with dash.cohort_transaction(slug) as db:
-            body = csv_bytes(*plan_rows(db, slug))
+            body = csv_bytes(*table(db, slug))
     except NotFoundError as e:
         return dash.pages.error(request, 404, str(e), session)
-    return _download(body, f"{slug}-plan.csv")
+    return _download(body, f"{slug}-{name}.csv")
 
 
 @router.post("/cohorts/{slug}/feed-link")
