@@ -2,7 +2,8 @@
 
 One interface, three implementations (the composition root picks one)::
 
-    Mailer (protocol)      send_batch(messages) -> one SendResult per message, same order
+    Mailer (protocol)      send_batch(messages, before_each=None) -> one SendResult per
+                           message, same order
     ├── SmtpMailer         a real SMTP server; one reused connection, STARTTLS/TLS, AUTH
     ├── MaildirMailer      a maildir folder: the embedded default, no mail server needed
     └── MemoryMailer       a list in memory, with scripted outcomes: unit tests only
@@ -17,6 +18,9 @@ Contract every mailer keeps:
   attempt is recorded and the duplicate window stays visible (the Message-ID is fixed by the
   caller and travels unchanged in ``data``).
 - No detail, log line or ``repr`` contains the SMTP password.
+- ``before_each(position)``, when given, is called just before each message is handed over
+  (position in the batch, from 0), so the caller can wait there for that message's send slot;
+  never for a message not attempted. See :meth:`Mailer.send_batch`.
 
 How :class:`SmtpMailer` classifies what happens (RFC 5321 reply classes). Only the server's
 answer about a message (MAIL, RCPT, DATA) can fail it for good; whatever goes wrong while
@@ -39,6 +43,10 @@ on a connection neither TLS nor to loopback               against the messages)
 a reply longer than 64 KiB or a line over 8 KiB           connection closed; RETRY
 ========================================================  ========================================
 
+A temporary reply that says the sender is going too fast (:func:`is_throttle_reply`) to MAIL,
+RCPT or DATA, or a ``421`` such reply while opening the connection, keeps its outcome ``RETRY``
+and also sets ``SendResult.throttled``, so the caller can lower its send rate.
+
 STARTTLS or AUTH missing never falls back to plain text, and a password is never sent over a
 connection neither TLS nor to loopback: the mail waits, and the reason shows in ``detail``.
 A server cannot take more than ``timeout`` seconds for opening the connection (connect,
@@ -60,11 +68,12 @@ from __future__ import annotations
 import logging
 import mailbox
 import pathlib
+import re
 import smtplib
 import socket
 import ssl
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Literal, Protocol
@@ -131,6 +140,12 @@ class SendResult:
     on an earlier message of the batch. It then counts this mailer's consecutive connection
     failures, this one included, so the caller can back off further the longer the trouble
     lasts without holding it against the message.
+
+    ``throttled`` is True when the server said the sender is going too fast (see
+    :func:`is_throttle_reply`): in reply to MAIL, RCPT (every recipient refused, one of them
+    with such a reply) or DATA, or with a ``421`` while the connection was being opened, in
+    which case the messages of the batch not tried are marked too. The outcome is then
+    ``RETRY``, as for any 4xx reply; the caller picks the retry time and lowers its rate.
     """
 
     message_id: str
@@ -138,14 +153,98 @@ class SendResult:
     detail: str = ""
     refused: Mapping[str, str] = field(default_factory=dict)
     connection_failures: int = 0
+    throttled: bool = False
+
+
+BeforeEach = Callable[[int], None]
+"""Called with a message's position in the batch just before it is handed over."""
+
+
+_THROTTLE_CODES = frozenset({421, 450, 451, 454})
+# Words (case-insensitive) and enhanced status codes that providers use when a sender goes too
+# fast. Replies this covers, among others:
+#   Gmail       421-4.7.0 Try again later, closing connection.
+#               421-4.7.28 ... detected an unusual rate of unsolicited mail ...
+#               450-4.2.1 The user you are trying to contact is receiving mail at a rate that
+#               prevents additional messages from being delivered / ... too quickly
+#   Amazon SES  454 Throttling failure: Maximum sending rate exceeded.
+#               454 Throttling failure: Daily message quota exceeded.
+#   Microsoft   451 4.7.500 Server busy. Please try again later from [IP]
+#               421 4.7.650 The mail server [IP] has been temporarily rate limited ...
+#   Yahoo       421 4.7.0 [TSS04] Messages from IP temporarily deferred due to unexpected
+#               volume or user complaints
+#   Postfix     421 4.7.0 host Error: too many connections from IP (anvil)
+#               450 4.7.1 Error: too much mail from IP (anvil)
+#   sendmail    421 4.3.2 Connection rate limit exceeded.
+#   Exim, Mailgun, SendGrid and others: "rate limit", "ratelimit", "sender rate overlimit",
+#               "too many messages", "slow down"
+_THROTTLE_TEXT = re.compile(
+    r"\brate"  # rate, rate limit(ed), ratelimit, rates (not "separate", "generated")
+    r"|too\s+(?:much|fast|quickly|frequent)"
+    r"|too\s+many(?!\s+(?:errors|recipients|hops|invalid|bad|unknown))"  # not about the rate
+    r"|throttl"  # throttled, throttling
+    r"|slow\s*down"
+    r"|unexpected\s+volume"
+    r"|\b4\.7\.28\b",  # Gmail's enhanced code for a sending rate it finds unusual
+    re.IGNORECASE,
+)
+# "Try again later" alone is also said for any temporary trouble ("451 4.3.0 try again
+# later"): it counts only with a policy code 4.7.x (Gmail 4.7.0, Microsoft 4.7.500-699) or
+# 4.3.2. Greylisting ("451 4.7.1 Greylisted, please try again later") is not about the rate.
+_TRY_LATER = re.compile(r"try\s+again\s+later", re.IGNORECASE)
+_ENHANCED = re.compile(r"\b4\.(\d{1,3})\.(\d{1,3})\b")
+_GREYLIST = re.compile(r"gr[ae]y[\s-]*list", re.IGNORECASE)
+
+
+def is_throttle_reply(code: int, text: bytes | str) -> bool:
+    """Whether an SMTP reply says the sender is going too fast (rate limiting, throttling).
+
+    The rule: the reply code is ``421``, ``450``, ``451`` or ``454`` (temporary), and its text
+    (enhanced status code included) contains, ignoring case, one of: a word starting with
+    ``rate`` (``rate limit``, ``ratelimit``, ``unusual rate``), ``too many`` (but not ``too many
+    errors``, ``recipients``, ``hops``, ``invalid``, ``bad`` or ``unknown``), ``too much``,
+    ``too fast``, ``too quickly``, ``too frequent``, ``throttl`` (``throttled``,
+    ``Throttling failure``), ``slow down``, ``unexpected volume``, or Gmail's rate code
+    ``4.7.28``; or ``try again later`` with an enhanced status code ``4.7.x`` or ``4.3.2``
+    (``421 4.7.0 Try again later``; not ``451 4.3.0 try again later``). A greylisting reply is
+    never a throttle reply. The usual enhanced codes of such replies (``4.7.0``,
+    ``4.7.1``, ``4.3.2``, ``4.2.1``) are not enough on their own: they are used for other
+    temporary trouble too (``451 4.3.0 mailbox busy``, ``421 4.3.2 shutting down``). A 5xx
+    reply is never a throttle reply (it stays a permanent failure), nor are other 4xx codes
+    (``452 4.5.3 too many recipients`` is about the message, not the rate).
+    """
+    if code not in _THROTTLE_CODES:
+        return False
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", errors="replace")
+    if _GREYLIST.search(text):
+        return False
+    if _THROTTLE_TEXT.search(text):
+        return True
+    if _TRY_LATER.search(text):
+        enhanced = _ENHANCED.search(text)
+        return enhanced is not None and (
+            enhanced.group(1) == "7" or enhanced.group(1, 2) == ("3", "2")
+        )
+    return False
 
 
 class Mailer(Protocol):
     """Hands messages to a transport. Implementations are not thread-safe: one per worker."""
 
-    def send_batch(self, messages: Sequence[Outgoing]) -> list[SendResult]:
+    def send_batch(
+        self, messages: Sequence[Outgoing], before_each: BeforeEach | None = None
+    ) -> list[SendResult]:
         """Try each message once; one result per message, in order. Never raises for SMTP or
-        network errors: they become ``RETRY`` or ``FAILED`` results."""
+        network errors: they become ``RETRY`` or ``FAILED`` results.
+
+        ``before_each(position)``, when given, is called with the message's position in
+        ``messages`` just before that message is handed over (for SMTP: once the connection is
+        open, before MAIL FROM; otherwise before it is written), once per message attempted
+        and in order; the caller waits there for the message's send slot. It is not called for
+        messages not attempted (the rest of a batch after a failed connection or a stalled
+        server). It should not raise: an exception propagates and the results of the
+        messages already handed over in this batch are lost."""
         ...
 
     def close(self) -> None:
@@ -161,6 +260,9 @@ _MAX_LINE = 8192
 _MAX_REPLY = 64 * 1024
 """Longest reply accepted, all its lines together: a real EHLO reply is well under 1 KiB."""
 _RECV = 4096
+_IDLE_CHECK = 10.0
+"""After ``before_each`` waited longer than this (seconds), check the connection with NOOP
+before sending: the server may have closed it meanwhile."""
 
 
 class _BadReply(smtplib.SMTPServerDisconnected):
@@ -297,6 +399,7 @@ class _Verdict:
     outcome: Outcome
     detail: str
     connection_failures: int = 0
+    throttled: bool = False
 
     def result(self, message: Outgoing) -> SendResult:
         return SendResult(
@@ -304,7 +407,16 @@ class _Verdict:
             self.outcome,
             self.detail,
             connection_failures=self.connection_failures,
+            throttled=self.throttled,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class _NotOpened:
+    """Why a connection could not be opened, and whether the server said "too fast"."""
+
+    why: str
+    throttled: bool = False
 
 
 def _by_code(code: int) -> Outcome:
@@ -331,6 +443,17 @@ def _may_send_password(conn: _Smtp) -> bool:
     except OSError:
         return False
     return isinstance(peer, tuple) and is_loopback_host(str(peer[0]))
+
+
+def _throttled_closing(error: BaseException) -> bool:
+    """Whether opening a connection failed on a ``421`` reply saying the sender goes too fast
+    (``421 4.7.0 Try again later``, ``421 4.3.2 too many connections``): usually the greeting.
+    Other replies while opening (a 454 to AUTH, say) are about the connection, not the rate."""
+    return (
+        isinstance(error, smtplib.SMTPResponseException)
+        and error.smtp_code == 421
+        and is_throttle_reply(error.smtp_code, error.smtp_error)
+    )
 
 
 def _timed_out(error: BaseException) -> bool:
@@ -395,7 +518,14 @@ class SmtpMailer:
     def _where(self) -> str:
         return f"{self._host}:{self._port}"
 
-    def send_batch(self, messages: Sequence[Outgoing]) -> list[SendResult]:
+    def send_batch(
+        self, messages: Sequence[Outgoing], before_each: BeforeEach | None = None
+    ) -> list[SendResult]:
+        """See :meth:`Mailer.send_batch`. ``before_each`` is called once the connection is
+        open (connection set-up does not eat into the message's slot). If it took longer than
+        ``_IDLE_CHECK`` seconds, the connection is checked with NOOP and reopened if the server
+        closed it during the wait (the message then goes a little after its slot, never
+        before; if reopening fails, that message and the rest are retried unsent)."""
         if messages and self._conn is not None and not self._still_open(self._conn):
             log.debug("SMTP connection to %s went away while idle; reconnecting", self._where)
             self._drop()
@@ -408,14 +538,23 @@ class SmtpMailer:
             conn = self._conn
             if conn is None:
                 opened = self._open()
-                if isinstance(opened, str):
-                    self._failures += 1
-                    unsent = len(messages) - position
-                    log.warning("SMTP %s (%d message(s) not sent, retried)", opened, unsent)
-                    give_up = _Verdict(Outcome.RETRY, opened, self._failures)
+                if isinstance(opened, _NotOpened):
+                    give_up = self._not_opened(opened, len(messages) - position)
                     results.append(give_up.result(message))
                     continue
                 conn = self._conn = opened
+            if before_each is not None:
+                waited = time.monotonic()
+                before_each(position)
+                if time.monotonic() - waited > _IDLE_CHECK and not self._still_open(conn):
+                    log.debug("SMTP connection to %s went away during the wait", self._where)
+                    self._drop()
+                    opened = self._open()  # the message goes after its slot: never early
+                    if isinstance(opened, _NotOpened):
+                        give_up = self._not_opened(opened, len(messages) - position)
+                        results.append(give_up.result(message))
+                        continue
+                    conn = self._conn = opened
             result, stalled = self._send_one(conn, message)
             if stalled:
                 self._failures += 1
@@ -445,7 +584,13 @@ class SmtpMailer:
 
     # -- connection ---------------------------------------------------------------------------
 
-    def _open(self) -> _Smtp | str:
+    def _not_opened(self, failure: _NotOpened, unsent: int) -> _Verdict:
+        """Count a failure to open the connection; the verdict for every message left."""
+        self._failures += 1
+        log.warning("SMTP %s (%d message(s) not sent, retried)", failure.why, unsent)
+        return _Verdict(Outcome.RETRY, failure.why, self._failures, failure.throttled)
+
+    def _open(self) -> _Smtp | _NotOpened:
         """Connect, greet, secure and authenticate, all within one ``timeout``; or say why
         not, without raising.
 
@@ -473,7 +618,7 @@ class SmtpMailer:
                     timeout=self._timeout,
                 )
         except (smtplib.SMTPException, OSError) as error:  # incl. a greeting other than 220
-            return self._failed(step, error)
+            return _NotOpened(self._failed(step, error), _throttled_closing(error))
         try:
             step = "EHLO with"
             conn.ehlo_or_helo_if_needed()
@@ -485,18 +630,18 @@ class SmtpMailer:
                 step = f"authentication as {printable(self._username)!r} with"
                 if not _may_send_password(conn):
                     conn.close()
-                    return (
+                    return _NotOpened(
                         f"{step} {self._where} refused: the connection is not encrypted and"
                         " its peer is not loopback, so the password is not sent; use starttls"
                         " or tls"
                     )
                 conn.login(self._username, self._password)
         except UnicodeError:  # credentials smtplib cannot encode; str(error) would quote them
-            why = f"{step} {self._where} failed: username or password is not ASCII"
+            why = _NotOpened(f"{step} {self._where} failed: username or password is not ASCII")
         except (smtplib.SMTPException, OSError) as error:
             # 4xx/5xx replies (incl. SMTPAuthenticationError), STARTTLS or AUTH not offered,
             # TLS handshake or certificate failure, reset, timeout, a reply too long
-            why = self._failed(step, error)
+            why = _NotOpened(self._failed(step, error), _throttled_closing(error))
         else:
             log.debug("SMTP connection to %s open", self._where)
             return conn
@@ -543,11 +688,19 @@ class SmtpMailer:
             )
             detail = "all recipients refused: " + "; ".join(f"{a}: {r}" for a, r in replies.items())
             outcome = Outcome.FAILED if permanent else Outcome.RETRY
-            return SendResult(message.message_id, outcome, detail, replies), False
+            throttled = any(is_throttle_reply(c, t) for c, t in error.recipients.values())
+            result = SendResult(message.message_id, outcome, detail, replies, throttled=throttled)
+            return result, False
         except smtplib.SMTPResponseException as error:  # MAIL or DATA refused, 421 closing
             self._drop_if_closed(conn)
-            detail = _reply(error.smtp_code, error.smtp_error)
-            return SendResult(message.message_id, _by_code(error.smtp_code), detail), False
+            code, text = error.smtp_code, error.smtp_error
+            result = SendResult(
+                message.message_id,
+                _by_code(code),
+                _reply(code, text),
+                throttled=is_throttle_reply(code, text),
+            )
+            return result, False
         except (smtplib.SMTPServerDisconnected, OSError) as error:
             self._drop()
             stalled = _timed_out(error)
@@ -596,9 +749,13 @@ class MaildirMailer:
     def __repr__(self) -> str:
         return f"MaildirMailer({str(self.folder)!r})"
 
-    def send_batch(self, messages: Sequence[Outgoing]) -> list[SendResult]:
+    def send_batch(
+        self, messages: Sequence[Outgoing], before_each: BeforeEach | None = None
+    ) -> list[SendResult]:
         results: list[SendResult] = []
-        for message in messages:
+        for position, message in enumerate(messages):
+            if before_each is not None:
+                before_each(position)
             try:
                 self._box.add(message.data)
             except OSError as error:  # disk full, permissions: the operator can fix it
@@ -635,9 +792,13 @@ class MemoryMailer:
         self.closed = False
         self._script = iter(script or ())
 
-    def send_batch(self, messages: Sequence[Outgoing]) -> list[SendResult]:
+    def send_batch(
+        self, messages: Sequence[Outgoing], before_each: BeforeEach | None = None
+    ) -> list[SendResult]:
         results: list[SendResult] = []
-        for message in messages:
+        for position, message in enumerate(messages):
+            if before_each is not None:
+                before_each(position)
             self.attempts.append(message)
             outcome = next(self._script, Outcome.SENT)
             if outcome is Outcome.SENT:

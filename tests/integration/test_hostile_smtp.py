@@ -442,3 +442,67 @@ def test_a_reply_to_data_trickled_byte_by_byte_is_cut_off_per_message(
     assert results[0].detail == "timed out after DATA (1 s)"
     assert results[1].detail.startswith("not attempted")
     assert server.commands.count("MAIL") == 1
+
+
+# --- 4. a 421 "too fast" while opening the connection ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("greeting", "throttled"),
+    [
+        (b"421 4.7.0 Try again later, closing connection.\r\n", True),
+        (b"421 4.3.2 Error: too many connections from 127.0.0.1\r\n", True),
+        (b"421 4.3.2 busy\r\n", False),
+        (b"554 5.3.2 no service\r\n", False),
+    ],
+    ids=["421-try-again-later", "421-too-many-connections", "421-busy", "554"],
+)
+def test_a_421_rate_greeting_marks_every_message_of_the_batch_throttled(
+    hostile: Start, make_mailer: Callable[..., SmtpMailer], greeting: bytes, throttled: bool
+) -> None:
+    server = hostile(smtp(greeting=greeting))
+    mailer = make_mailer(server.port)
+    calls: list[int] = []
+
+    results = mailer.send_batch([outgoing(i) for i in range(3)], before_each=calls.append)
+
+    assert [r.outcome for r in results] == [Outcome.RETRY] * 3, results
+    assert [r.throttled for r in results] == [throttled] * 3
+    assert [r.connection_failures for r in results] == [1, 1, 1]
+    assert calls == []  # no message was attempted
+    assert server.connections == 1 and "MAIL" not in server.commands
+
+
+def test_a_421_rate_reply_to_auth_is_throttled_but_a_454_is_not(
+    hostile: Start, make_mailer: Callable[..., SmtpMailer]
+) -> None:
+    too_fast = hostile(smtp(replies={"AUTH": b"421 4.7.0 Too many connections, slow down\r\n"}))
+    attempts = hostile(smtp(replies={"AUTH": b"454 4.7.0 Too many login attempts\r\n"}))
+
+    (closing,) = make_mailer(too_fast.port, username="w", password=PASSWORD).send_batch(
+        [outgoing(1)]
+    )
+    (refused,) = make_mailer(attempts.port, username="w", password=PASSWORD).send_batch(
+        [outgoing(1)]
+    )
+
+    assert closing.outcome is Outcome.RETRY and closing.throttled is True
+    assert refused.outcome is Outcome.RETRY and refused.throttled is False
+    assert "454 4.7.0 Too many login attempts" in refused.detail
+
+
+def test_throttle_replies_to_mail_and_data_on_a_scripted_server(
+    hostile: Start, make_mailer: Callable[..., SmtpMailer]
+) -> None:
+    mail = hostile(smtp(replies={"MAIL": b"451-4.7.1 Sending rate\r\n451 4.7.1 exceeded\r\n"}))
+    data = hostile(
+        smtp(replies={".": b"454 Throttling failure: Maximum sending rate exceeded\r\n"})
+    )
+
+    mail_results = make_mailer(mail.port).send_batch([outgoing(1), outgoing(2)])
+    data_results = make_mailer(data.port).send_batch([outgoing(1)])
+
+    assert [(r.outcome, r.throttled) for r in mail_results] == [(Outcome.RETRY, True)] * 2
+    assert mail_results[0].detail == "451 4.7.1 Sending rate 4.7.1 exceeded"
+    assert [(r.outcome, r.throttled) for r in data_results] == [(Outcome.RETRY, True)]
+    assert [r.connection_failures for r in (*mail_results, *data_results)] == [0, 0, 0]

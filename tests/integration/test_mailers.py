@@ -19,8 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session
 from smtp_sink import SmtpSink
 
+from scheduler.outputs import mailers
 from scheduler.outputs.mailers import (
     MaildirMailer,
     MemoryMailer,
@@ -597,3 +600,278 @@ def test_no_auth_in_clear_when_localhost_leads_off_loopback(
     assert any(c.startswith("EHLO") for c in commands)  # the server was reached, its log read
     assert not [c for c in commands if c.startswith("AUTH")]
     assert sink.connections == 1 and sink.data_commands == 0
+
+
+# --- throttle replies ------------------------------------------------------------------------
+
+
+class MailReplies:
+    """aiosmtpd handler: answers successive MAIL FROM commands from ``replies`` (then 250 OK)
+    and records when each MAIL FROM arrived (``time.monotonic()``, same process)."""
+
+    def __init__(self, replies: list[str] | None = None) -> None:
+        self.replies = iter(replies or ())
+        self.mail_times: list[float] = []
+        self.delivered: list[str] = []
+
+    async def handle_MAIL(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        self.mail_times.append(time.monotonic())
+        reply = next(self.replies, "250 OK")
+        if reply.startswith("250"):
+            envelope.mail_from = address
+            envelope.mail_options.extend(options)
+        return reply
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        self.delivered.append(envelope.mail_from or "")
+        return "250 OK"
+
+
+@pytest.fixture
+def start_mail_replies() -> Iterator[Callable[..., tuple[MailReplies, int]]]:
+    """Factory: an aiosmtpd server on loopback with a :class:`MailReplies` handler; returns
+    the handler and the port. All are stopped after the test."""
+    controllers: list[Controller] = []
+
+    def start(replies: list[str] | None = None) -> tuple[MailReplies, int]:
+        handler = MailReplies(replies)
+        port = free_port()
+        controller = Controller(handler, hostname="127.0.0.1", port=port)
+        controller.start()
+        controllers.append(controller)
+        return handler, port
+
+    yield start
+    for controller in controllers:
+        controller.stop()
+
+
+def test_421_try_again_later_to_mail_from_is_a_throttled_retry(
+    start_mail_replies: Callable[..., tuple[MailReplies, int]],
+    make_mailer: Callable[..., SmtpMailer],
+) -> None:
+    server, port = start_mail_replies(["421 4.7.0 Try again later"])
+    mailer = make_mailer(port)
+
+    throttled, after = mailer.send_batch([outgoing(1), outgoing(2)])
+
+    assert throttled.outcome is Outcome.RETRY
+    assert throttled.throttled is True
+    assert throttled.detail == "421 4.7.0 Try again later"
+    assert throttled.connection_failures == 0
+    assert after.outcome is Outcome.SENT and after.throttled is False  # reconnected
+    assert server.delivered == [SENDER]
+
+
+@pytest.mark.parametrize(
+    ("reply", "outcome"),
+    [
+        ("451 4.3.0 mailbox busy", Outcome.RETRY),
+        ("421 4.3.2 shutting down", Outcome.RETRY),
+        ("550 5.7.1 sending rate exceeded", Outcome.FAILED),
+        ("554 Throttling failure: Maximum sending rate exceeded.", Outcome.FAILED),
+    ],
+    ids=["451-busy", "421-shutting-down", "550-rate-words", "554-throttling-words"],
+)
+def test_other_replies_to_mail_from_are_not_throttled(
+    start_mail_replies: Callable[..., tuple[MailReplies, int]],
+    make_mailer: Callable[..., SmtpMailer],
+    reply: str,
+    outcome: Outcome,
+) -> None:
+    _, port = start_mail_replies([reply])
+    mailer = make_mailer(port)
+
+    (result,) = mailer.send_batch([outgoing(1)])
+
+    assert result.outcome is outcome
+    assert result.throttled is False
+    assert result.detail == reply
+
+
+@pytest.mark.parametrize(
+    ("reply", "throttled"),
+    [
+        ("451 4.7.1 Please slow down: rate limit exceeded", True),
+        ("454 Throttling failure: Maximum sending rate exceeded.", True),
+        ("451 4.3.0 try later", False),
+    ],
+    ids=["451-rate-limit", "ses-454", "451-try-later"],
+)
+def test_throttle_reply_to_data(
+    start_sink: Callable[..., SmtpSink],
+    make_mailer: Callable[..., SmtpMailer],
+    reply: str,
+    throttled: bool,
+) -> None:
+    sink = start_sink([reply])
+    mailer = make_mailer(sink.port)
+
+    first, second = mailer.send_batch([outgoing(1), outgoing(2)])
+
+    assert first.outcome is Outcome.RETRY
+    assert first.throttled is throttled
+    assert first.detail == reply
+    assert second.outcome is Outcome.SENT and second.throttled is False
+
+
+@pytest.mark.parametrize(
+    ("replies", "outcome", "throttled"),
+    [
+        ({ANN: "450 4.7.1 Error: too many messages from 127.0.0.1"}, Outcome.RETRY, True),
+        (
+            {ANN: "450 4.7.1 too many messages", GHOST: "550 5.1.1 no such user"},
+            Outcome.RETRY,
+            True,
+        ),
+        ({ANN: "450 4.2.1 mailbox busy"}, Outcome.RETRY, False),
+        ({ANN: "550 5.7.1 rate limit exceeded"}, Outcome.FAILED, False),
+    ],
+    ids=["450-too-many", "450-too-many-and-550", "450-busy", "550-rate-words"],
+)
+def test_throttle_reply_to_every_rcpt(
+    start_sink: Callable[..., SmtpSink],
+    make_mailer: Callable[..., SmtpMailer],
+    replies: dict[str, str],
+    outcome: Outcome,
+    throttled: bool,
+) -> None:
+    sink = start_sink(rcpt_replies=replies)
+    mailer = make_mailer(sink.port)
+
+    (result,) = mailer.send_batch([outgoing(1, recipients=tuple(replies))])
+
+    assert result.outcome is outcome
+    assert result.throttled is throttled
+    assert result.refused == replies
+    assert sink.data_commands == 0
+
+
+def test_a_throttle_reply_to_one_recipient_of_a_sent_message_is_not_throttled(
+    start_sink: Callable[..., SmtpSink], make_mailer: Callable[..., SmtpMailer]
+) -> None:
+    sink = start_sink(rcpt_replies={GHOST: "450 4.7.1 too many messages"})
+    mailer = make_mailer(sink.port)
+
+    (result,) = mailer.send_batch([outgoing(1, recipients=(ANN, GHOST))])
+
+    assert result.outcome is Outcome.SENT and result.throttled is False
+    assert result.refused == {GHOST: "450 4.7.1 too many messages"}
+
+
+# --- before_each: the caller's hook for send slots ------------------------------------------
+
+
+def test_before_each_is_called_in_order_on_an_open_connection_before_each_message(
+    start_sink: Callable[..., SmtpSink], make_mailer: Callable[..., SmtpMailer]
+) -> None:
+    sink = start_sink(["250 OK", "DROP"])  # message 1 breaks the connection: 2 reconnects
+    mailer = make_mailer(sink.port)
+    seen: list[tuple[int, int, int]] = []  # position, connections, DATA commands so far
+
+    results = mailer.send_batch(
+        [outgoing(i) for i in range(3)],
+        before_each=lambda k: seen.append((k, sink.connections, sink.data_commands)),
+    )
+
+    assert [r.outcome for r in results] == [Outcome.SENT, Outcome.RETRY, Outcome.SENT]
+    # Called once the connection is (re)opened, and before the message reaches the server.
+    assert seen == [(0, 1, 0), (1, 1, 1), (2, 2, 2)]
+
+
+def test_before_each_that_waits_delays_each_message_until_it_returns(
+    start_mail_replies: Callable[..., tuple[MailReplies, int]],
+    make_mailer: Callable[..., SmtpMailer],
+) -> None:
+    server, port = start_mail_replies()
+    mailer = make_mailer(port)
+    returned: list[float] = []
+
+    def wait_for_slot(position: int) -> None:
+        time.sleep(0.15)
+        returned.append(time.monotonic())
+
+    results = mailer.send_batch([outgoing(i) for i in range(4)], before_each=wait_for_slot)
+
+    assert [r.outcome for r in results] == [Outcome.SENT] * 4
+    assert len(returned) == len(server.mail_times) == 4
+    for k in range(4):
+        assert server.mail_times[k] >= returned[k]  # MAIL FROM k came after call k returned
+    gaps = [b - a for a, b in zip(server.mail_times, server.mail_times[1:], strict=False)]
+    assert min(gaps) >= 0.14, gaps
+
+
+def test_before_each_is_not_called_for_messages_not_attempted(
+    start_sink: Callable[..., SmtpSink], make_mailer: Callable[..., SmtpMailer]
+) -> None:
+    refused = make_mailer(free_port())
+    calls: list[int] = []
+
+    results = refused.send_batch([outgoing(i) for i in range(3)], before_each=calls.append)
+
+    assert [r.outcome for r in results] == [Outcome.RETRY] * 3
+    assert calls == []  # the connection never opened: nothing attempted
+
+    def stall(n: int, envelope: object) -> str | None:
+        time.sleep(0.8)  # blocks the sink's event loop: no reply within the client's timeout
+        return None
+
+    sink = start_sink(stall)
+    stalled = make_mailer(sink.port, timeout=0.3)
+
+    results = stalled.send_batch([outgoing(i) for i in range(3)], before_each=calls.append)
+
+    assert [r.outcome for r in results] == [Outcome.RETRY] * 3
+    assert results[1].detail.startswith("not attempted")
+    assert calls == [0]  # only the message that was tried
+
+
+def test_a_connection_closed_during_a_long_wait_is_reopened_before_sending(
+    start_sink: Callable[..., SmtpSink],
+    make_mailer: Callable[..., SmtpMailer],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(mailers, "_IDLE_CHECK", 0.1)
+    sink = start_sink(session_timeout=0.2)
+    mailer = make_mailer(sink.port)
+
+    def wait_for_slot(position: int) -> None:
+        if position == 1:
+            time.sleep(0.5)  # the server hangs up on the idle connection meanwhile
+
+    results = mailer.send_batch([outgoing(1), outgoing(2)], before_each=wait_for_slot)
+
+    assert [r.outcome for r in results] == [Outcome.SENT, Outcome.SENT], results
+    assert sink.message_ids() == ["<m.1@cohort.test>", "<m.2@cohort.test>"]
+    assert sink.connections == 2
+
+
+def test_maildir_calls_before_each_before_writing_each_message(tmp_path: Path) -> None:
+    folder = tmp_path / "outbox"
+    mailer = MaildirMailer(folder)
+    seen: list[tuple[int, int]] = []  # position, messages already written
+
+    results = mailer.send_batch(
+        [outgoing(i) for i in range(3)],
+        before_each=lambda k: seen.append((k, len(list((folder / "new").iterdir())))),
+    )
+    mailer.close()
+
+    assert [r.outcome for r in results] == [Outcome.SENT] * 3
+    assert seen == [(0, 0), (1, 1), (2, 2)]
+
+
+def test_memory_mailer_calls_before_each_before_handing_over_each_message() -> None:
+    mailer = MemoryMailer([Outcome.RETRY])
+    seen: list[tuple[int, int]] = []  # position, messages already handed over
+
+    results = mailer.send_batch(
+        [outgoing(i) for i in range(3)],
+        before_each=lambda k: seen.append((k, len(mailer.attempts))),
+    )
+
+    assert [r.outcome for r in results] == [Outcome.RETRY, Outcome.SENT, Outcome.SENT]
+    assert seen == [(0, 0), (1, 1), (2, 2)]
+    assert all(r.throttled is False for r in results)
