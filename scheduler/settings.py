@@ -79,6 +79,13 @@ class Settings(BaseSettings):
     smtp_username: str | None = Field(None, description="SMTP login; unset: no AUTH")
     smtp_password: SecretStr | None = Field(None, description="SMTP password (never logged)")
     smtp_timeout: float = Field(30.0, gt=0, description="seconds before an SMTP call gives up")
+    mail_rate_per_second: float | None = Field(
+        None,
+        gt=0,
+        le=100_000,
+        description="the most messages per second the mail server accepts, honoured by all"
+        " workers together (slowed down further while it answers 'too fast'); unset: no limit",
+    )
     worker_batch_size: int = Field(
         50, ge=1, le=1000, description="notifications a worker claims and sends per batch"
     )

@@ -115,11 +115,20 @@ class AssignmentRule:
     hard_after: timedelta | None = None
 
 
+DEFAULT_EARLY = timedelta(minutes=5)
+MAX_EARLY = timedelta(hours=1)
+
+
 @dataclass(frozen=True, slots=True)
 class ReminderRule:
+    """When a kind of reminder is due, and ``early``: how much sooner than that it may be handed
+    to the mail server when many fall due together (0: never before its due time; welcome
+    emails go when a learner joins, so never early)."""
+
     key: str
     about: ReminderAbout
     before: timedelta | None = None  # this long before the target
+    early: timedelta = DEFAULT_EARLY
     at: int | None = None  # or at this local time (minutes after midnight) on the target's day
     weekday: int | None = None  # digest: which local weekday (0 = Monday)
     template: str = ""

@@ -23,6 +23,8 @@ from babel import Locale, UnknownLocaleError
 
 from scheduler.domain.availability import AvailabilityError, parse_availability
 from scheduler.domain.cohort import (
+    DEFAULT_EARLY,
+    MAX_EARLY,
     Anchor,
     AssignmentRule,
     Blackout,
@@ -40,7 +42,14 @@ from scheduler.domain.cohort import (
 )
 from scheduler.domain.status import NotificationKind
 from scheduler.errors import ConfigError, Problem
-from scheduler.timeutil import Weekday, canonical_zone, parse_clock, parse_duration, suggest_zones
+from scheduler.timeutil import (
+    Weekday,
+    canonical_zone,
+    format_duration,
+    parse_clock,
+    parse_duration,
+    suggest_zones,
+)
 
 T = TypeVar("T")
 _MISSING = object()
@@ -180,6 +189,23 @@ def _bounded_duration(raw: str | int) -> timedelta:
     if value > MAX_DURATION:
         raise too_long
     return value
+
+
+EARLY_HINT = "write a duration up to 1h like '5m', or 0 to send at the due time only"
+
+
+def _early(raw: Any) -> timedelta:
+    """A reminder's ``early``: 0 (never before its due time) up to :data:`MAX_EARLY`."""
+    if raw in (0, "0", "0m"):
+        return timedelta(0)
+    value = _duration(raw)
+    if value > MAX_EARLY:
+        raise ValueError(f"is more than {format_duration(MAX_EARLY)}")
+    return value
+
+
+def _or_default(early: timedelta | None) -> timedelta:
+    return DEFAULT_EARLY if early is None else early
 
 
 def _zone(raw: Any) -> str:
@@ -791,6 +817,7 @@ def _read_reminder(r: _Reader) -> ReminderRule | None:
     key = r.get("key", _key)
     about = r.get("about", _choice(ReminderAbout))
     before = r.get("before", _duration, None, hint=DURATION_HINT)
+    early = r.get("early", _early, None, hint=EARLY_HINT)
     at = r.get("at", _clock, None)
     weekday = r.get("weekday", _weekday, None)
     template = r.get("template", _key, None)
@@ -799,6 +826,13 @@ def _read_reminder(r: _Reader) -> ReminderRule | None:
     if about in (ReminderAbout.LIVE, ReminderAbout.DEADLINE) and before is None and at is None:
         r.problem(
             "before", f"a {about} reminder needs 'before' or 'at'", hint='write before = "24h"'
+        )
+        return None
+    if about is ReminderAbout.WELCOME and early:
+        r.problem(
+            "early",
+            "a welcome email goes when a learner joins; 'early' does not apply to it",
+            hint="remove early from this reminder",
         )
         return None
     if about is ReminderAbout.DIGEST and (weekday is None or at is None):
@@ -812,6 +846,7 @@ def _read_reminder(r: _Reader) -> ReminderRule | None:
         key=key,
         about=about,
         before=before,
+        early=timedelta(0) if about is ReminderAbout.WELCOME else _or_default(early),
         at=at,
         weekday=weekday,
         template=template or _DEFAULT_TEMPLATES[about],

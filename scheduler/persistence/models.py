@@ -139,6 +139,7 @@ class ReminderRuleRow(Base):
     key: Mapped[str] = mapped_column(String(40))
     about: Mapped[str] = mapped_column(String(20))
     before_minutes: Mapped[int | None] = mapped_column(Integer)
+    early_seconds: Mapped[int] = mapped_column(Integer, default=300, server_default="300")
     at_minute: Mapped[int | None] = mapped_column(Integer)
     weekday: Mapped[int | None] = mapped_column(Integer)
     template: Mapped[str] = mapped_column(String(40))
@@ -355,6 +356,9 @@ class NotificationRow(Base):
     rule: Mapped[str] = mapped_column(String(40))
     target_version: Mapped[int] = mapped_column(Integer)
     due_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # never handed to the mailer before this: due_at - the rule's `early` (reminders sent ahead
+    # in a burst), due_at for invitations, updates, cancellations and welcome emails
+    not_before: Mapped[datetime] = mapped_column(UTCDateTime)
     status: Mapped[str] = mapped_column(String(20))  # pending, sent, failed, skipped, cancelled
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -381,6 +385,22 @@ class WorkerRow(Base):
     last_tick_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     sent: Mapped[int] = mapped_column(Integer, default=0)
+    # messages per second this worker hands over while it has work (a moving average)
+    send_rate: Mapped[float | None] = mapped_column(Float)
+
+
+class SendPacerRow(Base):
+    """The one row (id 1) through which all workers share the mail server's rate: the next free
+    sending slot, and the rate in force (lowered when the server says "too fast", then
+    recovering towards ``mail_rate_per_second``)."""
+
+    __tablename__ = "send_pacer"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    rate: Mapped[float | None] = mapped_column(Float)  # None: no limit in force
+    next_free: Mapped[datetime] = mapped_column(UTCDateTime)
+    slowed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class AdminTokenRow(Base):

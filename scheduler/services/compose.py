@@ -387,14 +387,18 @@ class Composer:
 
 
 def lead_text(delta: timedelta) -> str:
-    """'in 23 hours', 'in 45 minutes': how soon, rounded for people."""
+    """'in about 23 hours', 'in about an hour', 'in 45 minutes': how soon, from the moment the
+    message is composed (just before it is sent), rounded for people. A reminder may go up to
+    its rule's ``early`` before its due time, so hours are "about"; the templates give the
+    time itself beside it ("at 18:00")."""
     minutes = max(int(delta.total_seconds() // 60), 0)
     if minutes >= 90:
         hours = round(minutes / 60)
-        return f"in {hours} hours"
+        return f"in about {hours} hours"
     if minutes >= 55:
-        return "in 1 hour"
-    return f"in {max(minutes, 1)} minutes"
+        return "in about an hour"
+    minutes = max(minutes, 1)
+    return f"in {minutes} minute{'' if minutes == 1 else 's'}"
 
 
 def compose(

@@ -134,6 +134,7 @@ def queue_invites(db: Session, slug: str, now: datetime) -> InviteCounts:
                 "rule": kind,
                 "target_version": version,
                 "due_at": now,
+                "not_before": now,
                 "status": NotificationStatus.PENDING,
                 "attempts": 0,
                 "next_attempt_at": now,

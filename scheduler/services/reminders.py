@@ -28,7 +28,7 @@ from datetime import date, datetime, time, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from scheduler.domain.cohort import ReminderAbout, ReminderRule, Role, SeriesKind
+from scheduler.domain.cohort import DEFAULT_EARLY, ReminderAbout, ReminderRule, Role, SeriesKind
 from scheduler.domain.status import (
     EnrollmentStatus,
     NotificationKind,
@@ -144,7 +144,10 @@ class _Wanted:
         due: datetime,
         event_at: datetime | None,
         payload: dict[str, object],
+        early: timedelta = timedelta(0),
     ) -> None:
+        """Queue one notification due at ``due``, which may go up to ``early`` sooner when many
+        fall due together (``not_before``), never before it is written."""
         if due >= self.until or not (
             due >= self.now or still_useful(kind, due, event_at, self.now)
         ):
@@ -159,6 +162,7 @@ class _Wanted:
             "rule": rule,
             "target_version": version,
             "due_at": due,
+            "not_before": max(due - early, min(due, self.now)),
             "status": NotificationStatus.PENDING,
             "attempts": 0,
             "next_attempt_at": due,
@@ -216,7 +220,15 @@ def sync_reminders(
                     due = wall_to_utc(day, _clock(rule.at or 8 * 60), zone(m.zone))
                     target = f"{slug}/digest/{day.isoformat()}"
                     wanted.add(
-                        NotificationKind.DIGEST, m.person_id, target, rule.key, 0, due, None, {}
+                        NotificationKind.DIGEST,
+                        m.person_id,
+                        target,
+                        rule.key,
+                        0,
+                        due,
+                        None,
+                        {},
+                        rule.early,
                     )
     return _store(db, cohort.id, wanted)
 
@@ -282,16 +294,17 @@ def _live(
         if series.facilitator_email in hosts:
             people.append(hosts[series.facilitator_email])
         for person_id in people:
-            for rule_key, due in _timely(rules, occurrence.start, members[person_id].zone, wanted):
+            for rule, due in _timely(rules, occurrence.start, members[person_id].zone, wanted):
                 wanted.add(
                     NotificationKind.LIVE_REMINDER,
                     person_id,
                     occurrence.uid,
-                    rule_key,
+                    rule.key,
                     occurrence.sequence,
                     due,
                     occurrence.start,
                     {"occurrence_id": occurrence.id},
+                    rule.early,
                 )
 
 
@@ -324,6 +337,7 @@ def _coworking(db: Session, cohort_id: int, lead: timedelta, wanted: _Wanted) ->
                 occurrence.start - lead,
                 occurrence.start,
                 {"occurrence_id": occurrence.id},
+                DEFAULT_EARLY,
             )
             wanted.add(
                 NotificationKind.CHECKIN,
@@ -334,6 +348,7 @@ def _coworking(db: Session, cohort_id: int, lead: timedelta, wanted: _Wanted) ->
                 occurrence.end + CHECKIN_AFTER,
                 None,
                 {"occurrence_id": occurrence.id},
+                min(DEFAULT_EARLY, CHECKIN_AFTER),
             )
 
 
@@ -364,32 +379,33 @@ def _deadlines(
         member = members.get(person_id)
         if member is None:
             continue
-        for rule_key, due in _timely(rules, soft, member.zone, wanted):
+        for rule, due in _timely(rules, soft, member.zone, wanted):
             wanted.add(
                 NotificationKind.DEADLINE_REMINDER,
                 person_id,
                 f"{slug}/deadline/{item_key}",
-                rule_key,
+                rule.key,
                 deadline_version(soft),
                 due,
                 soft,
                 {"item_key": item_key},
+                rule.early,
             )
 
 
 def _timely(
     rules: list[ReminderRule], event_at: datetime, zone_name: str, wanted: _Wanted
-) -> list[tuple[str, datetime]]:
+) -> list[tuple[ReminderRule, datetime]]:
     """The (rule, due time) reminders about one event worth queueing for one person: every
     one still to come, and of those already due only the latest. Someone who joins an hour
     before a class gets the 1-hour reminder, not the 24-hour one as well (two emails at once
     saying the same); someone who joins on the morning of a deadline gets the morning one only.
     """
-    dues = [(rule.key, due) for rule in rules if (due := _due(rule, event_at, zone_name))]
+    dues = [(rule, due) for rule in rules if (due := _due(rule, event_at, zone_name))]
     late = [d for d in dues if d[1] < wanted.now]
     timely = [d for d in dues if d[1] >= wanted.now]
     if late:
-        timely.append(max(late, key=lambda d: (d[1], d[0])))
+        timely.append(max(late, key=lambda d: (d[1], d[0].key)))
     return timely
 
 

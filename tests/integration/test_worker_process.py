@@ -126,6 +126,7 @@ def seed(runtime: Runtime, count: int) -> list[str]:
                     "rule": "welcome",
                     "target_version": 0,
                     "due_at": now,
+                    "not_before": now,
                     "status": "pending",
                     "attempts": 0,
                     "next_attempt_at": now,

@@ -4,7 +4,7 @@ from datetime import date, timedelta
 
 import pytest
 
-from scheduler.domain.cohort import HardKind, ReleaseKind, ReminderAbout, SeriesKind
+from scheduler.domain.cohort import DEFAULT_EARLY, HardKind, ReleaseKind, ReminderAbout, SeriesKind
 from scheduler.domain.cohort_file import parse_cohort_file
 from scheduler.errors import ConfigError
 
@@ -128,3 +128,38 @@ def test_assignment_direction_must_match(example_cohort_text: str) -> None:
 def test_duplicate_series_key(example_cohort_text: str) -> None:
     problems = _problems(example_cohort_text.replace('key = "cowork"', 'key = "class"'))
     assert "repeats a key" in problems["series[2].key"]
+
+
+def test_a_reminder_may_go_early_up_to_an_hour_and_a_welcome_never(
+    example_cohort_text: str,
+) -> None:
+    spec = parse_cohort_file(example_cohort_text)
+    early = {r.key: r.early for r in spec.reminders}
+    assert early["class-1h"] == timedelta(minutes=5) == DEFAULT_EARLY == early["class-24h"]
+    welcome = [r for r in spec.reminders if r.about is ReminderAbout.WELCOME]
+    assert all(r.early == timedelta(0) for r in welcome)
+
+    zero = parse_cohort_file(example_cohort_text.replace('early = "5m" ', "early = 0 "))
+    assert next(r for r in zero.reminders if r.key == "class-1h").early == timedelta(0)
+    ten = parse_cohort_file(example_cohort_text.replace('early = "5m" ', 'early = "10m" '))
+    assert next(r for r in ten.reminders if r.key == "class-1h").early == timedelta(minutes=10)
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [('"2h"', "is more than 1h"), ('"soon"', "is not a duration"), ("-5", "longer than zero")],
+)
+def test_an_early_beyond_an_hour_or_not_a_duration_is_refused(
+    example_cohort_text: str, value: str, message: str
+) -> None:
+    problems = _problems(example_cohort_text.replace('early = "5m" ', f"early = {value} "))
+    (field,) = [f for f in problems if f.endswith(".early")]
+    assert message in problems[field]
+
+
+def test_early_on_a_welcome_email_is_refused(example_cohort_text: str) -> None:
+    text = example_cohort_text.replace('about = "welcome"', 'about = "welcome"\nearly = "5m"')
+    assert 'about = "welcome"\nearly' in text
+    problems = _problems(text)
+    (field,) = [f for f in problems if f.endswith(".early")]
+    assert "does not apply" in problems[field]
