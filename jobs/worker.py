@@ -40,11 +40,12 @@ import secrets
 import signal
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import FrameType
 from typing import IO
@@ -62,6 +63,7 @@ from scheduler.services.orchestration import (
     replan_cohort,
     replan_fingerprints,
 )
+from scheduler.services.pacing import Pacer, planning_rate, send_ahead_horizon
 from scheduler.services.reminders import sync_reminders
 from scheduler.services.workers import (
     count_expired_leases,
@@ -78,6 +80,10 @@ MATERIALISE_EVERY = 300.0
 ORCHESTRATE_EVERY = 10.0
 REAP_EVERY = 30.0
 GONE_AFTER = timedelta(minutes=2)
+AHEAD_REFRESH = timedelta(seconds=1)  # how long a computed send-ahead horizon is used
+SLOTS_PER_BATCH_SECONDS = 10  # at a limited rate, a batch holds at most 10 s of slots
+MEASURE_FROM = 5  # batches smaller than this say little about throughput
+MEASURE_WEIGHT = 0.3  # moving average: the newest batch's share
 
 
 class WorkerLockedError(SchedulerError):
@@ -134,6 +140,14 @@ class Worker:
         self._placing = threading.Lock()  # materialise and orchestrate change cohorts in turn
         self._rosters: dict[str, tuple[object, ...]] = {}  # slug -> roster fingerprint seen
         self._sender = ThreadPoolExecutor(1, thread_name_prefix="sender")
+        self.pacer = Pacer(
+            runtime.sessions,
+            runtime.settings.mail_rate_per_second,
+            runtime.clock.now,
+            lock_rows=runtime.is_postgres,
+        )
+        self._ahead: tuple[datetime, datetime, float | None] | None = None  # at, horizon, rate
+        self._per_message: list[float | None] = [None, None]  # seconds: composing, sending
 
     # -- jobs ---------------------------------------------------------------------------------
     def dispatch(self) -> BatchCounts:
@@ -146,6 +160,8 @@ class Worker:
         tick = BatchCounts()
         in_flight: Future[BatchCounts] | None = None
         while not self.stopping.is_set():
+            horizon, rate = self._send_ahead()
+            composing = time.monotonic()
             decisions = prepare_batch(
                 self.runtime.sessions,
                 self.templates,
@@ -153,7 +169,10 @@ class Worker:
                 self.id,
                 self.runtime.clock.now,
                 skip_locked=self.runtime.is_postgres,
+                horizon=horizon,
+                limit=max(1, int(rate * SLOTS_PER_BATCH_SECONDS)) if rate else None,
             )
+            self._measure(0, len(decisions), time.monotonic() - composing)
             if in_flight is not None:
                 self._count(tick, in_flight.result())
                 in_flight = None
@@ -170,13 +189,42 @@ class Worker:
                 self.id,
                 self.runtime.clock.now,
                 decisions,
+                None,
+                self.pacer,
             )
         if in_flight is not None:
             self._count(tick, in_flight.result())
         self._beat(tick=True)
         return tick
 
+    def _send_ahead(self) -> tuple[datetime, float | None]:
+        """The send-ahead horizon (see :mod:`scheduler.services.pacing`) and the pacer's rate
+        in force, computed at most once per :data:`AHEAD_REFRESH`."""
+        now = self.runtime.clock.now()
+        if self._ahead is None or now - self._ahead[0] >= AHEAD_REFRESH:
+            rate = self.pacer.rate()
+            with self.runtime.transaction() as db:
+                horizon = send_ahead_horizon(db, now, planning_rate(db, now, rate))
+            self._ahead = (now, horizon, rate)
+        return max(self._ahead[1], now), self._ahead[2]
+
+    def _measure(self, which: int, messages: int, seconds: float) -> None:
+        """Fold one batch's composing (0) or sending (1) time into the moving averages."""
+        if messages < MEASURE_FROM or seconds <= 0:
+            return
+        each = seconds / messages
+        old = self._per_message[which]
+        self._per_message[which] = each if old is None else old + MEASURE_WEIGHT * (each - old)
+
+    @property
+    def send_rate(self) -> float | None:
+        """Messages per second this worker can hand over: composing and sending overlap (one
+        batch is composed while the previous one is sent), so the slower of the two sets it."""
+        known = [t for t in self._per_message if t is not None]
+        return 1 / max(known) if len(known) == 2 else None
+
     def _count(self, tick: BatchCounts, counts: BatchCounts) -> None:
+        self._measure(1, counts.claimed, counts.sending_seconds)
         tick.add(counts)
         with self._lock:
             self.totals.counts.add(counts)
@@ -270,12 +318,15 @@ class Worker:
     def _beat(self, *, tick: bool) -> None:
         now = self.runtime.clock.now()
         with self.runtime.transaction() as db:
-            record_heartbeat(db, self.id, now, self.totals.counts.sent, tick=tick)
+            record_heartbeat(
+                db, self.id, now, self.totals.counts.sent, tick=tick, send_rate=self.send_rate
+            )
 
     def register(self) -> None:
         now = self.runtime.clock.now()
         with self.runtime.transaction() as db:
             register_worker(db, self.id, socket.gethostname(), os.getpid(), now)
+        self.pacer.ensure()
 
     def unregister(self) -> None:
         with self.runtime.transaction() as db:

@@ -166,6 +166,7 @@ def worker(
 @guarded
 def status(as_json: JsonFlag = False) -> None:
     """The outbox and the workers: pending, due, sent, failed, skipped; last tick's age."""
+    from scheduler.services.bursts import busiest_stretch
     from scheduler.services.outbox import outbox_status, worker_status
 
     runtime = current_runtime()
@@ -173,6 +174,7 @@ def status(as_json: JsonFlag = False) -> None:
     with _transaction() as db:
         box_ = outbox_status(db, now)
         workers = worker_status(db, now)
+        burst = busiest_stretch(db, now, runtime.settings.mail_rate_per_second)
     if as_json:
         _json(
             {
@@ -183,6 +185,7 @@ def status(as_json: JsonFlag = False) -> None:
                 "recent_failures": [
                     {"kind": k, "to": to, "error": e} for k, to, e in box_.failed_recent
                 ],
+                "burst": None if burst is None else burst.as_dict(),
             }
         )
         return
@@ -209,6 +212,9 @@ def status(as_json: JsonFlag = False) -> None:
         out.print(f"worker {_text(w.id)}: {state}, last tick {tick}, sent {w.sent}")
     for kind, to, error in box_.failed_recent:
         out.print(f"[red]failed[/red] {_text(kind)} to {_text(to)}: {_text(error)}")
+    if burst is not None:
+        colour, label = ("green", "busiest stretch") if burst.fits else ("yellow", "burst warning")
+        out.print(f"[{colour}]{label}[/{colour}]: {_text(burst.text())}")
 
 
 @admin_app.command("token")

@@ -30,6 +30,7 @@ from scheduler.cli.console import (
 if TYPE_CHECKING:
     from scheduler.domain.cohort import CohortSpec
     from scheduler.planning import LearnerInput, Plan
+    from scheduler.services.bursts import BurstCheck
     from scheduler.services.changes import Change, ChangePreview
     from scheduler.services.plans import PlanDiff
 
@@ -68,10 +69,16 @@ def plan(
             )
         else:
             published, diff = None, diff_plan(db, cohort, result, now)
+    burst = _busiest_stretch(cohort) if published is not None else None
     if as_json:
         zones = {x.key: x.zone for x in learners}
         _json(
-            {**plan_summary(result, zones), "diff": diff.as_dict(), "published_version": published}
+            {
+                **plan_summary(result, zones),
+                "diff": diff.as_dict(),
+                "published_version": published,
+                **({"burst": burst.as_dict()} if burst is not None else {}),
+            }
         )
         return
     _print_plan(spec, learners, result, verbose)
@@ -89,6 +96,26 @@ def plan(
         )
     elif diff.changed or diff.published_version is None:
         out.print(f"Not published yet: `cohort plan --cohort {_text(cohort)} --publish` stores it.")
+    if burst is not None:
+        _print_burst(burst)
+
+
+def _busiest_stretch(cohort: str) -> BurstCheck | None:
+    """The busiest stretch of the outbox in the week ahead, with ``cohort``'s live reminders
+    projected (see :mod:`scheduler.services.bursts`)."""
+    from scheduler.services.bursts import busiest_stretch
+
+    runtime = current_runtime()
+    with _transaction() as db:
+        return busiest_stretch(
+            db, runtime.clock.now(), runtime.settings.mail_rate_per_second, slug=cohort
+        )
+
+
+def _print_burst(burst: BurstCheck) -> None:
+    colour = "green" if burst.fits else "yellow"
+    label = "Busiest stretch ahead" if burst.fits else "Burst warning"
+    out.print(f"[{colour}]{label}[/{colour}]: {_text(burst.text())}")
 
 
 def _print_plan(
@@ -366,14 +393,24 @@ def _change(change: Change, cohort: str, yes: bool, as_json: bool) -> None:
         return
     with _transaction() as db:
         result = apply_change(db, cohort, change, now, current_runtime().horizon)
+    burst = _busiest_stretch(cohort)
     if as_json:
-        _json({"applied": True, "version": result.version, **asdict(result.preview)})
+        _json(
+            {
+                "applied": True,
+                "version": result.version,
+                **asdict(result.preview),
+                **({"burst": burst.as_dict()} if burst is not None else {}),
+            }
+        )
         return
     out.print(
         f"[green]Done[/green]: plan version {result.version}; "
         f"{result.invites.updates} update(s) and {result.invites.cancellations} cancellation(s) "
         f"queued; deadlines recomputed ({result.deadlines.changed_learners} learners changed)."
     )
+    if burst is not None:
+        _print_burst(burst)
 
 
 def _print_preview(preview: ChangePreview) -> None:

@@ -29,6 +29,7 @@ Message-ID.
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -41,6 +42,7 @@ from scheduler.outputs.email import EmailTemplates
 from scheduler.outputs.mailers import Mailer, Outcome, SendResult
 from scheduler.persistence.models import NotificationRow
 from scheduler.services.compose import Composer, Decision
+from scheduler.services.pacing import Pacer
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +65,8 @@ class BatchCounts:
     failed: int = 0
     skipped: int = 0
     cancelled: int = 0
+    throttled: int = 0  # the server said "too fast": retried within seconds, not backed off
+    sending_seconds: float = 0.0  # handing the batch over, waiting for slots not included
 
     def add(self, other: BatchCounts) -> None:
         for name in self.__slots__:
@@ -75,17 +79,31 @@ def retry_delay(attempts: int, config: DeliveryConfig, rng: random.Random) -> ti
     return timedelta(seconds=delay.total_seconds() * rng.uniform(0.5, 1.5))
 
 
-def _due(now: datetime, config: DeliveryConfig, *, skip_locked: bool) -> Select[int]:
-    """The ids of up to ``batch_size`` due notifications with no live lease, oldest first."""
+THROTTLED_RETRY = timedelta(seconds=2)  # a "too fast" reply: tried again this soon
+
+
+def _due(
+    now: datetime,
+    config: DeliveryConfig,
+    *,
+    skip_locked: bool,
+    horizon: datetime | None = None,
+    limit: int | None = None,
+) -> Select[int]:
+    """The ids of up to ``batch_size`` (or ``limit``) notifications to send now, with no live
+    lease, earliest due first: those due by now, or, sending ahead, by ``horizon``
+    (:func:`scheduler.services.pacing.send_ahead_horizon`) — never one before its
+    ``not_before``."""
     query = (
         select(NotificationRow.id)
         .where(
             NotificationRow.status == NotificationStatus.PENDING,
-            NotificationRow.next_attempt_at <= now,
+            NotificationRow.next_attempt_at <= max(horizon or now, now),
+            NotificationRow.not_before <= now,
             or_(NotificationRow.lease_until.is_(None), NotificationRow.lease_until < now),
         )
         .order_by(NotificationRow.next_attempt_at, NotificationRow.id)
-        .limit(config.batch_size)
+        .limit(min(config.batch_size, limit or config.batch_size))
     )
     return query.with_for_update(skip_locked=True) if skip_locked else query
 
@@ -105,7 +123,14 @@ def _by_id(ids: Sequence[int]) -> ColumnElement[bool]:
 
 
 def claim_rows(
-    db: Session, worker_id: str, now: datetime, config: DeliveryConfig, *, skip_locked: bool
+    db: Session,
+    worker_id: str,
+    now: datetime,
+    config: DeliveryConfig,
+    *,
+    skip_locked: bool,
+    horizon: datetime | None = None,
+    limit: int | None = None,
 ) -> list[NotificationRow]:
     """Lease up to ``batch_size`` due notifications to ``worker_id`` and return them, oldest
     first: the ids are selected (and locked), then one ``UPDATE ... RETURNING`` leases the
@@ -116,7 +141,8 @@ def claim_rows(
     PostgreSQL is free to run the subquery again while it scans, and a worker can lease far
     more than ``n`` rows (the SIGKILL test caught it: with batches of 20, the killed worker had
     sent 73 messages without recording one, and its replacement resent all 300)."""
-    ids = list(db.scalars(_due(now, config, skip_locked=skip_locked)))
+    due = _due(now, config, skip_locked=skip_locked, horizon=horizon, limit=limit)
+    ids = list(db.scalars(due))
     if not ids:
         return []
     rows = db.scalars(
@@ -205,6 +231,21 @@ def record(
             )
             counts.sent += 1
             continue
+        if result.outcome is Outcome.RETRY and result.throttled:
+            # The server says the sender goes too fast: not the message's fault. The pacer
+            # slows down (finish_batch); the message, same Message-ID, is due again in
+            # seconds, inside its window, instead of after the generic backoff.
+            db.execute(
+                update(NotificationRow)
+                .where(where)
+                .values(
+                    last_error=result.detail[:1000],
+                    next_attempt_at=now + THROTTLED_RETRY,
+                    **done,
+                )
+            )
+            counts.throttled += 1
+            continue
         if result.outcome is Outcome.RETRY and result.connection_failures:
             # Not tried: the connection failed (refused, 5xx greeting, STARTTLS stripped, wrong
             # password, too slow). Not held against the message (``attempts`` unchanged, so an
@@ -245,10 +286,15 @@ def prepare_batch(
     now: Callable[[], datetime],
     *,
     skip_locked: bool,
+    horizon: datetime | None = None,
+    limit: int | None = None,
 ) -> list[Decision]:
-    """Claim a batch and compose its messages, in one transaction (empty: nothing is due)."""
+    """Claim a batch and compose its messages, in one transaction (empty: nothing is due).
+    ``horizon``, ``limit``: see :func:`claim_rows`."""
     with sessions.begin() as db:
-        rows = claim_rows(db, worker_id, now(), config, skip_locked=skip_locked)
+        rows = claim_rows(
+            db, worker_id, now(), config, skip_locked=skip_locked, horizon=horizon, limit=limit
+        )
         if not rows:
             return []
         at = now()
@@ -264,21 +310,46 @@ def finish_batch(
     now: Callable[[], datetime],
     decisions: Sequence[Decision],
     rng: random.Random | None = None,
+    pacer: Pacer | None = None,
+    sleep: Callable[[float], object] = time.sleep,
 ) -> BatchCounts:
     """Send a prepared batch over the mailer's connection, then record every outcome.
 
     The lease is confirmed (and renewed) just before sending: a row whose lease ran out while
     the batch waited (a slow machine, a long previous batch) may have been claimed by another
-    worker, and is left to it rather than sent twice."""
+    worker, and is left to it rather than sent twice. With a ``pacer``, the batch reserves its
+    sending slots and each message waits for its own (``sleep``); a "too fast" reply slows the
+    pacer down for every worker."""
     mine = _renew_leases(sessions, worker_id, decisions, now(), config)
     decisions = [d for d in decisions if d.notification_id in mine]
     outgoing = [d for d in decisions if d.outgoing is not None]
     results: dict[int, SendResult] = {}
+    waited = 0.0
+    started = time.monotonic()
     if outgoing:
-        sent = mailer.send_batch([d.outgoing for d in outgoing if d.outgoing is not None])
+        slots = pacer.reserve(len(outgoing)) if pacer is not None else None
+
+        def wait_for_slot(position: int) -> None:
+            nonlocal waited
+            if slots is None or slots.spacing is None:
+                return
+            delay = (slots.at(position) - now()).total_seconds()
+            if delay > 0:
+                sleep(delay)
+                waited += delay
+
+        sent = mailer.send_batch(
+            [d.outgoing for d in outgoing if d.outgoing is not None],
+            before_each=wait_for_slot if slots is not None and slots.spacing else None,
+        )
         results = {d.notification_id: r for d, r in zip(outgoing, sent, strict=True)}
+    sending = max(time.monotonic() - started - waited, 0.0)
+    if pacer is not None and any(r.throttled for r in results.values()):
+        pacer.slow_down(len(outgoing) / sending if sending > 0 else float(len(outgoing)))
     with sessions.begin() as db:
-        return record(db, worker_id, decisions, results, now(), config, rng or random.Random())
+        counts = record(db, worker_id, decisions, results, now(), config, rng or random.Random())
+    counts.sending_seconds = sending
+    return counts
 
 
 def _renew_leases(

@@ -25,11 +25,20 @@ def register_worker(db: Session, worker_id: str, host: str, pid: int, now: datet
 
 
 def record_heartbeat(
-    db: Session, worker_id: str, now: datetime, sent: int, *, tick: bool = False
+    db: Session,
+    worker_id: str,
+    now: datetime,
+    sent: int,
+    *,
+    tick: bool = False,
+    send_rate: float | None = None,
 ) -> None:
     """The worker is alive at ``now`` and has sent ``sent`` mails; ``tick``: it has just
-    finished a dispatch tick (its ``last_tick_at``)."""
+    finished a dispatch tick (its ``last_tick_at``); ``send_rate``: the messages per second it
+    has measured it can hand over (what sending ahead plans with), if it has measured."""
     values: dict[str, object] = {"heartbeat_at": now, "sent": sent}
+    if send_rate is not None:
+        values["send_rate"] = send_rate
     if tick:
         values["last_tick_at"] = now
     db.execute(update(WorkerRow).where(WorkerRow.id == worker_id).values(**values))

@@ -132,6 +132,7 @@ def test_the_feed_link_in_an_email_opens_the_learners_feed_until_reset(
 
 
 def test_reminders_follow_the_rules_and_a_reschedule_replaces_them(published: Runtime) -> None:
+    assert all(r.not_before == r.due_at for r in rows(published, WELCOME, "invite"))
     drain(published, MemoryMailer())
     first = first_class(published)
     move_clock(published, first.start - timedelta(hours=30))
@@ -143,6 +144,7 @@ def test_reminders_follow_the_rules_and_a_reschedule_replaces_them(published: Ru
     for r in live:
         lead = timedelta(hours=24) if r.rule == "class-24h" else timedelta(hours=1)
         assert r.due_at == first.start - lead and r.target_version == first.sequence
+        assert r.not_before == r.due_at - timedelta(minutes=5)  # the rules' default early
     with published.transaction() as db:  # running it again writes nothing new
         assert sync_reminders(db, SLUG, published.clock.now(), timedelta(hours=48)).queued == 0
 

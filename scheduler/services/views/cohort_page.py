@@ -102,11 +102,13 @@ def cohort_overview(
     second_host_threshold: int = SECOND_HOST_THRESHOLD,
     window: timedelta = UPCOMING_WINDOW,
     left_out_filter: LeftOutFilter = NO_FILTER,
+    mail_rate: float | None = None,
 ) -> CohortOverview:
     """Everything the cohort's dashboard page shows. ``week`` (0-based) picks the heatmap's
     week; by default the current course week (the first before the course starts).
     ``left_out_filter`` narrows the per-learner left-out list. Raises NotFoundError for an
-    unknown cohort, InputError when the filter names a value no left-out learner has."""
+    unknown cohort, InputError when the filter names a value no left-out learner has.
+    ``mail_rate``: ``mail_rate_per_second``, for the delivery card's busiest stretch ahead."""
     cohort = repo.get_cohort(db, slug)
     spec = repo.cohort_spec(db, cohort)
     shown_week = current_week(cohort, now) if week is None else max(0, min(cohort.weeks - 1, week))
@@ -146,7 +148,7 @@ def cohort_overview(
         upcoming_from=start,
         upcoming_until=until,
         second_host_threshold=second_host_threshold,
-        delivery=delivery_view(db, now),
+        delivery=delivery_view(db, now, mail_rate, slug),
         auto_sections=tuple(_auto_section_text(r) for r in summary.get("auto_sections", [])),
     )
 

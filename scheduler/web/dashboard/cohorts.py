@@ -62,6 +62,7 @@ def cohort(
                 week=None if shown is None else shown - 1,
                 second_host_threshold=second_host_threshold(dash.runtime),
                 left_out_filter=wanted,
+                mail_rate=dash.runtime.settings.mail_rate_per_second,
             )
             activity = [(e, describe(e)) for e in audit_log(db, slug, ACTIVITY_SHOWN)]
             options = orchestration_options(db, slug)
