@@ -163,6 +163,7 @@ BeforeEach = Callable[[int], None]
 _THROTTLE_CODES = frozenset({421, 450, 451, 454})
 # Words (case-insensitive) and enhanced status codes that providers use when a sender goes too
 # fast. Replies this covers, among others:
+#   Google      450 4.2.1 Peak SMTP relay limit exceeded for customer (Workspace relay)
 #   Gmail       421-4.7.0 Try again later, closing connection.
 #               421-4.7.28 ... detected an unusual rate of unsolicited mail ...
 #               450-4.2.1 The user you are trying to contact is receiving mail at a rate that
@@ -185,6 +186,7 @@ _THROTTLE_TEXT = re.compile(
     r"|throttl"  # throttled, throttling
     r"|slow\s*down"
     r"|unexpected\s+volume"
+    r"|peak\b[^\n]*\blimit"  # Google Workspace relay: "Peak SMTP relay limit exceeded"
     r"|\b4\.7\.28\b",  # Gmail's enhanced code for a sending rate it finds unusual
     re.IGNORECASE,
 )
@@ -204,7 +206,8 @@ def is_throttle_reply(code: int, text: bytes | str) -> bool:
     ``rate`` (``rate limit``, ``ratelimit``, ``unusual rate``), ``too many`` (but not ``too many
     errors``, ``recipients``, ``hops``, ``invalid``, ``bad`` or ``unknown``), ``too much``,
     ``too fast``, ``too quickly``, ``too frequent``, ``throttl`` (``throttled``,
-    ``Throttling failure``), ``slow down``, ``unexpected volume``, or Gmail's rate code
+    ``Throttling failure``), ``slow down``, ``unexpected volume``, ``peak ... limit``
+    (Google Workspace's relay), or Gmail's rate code
     ``4.7.28``; or ``try again later`` with an enhanced status code ``4.7.x`` or ``4.3.2``
     (``421 4.7.0 Try again later``; not ``451 4.3.0 try again later``). A greylisting reply is
     never a throttle reply. The usual enhanced codes of such replies (``4.7.0``,
