@@ -42,7 +42,7 @@ from scheduler.outputs.email import EmailTemplates
 from scheduler.outputs.mailers import Mailer, Outcome, SendResult
 from scheduler.persistence.models import NotificationRow
 from scheduler.services.compose import Composer, Decision
-from scheduler.services.pacing import Pacer
+from scheduler.services.pacing import LATE_GRACE, Pacer
 
 
 @dataclass(frozen=True, slots=True)
@@ -328,12 +328,19 @@ def finish_batch(
     started = time.monotonic()
     if outgoing:
         slots = pacer.reserve(len(outgoing)) if pacer is not None else None
+        first = 0  # the position the current reservation starts at
 
         def wait_for_slot(position: int) -> None:
-            nonlocal waited
-            if slots is None or slots.spacing is None:
+            nonlocal waited, slots, first
+            if pacer is None or slots is None or slots.spacing is None:
                 return
-            delay = (slots.at(position) - now()).total_seconds()
+            if now() - slots.at(position - first) > LATE_GRACE:
+                # Missed its slot (a slow connection, a slow machine): sending now would
+                # crowd the slots after it, maybe another worker's. Take new ones.
+                slots, first = pacer.reserve(len(outgoing) - position), position
+                if slots.spacing is None:
+                    return
+            delay = (slots.at(position - first) - now()).total_seconds()
             if delay > 0:
                 sleep(delay)
                 waited += delay

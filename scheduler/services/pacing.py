@@ -6,7 +6,10 @@ messages reserves ``n`` consecutive slots ``1/rate`` apart starting at the row's
 (or now, if that has passed) and moves ``next_free`` past them, in one short transaction (the
 row is locked ``FOR UPDATE`` on PostgreSQL, so two workers never get the same slot). Each
 message then waits for its slot before it is handed over, so the server sees at most ``rate``
-messages in any second whichever worker sends them. A reply saying the sender goes too fast
+messages in any second whichever worker sends them (slots are spaced for
+:data:`PACE_SHARE` of the rate, headroom for the network's jitter; a message that misses its
+slot by more than :data:`LATE_GRACE` takes new slots for itself and the rest of its batch
+instead of catching up in a rush). A reply saying the sender goes too fast
 (:attr:`~scheduler.outputs.mailers.SendResult.throttled`) halves the rate in force (at most
 once a second: a batch of such replies is one signal) and pauses new slots for a second; the
 rate then recovers by :data:`RECOVERY_PER_SECOND` of the configured rate each second
@@ -39,12 +42,15 @@ from scheduler.persistence.models import NotificationRow, SendPacerRow, WorkerRo
 
 PACER_ID = 1
 DECREASE = 0.5  # the rate in force after a "too fast" reply, as a share of what it was
-RECOVERY_PER_SECOND = 0.02  # of the configured rate (or of the rate in force without one)
+RECOVERY_PER_SECOND = 0.05  # of the configured rate (or of the rate in force without one)
 SLOW_DOWN_PAUSE = timedelta(seconds=1)  # no new slot this soon after a "too fast" reply
 MIN_RATE = 0.1  # messages per second: the rate never falls below one message per 10 s
 FORGET_AFTER = timedelta(minutes=10)  # without a configured rate: quiet this long, no limit
 LOOKAHEAD = timedelta(hours=1, minutes=10)  # > the longest `early` (1 h) plus a margin
 PLANNING_SHARE = 0.8  # plan with 80 % of the measured throughput
+RATE_PLANNING_SHARE = 0.9  # and 90 % of the pacer's rate: slack for ticks and slow-downs
+PACE_SHARE = 0.98  # slots are spaced for 98 % of the rate: headroom for network jitter
+LATE_GRACE = timedelta(milliseconds=50)  # a message this late for its slot takes new slots
 UNMEASURED_RATE = 20.0  # messages per second assumed for a worker that has not measured yet
 LIVE_WORKER = timedelta(seconds=60)  # a worker with a heartbeat this recent is counted
 
@@ -132,7 +138,7 @@ class Pacer:
                 if row.rate is not None:  # recovered past any limit: forget the slow-down
                     row.rate, row.updated_at = None, now
                 return Slots(now, count, None)
-            spacing = timedelta(seconds=1 / rate)
+            spacing = timedelta(seconds=1 / (rate * PACE_SHARE))
             start = max(row.next_free, now)
             row.next_free = start + spacing * count
             # the recovered rate is kept; at the configured rate the row says "none lowered"
@@ -174,10 +180,10 @@ def measured_capacity(db: Session, now: datetime) -> tuple[float, bool]:
 
 
 def planning_rate(db: Session, now: datetime, pacer_rate: float | None) -> float:
-    """The rate to plan sending ahead with: the lower of the pacer's rate and a safe share
+    """The rate to plan sending ahead with: the lower of safe shares of the pacer's rate and
     of the measured throughput."""
     capacity = measured_capacity(db, now)[0] * PLANNING_SHARE
-    return capacity if pacer_rate is None else min(pacer_rate, capacity)
+    return capacity if pacer_rate is None else min(pacer_rate * RATE_PLANNING_SHARE, capacity)
 
 
 def send_ahead_horizon(db: Session, now: datetime, rate: float) -> datetime:

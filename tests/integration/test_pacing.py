@@ -17,6 +17,8 @@ from scheduler.persistence.models import NotificationRow, PersonRow, WorkerRow
 from scheduler.runtime import Runtime
 from scheduler.services.delivery import claim_rows
 from scheduler.services.pacing import (
+    PACE_SHARE,
+    RATE_PLANNING_SHARE,
     RECOVERY_PER_SECOND,
     UNMEASURED_RATE,
     Pacer,
@@ -37,6 +39,11 @@ def pacer(runtime: Runtime, ceiling: float | None) -> Pacer:
     return Pacer(runtime.sessions, ceiling, runtime.clock.now, lock_rows=runtime.is_postgres)
 
 
+def spaced(rate: float) -> timedelta:
+    """The slot spacing at ``rate`` (a little wider: headroom for jitter)."""
+    return timedelta(seconds=1 / (rate * PACE_SHARE))
+
+
 def test_slots_are_one_interval_apart_and_two_workers_never_share_one(runtime: Runtime) -> None:
     now = runtime.clock.now()
     first, second = pacer(runtime, 10.0), pacer(runtime, 10.0)
@@ -44,9 +51,9 @@ def test_slots_are_one_interval_apart_and_two_workers_never_share_one(runtime: R
     second.ensure()  # the second worker finds the row there
     a = first.reserve(5)
     b = second.reserve(5)
-    assert a.start == now and a.spacing == timedelta(seconds=0.1)
-    assert [a.at(k) for k in range(5)] == [now + timedelta(seconds=k / 10) for k in range(5)]
-    assert b.start == now + timedelta(seconds=0.5)  # after the first worker's five
+    assert a.start == now and a.spacing == spaced(10.0)
+    assert [a.at(k) for k in range(5)] == [now + spaced(10.0) * k for k in range(5)]
+    assert b.start == now + spaced(10.0) * 5  # after the first worker's five
     clock(runtime).advance(timedelta(seconds=10))  # slots in the past are not owed
     assert first.reserve(1).start == runtime.clock.now()
 
@@ -62,13 +69,13 @@ def test_too_fast_halves_the_rate_once_a_second_then_it_recovers_slowly(
     assert start == runtime.clock.now() + timedelta(seconds=1)  # a short pause first
     clock(runtime).advance(timedelta(seconds=1))
     assert shared.slow_down(sending_at=5.0) == pytest.approx((5.0 + 10 * RECOVERY_PER_SECOND) / 2)
-    clock(runtime).advance(timedelta(seconds=10))
+    clock(runtime).advance(timedelta(seconds=5))
     recovered = shared.rate()
     assert recovered is not None and 2.6 < recovered < 10.0  # additive, not back at once
     clock(runtime).advance(timedelta(minutes=5))
     assert shared.rate() == 10.0  # never above the configured rate
     slots = shared.reserve(3)
-    assert slots.spacing == timedelta(seconds=0.1)
+    assert slots.spacing == spaced(10.0)
 
 
 def test_without_a_configured_rate_nothing_waits_until_the_server_says_too_fast(
@@ -78,7 +85,7 @@ def test_without_a_configured_rate_nothing_waits_until_the_server_says_too_fast(
     assert free.rate() is None and free.reserve(50).spacing is None
     assert free.slow_down(sending_at=400.0) == 200.0  # half of what it was sending at
     slots = free.reserve(2)
-    assert slots.spacing == timedelta(seconds=1 / 200)
+    assert slots.spacing == spaced(200.0)
     clock(runtime).advance(timedelta(hours=2))
     assert free.rate() is None  # recovered past any limit
     assert free.reserve(1).spacing is None
@@ -192,6 +199,6 @@ def test_sending_ahead_plans_with_the_lower_of_the_rate_and_the_measured_through
         )
     with runtime.transaction() as db:
         assert measured_capacity(db, now) == (400.0 + UNMEASURED_RATE + 100.0, True)
-        assert planning_rate(db, now, 300.0) == 300.0
+        assert planning_rate(db, now, 300.0) == pytest.approx(300.0 * RATE_PLANNING_SHARE)
         assert planning_rate(db, now, None) == pytest.approx(0.8 * 520.0)
         assert planning_rate(db, now, 5000.0) == pytest.approx(0.8 * 520.0)
