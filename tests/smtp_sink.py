@@ -18,11 +18,19 @@ MAIL (allowed without TLS on loopback). ``tls_context`` offers STARTTLS; with
 As a process, for benchmarks::
 
     python tests/smtp_sink.py --port 0 --count-file PATH [--ids-file PATH]
+                              [--arrivals-file PATH] [--limit-per-second R] [--refused-file PATH]
 
 prints ``PORT <n>`` once listening, accepts every message without parsing it, keeps PATH
 holding the number accepted so far (rewritten atomically about every 50 ms and on exit) and,
-with ``--ids-file``, appends each Message-ID on its own line (flushed before the count, so a
-count of N means at least N ids are in the file). Stops on SIGTERM or SIGINT.
+with ``--ids-file``, appends each accepted message's Message-ID on its own line. With
+``--arrivals-file`` it appends ``<time.time() at the end of DATA, seconds> <Message-ID>``
+per accepted message instead (or as well). ``--limit-per-second R`` answers
+``421 4.7.0 Try again later (rate limit)`` at the end of DATA, and closes the connection,
+for any message that would make more than R accepted messages within the last 1.0 s (a
+sliding window): such a message is not accepted, not counted and not in the ids or arrivals
+file; ``--refused-file`` gets a ``<time> <Message-ID>`` line for each. All files are flushed
+before the count is rewritten, so a count of N means at least N lines in the ids and arrivals
+files. Stops on SIGTERM or SIGINT.
 """
 
 from __future__ import annotations
@@ -37,11 +45,13 @@ import signal
 import ssl
 import sys
 import threading
+import time
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from email.message import EmailMessage
 from pathlib import Path
 from types import TracebackType
-from typing import Any, cast
+from typing import Any, BinaryIO, cast
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
@@ -266,21 +276,62 @@ class SmtpSink:
 _MESSAGE_ID = re.compile(rb"^Message-ID:[ \t]*(?:\r\n[ \t]+)?(<[^>\r\n]*>)", re.I | re.M)
 
 
-class _CountingHandler:
-    """Accepts everything as fast as aiosmtpd allows: no parsing, one regex for the id."""
+RATE_LIMITED = "421 4.7.0 Try again later (rate limit)"
 
-    def __init__(self, ids_file: Path | None) -> None:
+
+class _CountingHandler:
+    """Accepts everything as fast as aiosmtpd allows: no parsing, one regex for the id.
+    With ``limit`` (messages per second), refuses with a 421 any message that would make more
+    than ``limit`` accepted within the last 1.0 s."""
+
+    def __init__(
+        self,
+        ids_file: Path | None,
+        arrivals_file: Path | None = None,
+        limit: float | None = None,
+        refused_file: Path | None = None,
+    ) -> None:
         self.count = 0
+        self.refused = 0
         self.ids = ids_file.open("ab") if ids_file else None
+        self.arrivals = arrivals_file.open("ab") if arrivals_file else None
+        self.refused_out = refused_file.open("ab") if refused_file else None
+        self.limit = limit
+        self.window: deque[float] = deque()  # monotonic times of the last second's acceptances
+
+    def files(self) -> list[BinaryIO]:
+        return [f for f in (self.ids, self.arrivals, self.refused_out) if f is not None]
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        arrived, now = time.time(), time.monotonic()
+        if self.limit is not None:
+            while self.window and self.window[0] <= now - 1.0:
+                self.window.popleft()
+            if len(self.window) + 1 > self.limit:
+                self.refused += 1
+                if self.refused_out is not None:
+                    self.refused_out.write(b"%.6f %s\n" % (arrived, _message_id(envelope)))
+                # 421 closes the channel (RFC 5321 4.2.3): the reply is written before this
+                # runs, and close() sends what is buffered first.
+                if server.transport is not None:
+                    asyncio.get_running_loop().call_soon(server.transport.close)
+                return RATE_LIMITED
+            self.window.append(now)
         self.count += 1
-        if self.ids is not None:
-            content = envelope.original_content or b""
-            head = content[: content.find(b"\r\n\r\n")]
-            found = _MESSAGE_ID.search(head)
-            self.ids.write((found.group(1) if found else b"<missing>") + b"\n")
+        if self.ids is not None or self.arrivals is not None:
+            found = _message_id(envelope)
+            if self.ids is not None:
+                self.ids.write(found + b"\n")
+            if self.arrivals is not None:
+                self.arrivals.write(b"%.6f %s\n" % (arrived, found))
         return "250 OK"
+
+
+def _message_id(envelope: Envelope) -> bytes:
+    content = envelope.original_content or b""
+    head = content[: content.find(b"\r\n\r\n")]
+    found = _MESSAGE_ID.search(head)
+    return found.group(1) if found else b"<missing>"
 
 
 def _write_count(path: Path, count: int) -> None:
@@ -299,8 +350,17 @@ def _new_loop() -> asyncio.AbstractEventLoop:
     return uvloop.new_event_loop()
 
 
-def serve(port: int, count_file: Path, ids_file: Path | None, host: str = "127.0.0.1") -> None:
-    handler = _CountingHandler(ids_file)
+def serve(
+    port: int,
+    count_file: Path,
+    ids_file: Path | None,
+    host: str = "127.0.0.1",
+    *,
+    arrivals_file: Path | None = None,
+    limit_per_second: float | None = None,
+    refused_file: Path | None = None,
+) -> None:
+    handler = _CountingHandler(ids_file, arrivals_file, limit_per_second, refused_file)
     loop = _new_loop()
     server = loop.run_until_complete(
         loop.create_server(
@@ -309,14 +369,14 @@ def serve(port: int, count_file: Path, ids_file: Path | None, host: str = "127.0
             port=port,
         )
     )
-    written = -1
+    written = refused_written = -1
 
     def flush() -> None:
-        nonlocal written
-        if handler.count != written:
-            if handler.ids is not None:
-                handler.ids.flush()
-            written = handler.count
+        nonlocal written, refused_written
+        if handler.count != written or handler.refused != refused_written:
+            for f in handler.files():
+                f.flush()
+            written, refused_written = handler.count, handler.refused
             _write_count(count_file, written)
 
     def tick() -> None:
@@ -326,7 +386,7 @@ def serve(port: int, count_file: Path, ids_file: Path | None, host: str = "127.0
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, loop.stop)
     _write_count(count_file, 0)
-    written = 0
+    written = refused_written = 0
     loop.call_soon(tick)
     sys.stdout.write(f"PORT {server.sockets[0].getsockname()[1]}\n")
     sys.stdout.flush()
@@ -335,8 +395,8 @@ def serve(port: int, count_file: Path, ids_file: Path | None, host: str = "127.0
     finally:
         server.close()
         flush()
-        if handler.ids is not None:
-            handler.ids.close()
+        for f in handler.files():
+            f.close()
         loop.close()
 
 
@@ -345,9 +405,31 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--count-file", type=Path, required=True)
-    parser.add_argument("--ids-file", type=Path, default=None)
+    parser.add_argument("--ids-file", type=Path, default=None, help="append each Message-ID")
+    parser.add_argument(
+        "--arrivals-file", type=Path, default=None, help="append '<time.time()> <Message-ID>'"
+    )
+    parser.add_argument(
+        "--limit-per-second",
+        type=float,
+        default=None,
+        help="421 any message that would make more than this many accepted in the last 1.0 s",
+    )
+    parser.add_argument(
+        "--refused-file", type=Path, default=None, help="append '<time> <Message-ID>' per 421"
+    )
     args = parser.parse_args(argv)
-    serve(args.port, args.count_file, args.ids_file, args.host)
+    if args.limit_per_second is not None and args.limit_per_second <= 0:
+        parser.error("--limit-per-second must be positive")
+    serve(
+        args.port,
+        args.count_file,
+        args.ids_file,
+        args.host,
+        arrivals_file=args.arrivals_file,
+        limit_per_second=args.limit_per_second,
+        refused_file=args.refused_file,
+    )
 
 
 if __name__ == "__main__":
