@@ -149,6 +149,7 @@ from scheduler.persistence.models import (  # noqa: E402
 )
 from scheduler.runtime import Runtime  # noqa: E402
 from scheduler.services import publishing  # noqa: E402
+from scheduler.services.bursts import busiest_stretch  # noqa: E402
 from scheduler.services.cohorts import load_cohort  # noqa: E402
 from scheduler.services.compose import compose  # noqa: E402
 from scheduler.services.plans import plan_cohort  # noqa: E402
@@ -309,6 +310,7 @@ class Prepared:
     # Message-ID -> the row's not_before (its due_at where the product has no such column)
     not_before: dict[str, datetime] = field(default_factory=dict)
     rule_early: float | None = None  # the measured rule's early as stored, seconds
+    burst: str = ""  # the product's busiest-stretch line at the rate, as publish prints it
 
 
 def _runtime(url: str, at: datetime) -> Runtime:
@@ -397,6 +399,7 @@ def prepare(
     want_sample: bool,
     analyze: bool = False,
     early: str | None = None,
+    rate: float | None = None,
 ) -> Prepared:
     started = time.perf_counter()
     engine = make_engine(url)
@@ -481,6 +484,8 @@ def prepare(
                 if stored is not None
                 else None
             )
+        with runtime.transaction() as db:  # what publishing this plan would have warned
+            check = busiest_stretch(db, runtime.clock.now(), rate, look_ahead=timedelta(hours=2))
         expected = {m: i for m, i, _, _, _ in rows}
         not_before = {m: nb for m, _, _, _, nb in rows}
         breakdown: Counter[str] = Counter(
@@ -528,6 +533,7 @@ def prepare(
         envelope,
         not_before,
         float(rule_early) if rule_early is not None else None,
+        "" if check is None else check.text(),
     )
 
 
@@ -1559,6 +1565,7 @@ def main() -> None:
                         want_sample=False,
                         analyze=args.analyze,
                         early=config.early,
+                        rate=config.rate,
                     )
                     parts = ", ".join(
                         f"{c:,} {k}{'s' if c != 1 else ''}"
@@ -1583,6 +1590,8 @@ def main() -> None:
                         f"{prepared.setup_seconds:.1f} s (sync_reminders "
                         f"{prepared.sync_seconds:.1f} s), lead {args.lead + ahead:g} s"
                     )
+                    if prepared.burst:
+                        print(f"  burst check (as publish shows it): {prepared.burst}")
                     if datetime.now(UTC) >= prepared.t0:
                         print("  WARNING: setup took longer than --lead; T0 already passed")
                     result = run_workers(
