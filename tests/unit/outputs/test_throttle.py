@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from scheduler.outputs.mailers import is_throttle_reply
+from scheduler.outputs.throttle import is_throttle_reply
 
 
 @pytest.mark.parametrize(
