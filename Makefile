@@ -11,7 +11,7 @@ LOCK   := $(UV) pip compile pyproject.toml --quiet --universal --python-version 
 DEMO   := var/demo
 SLUG   := ml-foundations-2027
 
-.PHONY: demo test lint typecheck imports unit integration bench clean lock
+.PHONY: demo test lint typecheck imports unit integration bench clean lock messages
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -97,6 +97,25 @@ bench: $(VENV)/.test-installed
 	$(BIN)/python bench/feeds.py
 	$(BIN)/python bench/delivery.py
 	$(BIN)/python bench/cli.py
+
+# The learner's language (scheduler/outputs/i18n.py): extract every string marked for gettext
+# in the code and the templates (babel.cfg) into messages.pot, update each shipped language's
+# catalog from it (creating the ones missing) and compile them to the .mo files the product
+# reads. Translators edit scheduler/locale/<language>/LC_MESSAGES/messages.po; run it again after
+# changing a string or a translation, and commit the .pot, .po and .mo files.
+LOCALE_DIR := scheduler/locale
+SHIPPED     = $(shell $(BIN)/python -c "from scheduler.outputs.i18n import SHIPPED; print(*SHIPPED)")
+
+messages: $(VENV)/.test-installed
+	mkdir -p $(LOCALE_DIR)
+	$(BIN)/pybabel extract -F babel.cfg --sort-output --add-comments=TRANSLATORS: \
+	  --strip-comment-tags --project=cohort-scheduler --copyright-holder=cohort-scheduler \
+	  -o $(LOCALE_DIR)/messages.pot .
+	for language in $(SHIPPED); do \
+	  $(BIN)/pybabel update -i $(LOCALE_DIR)/messages.pot -d $(LOCALE_DIR) -D messages \
+	    -l $$language --init-missing --ignore-pot-creation-date || exit 1; \
+	done
+	$(BIN)/pybabel compile -d $(LOCALE_DIR) -D messages --statistics
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .hypothesis

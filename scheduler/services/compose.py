@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from gettext import NullTranslations
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
@@ -21,6 +22,7 @@ from sqlalchemy.orm import Session
 from scheduler.domain.cohort import Role, SeriesKind
 from scheduler.domain.status import NotificationKind, NotificationStatus, OccurrenceStatus
 from scheduler.outputs.email import EmailTemplates, Rendered, build_message
+from scheduler.outputs.i18n import translations
 from scheduler.outputs.links import feed_links
 from scheduler.outputs.mailers import Outgoing
 from scheduler.persistence.models import (
@@ -153,15 +155,19 @@ class Composer:
         if person is None:
             return _held(row, NotificationStatus.CANCELLED, "the person was removed")
         cohort = self._cohort(row.cohort_id)
+        locale = person.locale or cohort.locale
+        # The learner's catalog: every word of the email, the lead text included (titles,
+        # agenda lines and names stay as the runner wrote them).
+        catalog = translations(locale, cohort.locale)
         context: dict[str, Any] = {
             "kind": row.kind,
             "learner": {
                 "name": person.name,
                 "email": person.email,
-                "locale": person.locale or cohort.locale,
+                "locale": locale,
                 "zone": person.zone,
             },
-            "cohort": {"title": cohort.title, "slug": cohort.slug},
+            "cohort": {"title": cohort.title, "slug": cohort.slug, "locale": cohort.locale},
         }
         calendar: bytes | None = None
         method: str | None = None
@@ -173,11 +179,11 @@ class Composer:
             calendar = invite_message(self.db, row, self.config.sender)
             method = "CANCEL" if row.kind == NotificationKind.CANCELLATION else "REQUEST"
         elif row.kind == NotificationKind.LIVE_REMINDER:
-            found = self._live(row, now, context)
+            found = self._live(row, now, context, catalog)
             if isinstance(found, Decision):
                 return found
         elif row.kind in (NotificationKind.COWORKING_REMINDER, NotificationKind.CHECKIN):
-            found = self._coworking(row, now, context)
+            found = self._coworking(row, now, context, catalog)
             if isinstance(found, Decision):
                 return found
         elif row.kind == NotificationKind.DEADLINE_REMINDER:
@@ -197,7 +203,7 @@ class Composer:
             "google": links and links.google,
             "outlook": links and links.outlook,
         }
-        rendered: Rendered = self.templates.render(row.kind, context)
+        rendered: Rendered = self.templates.render(row.kind, context, catalog)
         data = build_message(
             rendered,
             sender=self.config.sender,
@@ -258,7 +264,11 @@ class Composer:
         return found
 
     def _live(
-        self, row: NotificationRow, now: datetime, context: dict[str, Any]
+        self,
+        row: NotificationRow,
+        now: datetime,
+        context: dict[str, Any],
+        catalog: NullTranslations,
     ) -> Decision | None:
         found = self._meeting(row)
         if isinstance(found, Decision):
@@ -274,12 +284,16 @@ class Composer:
             "end": occurrence.end,
             "join_url": request.join_url if request else None,
             "agenda": list(request.agenda) if request else [],
-            "lead": lead_text(occurrence.start - now),
+            "lead": lead_text(occurrence.start - now, catalog),
         }
         return None
 
     def _coworking(
-        self, row: NotificationRow, now: datetime, context: dict[str, Any]
+        self,
+        row: NotificationRow,
+        now: datetime,
+        context: dict[str, Any],
+        catalog: NullTranslations,
     ) -> Decision | None:
         """A co-working reminder (pod and agenda) or the check-in after the block."""
         found = self._meeting(row)
@@ -305,7 +319,7 @@ class Composer:
             pod = self.pod_book.pods(occurrence, series).pod_of(me.email) or (me.email,)
             agenda = list(request.agenda) if request else []
             context["session"] = block | {
-                "lead": lead_text(occurrence.start - now),
+                "lead": lead_text(occurrence.start - now, catalog),
                 "phases": [
                     {"label": p.label, "start": p.start, "end": p.end}
                     for p in agenda_phases(agenda, occurrence.start, occurrence.end)
@@ -386,19 +400,29 @@ class Composer:
         }
 
 
-def lead_text(delta: timedelta) -> str:
+def lead_text(delta: timedelta, catalog: NullTranslations | None = None) -> str:
     """'in about 23 hours', 'in about an hour', 'in 45 minutes': how soon, from the moment the
-    message is composed (just before it is sent), rounded for people. A reminder may go up to
-    its rule's ``early`` before its due time, so hours are "about"; the templates give the
-    time itself beside it ("at 18:00")."""
+    message is composed (just before it is sent), rounded for people, in the language of
+    ``catalog`` (the learner's; English without one). A reminder may go up to its rule's
+    ``early`` before its due time, so hours are "about"; the templates give the time itself
+    beside it ("at 18:00")."""
+    t = catalog or _ENGLISH
     minutes = max(int(delta.total_seconds() // 60), 0)
     if minutes >= 90:
         hours = round(minutes / 60)
-        return f"in about {hours} hours"
+        # TRANSLATORS: how soon a session starts, as in "Week 1 starts in about 23 hours".
+        text = t.ngettext("in about %(num)d hour", "in about %(num)d hours", hours)
+        return text % {"num": hours}
     if minutes >= 55:
-        return "in about an hour"
+        # TRANSLATORS: how soon a session starts, as in "Week 1 starts in about an hour".
+        return t.gettext("in about an hour")
     minutes = max(minutes, 1)
-    return f"in {minutes} minute{'' if minutes == 1 else 's'}"
+    # TRANSLATORS: how soon a session starts, as in "Week 1 starts in 45 minutes".
+    text = t.ngettext("in %(num)d minute", "in %(num)d minutes", minutes)
+    return text % {"num": minutes}
+
+
+_ENGLISH = NullTranslations()
 
 
 def compose(

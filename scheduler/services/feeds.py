@@ -15,7 +15,12 @@ What a feed holds:
 Cancelled occurrences stay in feeds with ``STATUS:CANCELLED`` so calendar apps remove them.
 
 Serving them (:class:`FeedCache`): a token check trusted for a moment, finished bodies and their
-ETags kept per feed version, events serialised once per plan and shared between feeds.
+ETags kept per feed version and language, events serialised once per plan and shared between
+feeds.
+
+A feed's own words (``Due: …``, ``Week 2 of …``, ``· section 2``) are in its reader's language:
+the person's locale, else the cohort's (:func:`scheduler.outputs.i18n.translations`); the cohort's
+feed is in the cohort's. Text the runner wrote (titles, agenda lines, names) stays as written.
 """
 
 from __future__ import annotations
@@ -29,16 +34,17 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from babel.support import NullTranslations
 from sqlalchemy import Engine, bindparam, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from scheduler.domain.cohort import Role, SeriesKind
-from scheduler.domain.labels import meeting_title
 from scheduler.domain.status import EnrollmentStatus, OccurrenceStatus
 from scheduler.errors import NotFoundError
+from scheduler.outputs.i18n import SOURCE, catalog_locale, translations
 from scheduler.outputs.ics import CalendarEvent, FeedBuilder
 from scheduler.persistence import repo
 from scheduler.persistence.models import (
@@ -61,6 +67,21 @@ from scheduler.timeutil import zone
 DEADLINE_BLOCK = timedelta(minutes=30)  # a deadline shows as a half-hour slot ending when due
 
 
+def N_(message: str) -> str:
+    """Marks ``message`` for extraction (a ``babel.cfg`` keyword); it is translated where used."""
+    return message
+
+
+def _say(tr: NullTranslations, message: str, /, **values: object) -> str:
+    """``tr``'s translation of ``message`` with ``values`` filled in (``str.format``: translators
+    may reorder the placeholders). A translation whose placeholders do not fit gives the English
+    sentence: a catalog mistake never breaks a feed."""
+    try:
+        return tr.gettext(message).format(**values)
+    except (KeyError, IndexError, ValueError):
+        return message.format(**values)
+
+
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -74,6 +95,18 @@ class FeedTarget:
     person_id: int | None
     email: str | None
     name: str | None
+    locale: str | None = None  # the person's (None: the cohort's feed, or the cohort's default)
+    cohort_locale: str | None = None
+
+
+def feed_language(target: FeedTarget) -> str:
+    """The catalog the feed is written in (``"en"``: the source strings): the person's locale,
+    else the cohort's; the cohort's own feed, the cohort's."""
+    return catalog_locale(target.locale, target.cohort_locale)
+
+
+def feed_translations(target: FeedTarget) -> NullTranslations:
+    return translations(target.locale, target.cohort_locale)
 
 
 def issue_token(db: Session, slug: str, email: str | None, now: datetime) -> tuple[str, FeedTarget]:
@@ -230,6 +263,8 @@ def _target(cohort: CohortRow, kind: str, person: PersonRow | None) -> FeedTarge
         person.id if person else None,
         person.email if person else None,
         person.name if person else None,
+        person.locale if person else None,
+        cohort.locale,
     )
 
 
@@ -243,14 +278,31 @@ def feed_stamp(db: Session, cohort_id: int) -> datetime | None:
     )
 
 
-def feed_name(target: FeedTarget) -> str:
+def feed_name(target: FeedTarget, tr: NullTranslations | None = None) -> str:
+    """The calendar's name (``NAME``/``X-WR-CALNAME``, and the name subscribe links give it), in
+    ``tr``'s language (default: the feed's own, :func:`feed_translations`)."""
     if target.kind == "cohort":
         return target.cohort_title
-    return f"{target.cohort_title} ({target.name})"
+    tr = feed_translations(target) if tr is None else tr
+    # TRANSLATORS: a personal calendar's name: the course's title and the person's name.
+    return _say(tr, N_("{cohort} ({name})"), cohort=target.cohort_title, name=target.name)
 
 
-def feed_events(db: Session, target: FeedTarget) -> list[CalendarEvent]:
-    """Every event of the feed (live sessions, co-working, deadlines), cancelled ones included."""
+def meeting_title(tr: NullTranslations, title: str, kind: str, section: int, sections: int) -> str:
+    """:func:`scheduler.domain.labels.meeting_title` in ``tr``'s language: ``Live class ·
+    section 2`` for the second of several sections; a co-working block keeps its title."""
+    if kind == SeriesKind.COWORKING.value or sections <= 1:
+        return title
+    # TRANSLATORS: a meeting of one section of a series; {title} is the course runner's.
+    return _say(tr, N_("{title} · section {number}"), title=title, number=section + 1)
+
+
+def feed_events(
+    db: Session, target: FeedTarget, tr: NullTranslations | None = None
+) -> list[CalendarEvent]:
+    """Every event of the feed (live sessions, co-working, deadlines), cancelled ones included,
+    its own words in ``tr``'s language (default: the feed's, :func:`feed_translations`)."""
+    tr = feed_translations(target) if tr is None else tr
     requests = {
         key: (agenda, join_url)
         for key, agenda, join_url in db.execute(
@@ -276,12 +328,13 @@ def feed_events(db: Session, target: FeedTarget) -> list[CalendarEvent]:
     learner_zone: str | None = None  # co-working phases: the learner's zone, else the anchor's
     if target.kind == Role.LEARNER.value and target.person_id is not None:
         learner_zone = db.scalar(select(PersonRow.zone).where(PersonRow.id == target.person_id))
+    cohort = target.cohort_title
     events = []
     for series, occurrence in rows:
         if not keep(series, occurrence):
             continue
         title = meeting_title(
-            series.title, series.kind, series.section, sections_per_series[series.series_key]
+            tr, series.title, series.kind, series.section, sections_per_series[series.series_key]
         )
         agenda, join_url = requests.get(series.series_key, ([], None))
         if series.kind == SeriesKind.COWORKING.value and agenda:
@@ -289,8 +342,8 @@ def feed_events(db: Session, target: FeedTarget) -> list[CalendarEvent]:
                 agenda, occurrence.start, occurrence.end, learner_zone or series.anchor_zone
             )
         lines = [
-            f"Week {occurrence.week + 1} of {target.cohort_title}.",
-            *([f"Join: {join_url}"] if join_url else []),
+            _say(tr, N_("Week {week} of {course}."), week=occurrence.week + 1, course=cohort),
+            *([_say(tr, N_("Join: {url}"), url=join_url)] if join_url else []),
             *agenda,
         ]
         events.append(
@@ -312,7 +365,7 @@ def feed_events(db: Session, target: FeedTarget) -> list[CalendarEvent]:
             )
         )
     if target.kind == Role.LEARNER.value and target.person_id is not None:
-        events.extend(_deadline_events(db, target))
+        events.extend(_deadline_events(db, target, tr))
     return events
 
 
@@ -352,7 +405,7 @@ def _deadline_uid(slug: str, email: str, key: str) -> str:
     return f"{uuid.uuid5(UID_NAMESPACE, f'{slug}/deadline/{email}/{key}')}@cohort-scheduler"
 
 
-def _deadline_events(db: Session, target: FeedTarget) -> list[CalendarEvent]:
+def _deadline_events(db: Session, target: FeedTarget, tr: NullTranslations) -> list[CalendarEvent]:
     assert target.person_id is not None
     person = db.get(PersonRow, target.person_id)
     assert person is not None
@@ -364,13 +417,36 @@ def _deadline_events(db: Session, target: FeedTarget) -> list[CalendarEvent]:
     )
     events = []
     for item in learner_items(db, target.cohort_id, target.person_id):
-        prefix = "Watch the replay" if item.kind == "replay" else "Due"
-        title = item.title if item.kind == "replay" else f"{prefix}: {item.title}"
-        lines = [f"Soft deadline for week {item.week + 1} of {target.cohort_title}."]
+        # A replay keeps its title (the runner's); work to hand in is "Due: <title>".
+        title = (
+            item.title if item.kind == "replay" else _say(tr, N_("Due: {title}"), title=item.title)
+        )
+        lines = [
+            _say(
+                tr,
+                N_("Soft deadline for week {week} of {course}."),
+                week=item.week + 1,
+                course=target.cohort_title,
+            )
+        ]
         if item.hard is not None:
-            lines.append(f"Late work is still accepted until {item.hard:%Y-%m-%d %H:%M} UTC.")
+            lines.append(
+                _say(
+                    tr,
+                    # TRANSLATORS: {when} is a date and time, like 2027-03-05 17:00.
+                    N_("Late work is still accepted until {when} UTC."),
+                    when=f"{item.hard:%Y-%m-%d %H:%M}",
+                )
+            )
         if item.coworking_start is not None:
-            lines.append(f"Co-working block for it: {item.coworking_start:%Y-%m-%d %H:%M} UTC.")
+            lines.append(
+                _say(
+                    tr,
+                    # TRANSLATORS: {when} is a date and time, like 2027-03-05 17:00.
+                    N_("Co-working block for it: {when} UTC."),
+                    when=f"{item.coworking_start:%Y-%m-%d %H:%M}",
+                )
+            )
         events.append(
             CalendarEvent(
                 uid=_deadline_uid(target.cohort_slug, person.email, item.key),
@@ -399,9 +475,12 @@ class FeedContents:
     events: list[CalendarEvent]
 
 
-def feed_contents(db: Session, token: str) -> FeedContents | None:
+def feed_contents(
+    db: Session, token: str, tr: NullTranslations | None = None
+) -> FeedContents | None:
     """The feed ``token`` opens (None: unknown or revoked). Its stamp is the published plan's
-    time, or the cohort's last change when nothing is published yet."""
+    time, or the cohort's last change when nothing is published yet. Its words are in ``tr``'s
+    language (default: the feed's, :func:`feed_translations`)."""
     target = resolve_token(db, token)
     if target is None:
         return None
@@ -410,17 +489,24 @@ def feed_contents(db: Session, token: str) -> FeedContents | None:
         cohort = db.get(CohortRow, target.cohort_id)
         assert cohort is not None
         stamp = cohort.updated_at
-    return FeedContents(target, stamp, feed_events(db, target))
+    return FeedContents(target, stamp, feed_events(db, target, tr))
 
 
 @dataclass(frozen=True, slots=True)
 class FeedKey:
     """One version of one token's feed: a body kept under it is current. A change to the cohort
-    bumps its ``feeds_version`` (:func:`scheduler.persistence.repo.touch_feeds`)."""
+    bumps its ``feeds_version`` (:func:`scheduler.persistence.repo.touch_feeds`).
+
+    ``language`` is the catalog the feed is written in (:func:`feed_language`), read with the
+    token check: bodies are kept per (key, language), so a person's new locale shows within the
+    check's trust time even when no feeds version moved (a roster import of another cohort of
+    theirs bumps only that cohort's). It is left out of the key's equality, which names the
+    version of the token's feed whatever its language."""
 
     token_hash: str
     cohort_id: int
     feeds_version: int
+    language: str = field(default=SOURCE, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -429,10 +515,17 @@ class RenderedFeed:
     etag: str  # quoted, as the ETag header carries it
 
 
-# Is the token live, and which version are its cohort's feeds at? One indexed query.
+# Is the token live, which version are its cohort's feeds at, and in which language is the
+# feed? One indexed query.
 _LIVE_TOKEN = (
-    select(FeedTokenRow.cohort_id, CohortRow.feeds_version)
+    select(
+        FeedTokenRow.cohort_id,
+        CohortRow.feeds_version,
+        PersonRow.locale,
+        CohortRow.locale.label("cohort_locale"),
+    )
     .join(CohortRow, CohortRow.id == FeedTokenRow.cohort_id)
+    .outerjoin(PersonRow, PersonRow.id == FeedTokenRow.person_id)
     .where(FeedTokenRow.token_hash == bindparam("token_hash"), FeedTokenRow.revoked_at.is_(None))
 )
 
@@ -445,7 +538,8 @@ class FeedCache:
     working within that time. :meth:`cached` is the finished body of that feed version if this
     process has one; :meth:`render` builds it (reads the feed's events: run it in a thread) and
     keeps it. Stale bodies are never served (a change to the cohort bumps its feeds version,
-    part of the key), and a revoked token fails the lookup before the cache is consulted.
+    part of the key; bodies are kept per language too), and a revoked token fails the lookup
+    before the cache is consulted.
     Events are serialised once per (cohort, plan stamp) and shared between the feeds holding
     them. Memory is bounded: ``bodies`` bodies, ``builders`` plan versions, and at most
     ``max_lookups`` remembered token checks (then forgotten at once).
@@ -467,7 +561,7 @@ class FeedCache:
         self._lookup_seconds = lookup_seconds
         self._max_lookups = max_lookups
         self._monotonic = monotonic
-        self._lookups: dict[str, tuple[float, tuple[int, int] | None]] = {}
+        self._lookups: dict[str, tuple[float, tuple[int, int, str] | None]] = {}
         self._bodies = _Bodies(bodies)
         self._builders = _Builders(builders)
 
@@ -480,7 +574,16 @@ class FeedCache:
         if seen is None or now - seen[0] > self._lookup_seconds:
             with self._engine.connect() as connection:
                 row = connection.execute(_LIVE_TOKEN, {"token_hash": token_hash}).first()
-            seen = (now, None if row is None else (row.cohort_id, row.feeds_version))
+            seen = (
+                now,
+                None
+                if row is None
+                else (
+                    row.cohort_id,
+                    row.feeds_version,
+                    catalog_locale(row.locale, row.cohort_locale),
+                ),
+            )
             self._lookups[token_hash] = seen
             if len(self._lookups) > self._max_lookups:
                 self._lookups.clear()
@@ -492,14 +595,16 @@ class FeedCache:
         return self._bodies.get(key)
 
     def render(self, token: str, key: FeedKey) -> RenderedFeed | None:
-        """Build ``token``'s feed and keep it under ``key`` (from :meth:`lookup`); None when the
-        token no longer resolves (it was revoked meanwhile): nothing is kept."""
+        """Build ``token``'s feed in ``key``'s language and keep it under ``key`` (from
+        :meth:`lookup`); None when the token no longer resolves (it was revoked meanwhile):
+        nothing is kept."""
+        tr = translations(key.language)
         with self._sessions.begin() as db:
-            contents = feed_contents(db, token)
+            contents = feed_contents(db, token, tr)
         if contents is None:
             return None
         builder = self._builders.get(contents.target.cohort_id, contents.stamp)
-        body = builder.feed(feed_name(contents.target), contents.events)
+        body = builder.feed(feed_name(contents.target, tr), contents.events)
         rendered = RenderedFeed(body, f'"{hashlib.sha256(body).hexdigest()[:32]}"')
         self._bodies.put(key, rendered)
         return rendered
@@ -526,22 +631,23 @@ class _Builders:
 
 
 class _Bodies:
-    """Finished feeds by :class:`FeedKey`, least recently used dropped first."""
+    """Finished feeds by :class:`FeedKey` and language, least recently used dropped first."""
 
     def __init__(self, size: int) -> None:
-        self._items: OrderedDict[FeedKey, RenderedFeed] = OrderedDict()
+        self._items: OrderedDict[tuple[FeedKey, str], RenderedFeed] = OrderedDict()
         self._size = size
         self._lock = threading.Lock()
 
     def get(self, key: FeedKey) -> RenderedFeed | None:
+        item = (key, key.language)
         with self._lock:
-            found = self._items.get(key)
+            found = self._items.get(item)
             if found is not None:
-                self._items.move_to_end(key)
+                self._items.move_to_end(item)
             return found
 
     def put(self, key: FeedKey, value: RenderedFeed) -> None:
         with self._lock:
-            self._items[key] = value
+            self._items[(key, key.language)] = value
             while len(self._items) > self._size:
                 self._items.popitem(last=False)

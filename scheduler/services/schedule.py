@@ -41,6 +41,13 @@ class ScheduleEntry:
     hard: datetime | None = None
     release: datetime | None = None
     warnings: tuple[str, ...] = ()
+    # the parts ``title`` and ``detail`` are made of, for pages that say them in the learner's
+    # language: the runner's own title, the section (0-based) when the series has several, the
+    # course week (0-based), and whether a co-working block comes before the work
+    name: str = ""
+    section: int | None = None
+    week: int | None = None
+    coworking_before: bool = False
 
 
 @dataclass(slots=True)
@@ -122,6 +129,14 @@ def learner_schedule(db: Session, slug: str, email: str) -> LearnerSchedule:
                 ),
                 f"week {occurrence.week + 1}",
                 mine.fits(series, occurrence),
+                name=series.title,
+                section=(
+                    series.section
+                    if series.kind != SeriesKind.COWORKING.value
+                    and section_count[series.series_key] > 1
+                    else None
+                ),
+                week=occurrence.week,
             )
         )
     for item in learner_items(db, cohort.id, person.id):
@@ -139,6 +154,9 @@ def learner_schedule(db: Session, slug: str, email: str) -> LearnerSchedule:
                 item.hard,
                 item.release,
                 tuple(item.warnings),
+                name=item.title,
+                week=item.week,
+                coworking_before=item.coworking_start is not None,
             )
         )
     schedule.entries.sort(key=lambda e: (e.at, e.kind))

@@ -9,10 +9,13 @@ Filters (``learner.zone`` and ``learner.locale`` are read from the template cont
   when it falls on another local day);
 - ``local_date(skeleton="MMMMEd")``: a :class:`datetime.date` as ``Mon 1 March``;
 - ``minutes``: ``90`` -> ``1 hour, 30 minutes``;
-- ``activity``: ``office_hours`` -> ``office hours``;
+- ``activity``: ``office_hours`` -> ``office hours``, in the learner's language (the catalog of
+  the render, see :mod:`scheduler.outputs.email.language`);
 - ``link``: the URL when it is ``http(s)``, ``webcal`` or ``mailto``, else ``None``;
 - ``lang_tag``: ``pt_BR`` -> ``pt-BR`` (the HTML ``lang`` attribute);
-- ``zone_name``: the canonical IANA name (``Asia/Calcutta`` -> ``Asia/Kolkata``).
+- ``zone_name``: the canonical IANA name (``Asia/Calcutta`` -> ``Asia/Kolkata``);
+- ``bdi``: the value escaped inside ``<bdi>...</bdi>`` (HTML only): a name, title or time, which
+  may be Latin inside an Arabic sentence, keeps its own direction and order.
 
 A naive datetime in the context raises ``ValueError``. Formatted instants are memoised per
 (UTC instant, zone, locale): a worker sending one reminder to a whole cohort formats each
@@ -32,13 +35,23 @@ from babel.lists import format_list
 from babel.units import format_unit
 from jinja2 import Undefined, UndefinedError, pass_context
 from jinja2.runtime import Context
+from markupsafe import Markup
 
 from scheduler.outputs.email.headers import _NOT_ONE_LINE
+from scheduler.outputs.email.language import N_, catalog_of
 from scheduler.outputs.formatting import local_datetime, local_time, locale_or_default
 from scheduler.timeutil import canonical_zone
 from scheduler.timeutil import zone as zone_info
 
-_ACTIVITY: Final = {"class": "class", "office_hours": "office hours", "coworking": "co-working"}
+_ACTIVITY: Final = {
+    # TRANSLATORS: a kind of live session, as in "This weekly class has 8 meetings."
+    "class": N_("class"),
+    # TRANSLATORS: a kind of live session, as in "This weekly office hours has 8 meetings."
+    "office_hours": N_("office hours"),
+    # TRANSLATORS: a kind of session, as in "Co-working (co-working) is on".
+    "coworking": N_("co-working"),
+}
+_BDI: Final = Markup("<bdi>%s</bdi>")
 _LINK_SCHEMES: Final = ("https://", "http://", "webcal://", "mailto:")
 
 
@@ -141,11 +154,23 @@ def _format_minutes(minutes: int, locale: str) -> str:
     parts = [format_unit(hours, "duration-hour", length="long", locale=language)] if hours else []
     if rest or not hours:
         parts.append(format_unit(rest, "duration-minute", length="long", locale=language))
-    return format_list(parts, style="unit", locale=language)
+    try:
+        return format_list(parts, style="unit", locale=language)
+    except KeyError:  # Babel's unit list patterns for some locales (es) lack "2" and "start"
+        return format_list(parts, style="standard", locale=language)
 
 
-def _activity(kind: str) -> str:
-    return _ACTIVITY.get(kind, kind.replace("_", " "))
+@pass_context
+def _activity(ctx: Context, kind: str) -> str:
+    """The name of a session kind in the learner's language (an unknown kind as written)."""
+    _defined(kind)
+    word = _ACTIVITY.get(kind)
+    return kind.replace("_", " ") if word is None else catalog_of(ctx).gettext(word)
+
+
+def _bdi(value: Any) -> Markup:
+    _defined(value)
+    return _BDI % (value,)
 
 
 def _link(url: str | None) -> str | None:

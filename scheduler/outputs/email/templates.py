@@ -31,8 +31,20 @@ cohort title, the calendar links (``links.feed``/``webcal``/``google``/``outlook
 learner's page (``links.page``), each only when present.
 
 The environment uses ``StrictUndefined``: a missing key is an error, never an empty string.
-Keys that may be ``None`` must still be present. Prose is English; dates, times and durations
-are in the learner's locale (Babel) and zone.
+Keys that may be ``None`` must still be present. Dates, times and durations are in the
+learner's locale (Babel) and zone.
+
+**Language.** Every word the templates write goes through gettext (``jinja2.ext.i18n``,
+newstyle: ``{{ _("Hello %(name)s,", name=learner.name) }}``, ``ngettext`` for plurals), so a
+learner reads their email in their language: the catalog of
+:func:`scheduler.outputs.i18n.translations` for ``learner.locale``, falling back to
+``cohort.locale`` (optional in the context) and then English. Text the course runner wrote
+(titles, agenda lines, names) is shown as written. Each render gets its own ``gettext`` family
+and ``i18n`` (:mod:`scheduler.outputs.email.language`) as render variables; nothing shared
+changes per render. The HTML layout sets ``lang`` and ``dir`` from ``i18n``; in HTML, names,
+titles, times and links inside a sentence are wrapped in ``<bdi>`` (the ``bdi`` filter) so
+Latin text keeps its order inside a right-to-left email. ``make messages`` extracts the
+strings (``babel.cfg``) into ``scheduler/locale``.
 
 The filters are in :mod:`scheduler.outputs.email.filters`.
 """
@@ -43,6 +55,7 @@ import logging
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from gettext import NullTranslations
 from pathlib import Path
 from typing import Any, Final
 
@@ -59,6 +72,7 @@ from jinja2 import (
 from scheduler.domain.status import NotificationKind
 from scheduler.outputs.email.filters import (
     _activity,
+    _bdi,
     _lang_tag,
     _link,
     _local_date_filter,
@@ -69,6 +83,12 @@ from scheduler.outputs.email.filters import (
     _zone_label,
 )
 from scheduler.outputs.email.headers import SUBJECT_LIMIT, _one_line
+from scheduler.outputs.email.language import (
+    ENGLISH,
+    learner_catalog,
+    page_language,
+    render_variables,
+)
 
 # The logger keeps the name it had before the email module became a package.
 logger = logging.getLogger("scheduler.outputs.email")
@@ -135,7 +155,11 @@ class EmailTemplates:
             lstrip_blocks=True,
             auto_reload=False,  # compiled once; ``extends`` never stats the layout again
             cache_size=-1,
+            extensions=["jinja2.ext.i18n"],
         )
+        # English callables as globals, for a template rendered outside ``render`` (each render
+        # passes the learner's own, which take precedence over globals).
+        environment.install_gettext_translations(ENGLISH, newstyle=True)  # type: ignore[attr-defined]
         environment.filters.update(
             local_datetime=_local_datetime_filter,
             local_time=_local_time_filter,
@@ -146,20 +170,35 @@ class EmailTemplates:
             link=_link,
             lang_tag=_lang_tag,
             zone_name=_zone_label,
+            bdi=_bdi,
         )
         for name in (*_LAYOUTS, *(f"{kind}.{ext}" for kind in KINDS for ext in _EXTENSIONS)):
             environment.get_template(name)  # compile all now: a broken template fails at start
         return environment
 
-    def render(self, kind: str, context: Mapping[str, Any]) -> Rendered:
-        """Render ``kind`` with ``context``; ``ValueError`` for an unknown kind, ``UndefinedError``
-        (from Jinja) for a missing key, ``ValueError`` for a naive datetime or unknown zone."""
+    def render(
+        self,
+        kind: str,
+        context: Mapping[str, Any],
+        translations: NullTranslations | None = None,
+    ) -> Rendered:
+        """Render ``kind`` with ``context`` in the learner's language; ``ValueError`` for an
+        unknown kind, ``UndefinedError`` (from Jinja) for a missing key, ``ValueError`` for a
+        naive datetime or unknown zone.
+
+        ``translations`` is the learner's catalog; by default the one of ``learner.locale``
+        (then ``cohort.locale``, when the context has it) from
+        :func:`scheduler.outputs.i18n.translations`."""
         templates = self._kinds.get(kind)
         if templates is None:
             raise ValueError(f"unknown email kind {kind!r}; expected one of {', '.join(KINDS)}")
-        subject = _one_line(templates.subject.render(context), SUBJECT_LIMIT)
-        text = _tidy_text(templates.text.render(context))
-        html = templates.html.render(context)
+        locale, fallback = _locales(context)
+        if translations is None:
+            translations = learner_catalog(locale, fallback)
+        plain, markup = render_variables(translations, *page_language(locale, fallback))
+        subject = _one_line(templates.subject.render(context, **plain), SUBJECT_LIMIT)
+        text = _tidy_text(templates.text.render(context, **plain))
+        html = templates.html.render(context, **markup)
         if self.inline_at_render:
             html = self._inliner.inline(html)
         return Rendered(subject=subject, text=text, html=html)
@@ -202,6 +241,17 @@ class _InliningLoader(FileSystemLoader):
         if _markup(inlined, drop=_STYLE_ATTRIBUTE) != _markup(source, drop=_STYLE_BLOCK_WHOLE):
             raise _NotInlinable(f"css-inline would change the markup of {template}")
         return inlined, filename, uptodate
+
+
+def _locales(context: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """(``learner.locale``, ``cohort.locale``) when present; a missing learner locale is left
+    to the templates, which fail on it with ``UndefinedError``."""
+    found: list[str | None] = []
+    for key in ("learner", "cohort"):
+        part = context.get(key)
+        value = part.get("locale") if isinstance(part, Mapping) else None
+        found.append(value if isinstance(value, str) else None)
+    return found[0], found[1]
 
 
 def _markup(html: str, *, drop: re.Pattern[str]) -> str:

@@ -1,6 +1,11 @@
 """The learner's page, keyed by their feed token and showing nothing about anyone else: their
 meetings and deadlines on their clock, their calendar links, and a form that resets every link
-of theirs."""
+of theirs.
+
+The page is in the learner's language (their locale, else the cohort's: the catalog their feed
+uses), with ``<html lang dir>`` to match; names and titles the course runner wrote are shown as
+written, isolated in ``<bdi>``. A link nobody's (unknown or reset) gets the English answer.
+"""
 
 from __future__ import annotations
 
@@ -13,11 +18,14 @@ from fastapi import APIRouter, Form, Request, Response
 from scheduler.domain.cohort import Role
 from scheduler.domain.labels import KIND_LABELS
 from scheduler.errors import NotFoundError
+from scheduler.outputs.i18n import SOURCE, language_tag, text_direction
 from scheduler.outputs.links import feed_links
 from scheduler.services.admin import mac
 from scheduler.services.feeds import (
     FeedTarget,
+    feed_language,
     feed_name,
+    feed_translations,
     hash_token,
     reset_tokens,
     resolve_token,
@@ -25,6 +33,7 @@ from scheduler.services.feeds import (
 from scheduler.services.learners import is_active_member
 from scheduler.services.schedule import learner_schedule
 from scheduler.web.dashboard.context import Dashboard, DashboardDep
+from scheduler.web.dashboard.rendering import N_
 
 router = APIRouter(include_in_schema=False)
 
@@ -32,10 +41,32 @@ LIVE_KINDS = ("class", "office_hours")
 DEADLINE_KINDS = ("assignment", "catch_up", "replay")
 UNKNOWN_LINK = "This calendar link is unknown or was reset."
 
+# The kind labels the page shows (scheduler.domain.labels.KIND_LABELS, which stays free of
+# gettext), marked here for extraction; the template translates them as it shows them.
+KIND_WORDS = (
+    N_("Live class"),
+    N_("Office hours"),
+    N_("Co-working"),
+    N_("Due"),
+    N_("Catch up"),
+    N_("Replay"),
+)
+
 
 def me_csrf(dash: Dashboard, token: str) -> str:
     """The reset form's CSRF token: there is no session, so it is bound to the feed token."""
     return mac(dash.auth.secret, "csrf", f"me-reset:{hash_token(token)}")
+
+
+def page_language(target: FeedTarget) -> tuple[str, str]:
+    """``lang`` and ``dir`` of the learner's page: their locale (``ja-JP``) when the page's words
+    are in its language, else the language the words fall back to (a locale without a catalog
+    reads the cohort's language, or English)."""
+    locale = target.locale or target.cohort_locale or SOURCE
+    words = feed_language(target)
+    if locale.replace("-", "_").split("_")[0].lower() != words.split("_")[0]:
+        locale = words
+    return language_tag(locale), text_direction(locale)
 
 
 def learner_target(dash: Dashboard, token: str) -> FeedTarget | None:
@@ -63,22 +94,26 @@ def me(request: Request, dash: DashboardDep, token: str) -> Response:
     except NotFoundError:
         return dash.pages.error(request, 404, UNKNOWN_LINK)
     upcoming = [e for e in schedule.entries if (e.end or e.at) >= now]
-    links = feed_links(dash.runtime.settings.base_url, token, feed_name(target))
+    words = feed_translations(target)  # the learner's locale, else the cohort's
+    lang, direction = page_language(target)
+    links = feed_links(dash.runtime.settings.base_url, token, feed_name(target, words))
     return dash.pages.render(
         request,
         "me.html",
+        translations=words,
         title=target.cohort_title,
         name=schedule.name,
         zone=schedule.zone,
         locale=schedule.locale,
-        lang=schedule.locale.replace("_", "-"),
+        lang=lang,
+        dir=direction,
         live=[e for e in upcoming if e.kind in LIVE_KINDS],
         coworking=[e for e in upcoming if e.kind == "coworking"],
         deadlines=[e for e in upcoming if e.kind in DEADLINE_KINDS],
         links=links,
         token=token,
         me_csrf=me_csrf(dash, token),
-        kind_label=KIND_LABELS,  # the template looks kinds up in it (as kind_label() does)
+        kind_label=KIND_LABELS,  # the template looks kinds up in it and translates the label
     )
 
 
@@ -89,13 +124,24 @@ def me_reset(
     target = learner_target(dash, token)
     if target is None or target.email is None:
         return dash.pages.error(request, 404, UNKNOWN_LINK)
+    words = feed_translations(target)
+    lang, direction = page_language(target)
     if not hmac.compare_digest(csrf.encode(), me_csrf(dash, token).encode()):
-        return dash.pages.error(request, 403, "The form is stale: reload the page and try again.")
+        return dash.pages.error(
+            request,
+            403,
+            words.gettext("The form is stale: reload the page and try again."),
+            translations=words,
+            lang=lang,
+            dir=direction,
+        )
     with dash.runtime.transaction() as db:
         new, _, _ = reset_tokens(db, target.cohort_slug, target.email, dash.runtime.clock.now())
     return dash.pages.redirect(
         f"/me/{quote(new, safe='')}",
         "ok",
-        "Your calendar link is new: the old one stopped working. Subscribe again below "
-        "(calendars using the old link stop updating).",
+        words.gettext(
+            "Your calendar link is new: the old one stopped working. Subscribe again below "
+            "(calendars using the old link stop updating)."
+        ),
     )

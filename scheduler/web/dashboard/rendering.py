@@ -1,6 +1,13 @@
 """Page rendering for the dashboard and the learner's page: the Jinja environment, error pages,
 and the flash message carried between a POST and the GET it redirects to (a short-lived signed
-cookie, read once)."""
+cookie, read once).
+
+Templates mark their words for translation with ``{{ _("...") }}`` and ``{% trans %}`` (Jinja's
+i18n extension, new style: ``_("%(name)s's schedule", name=...)``). The environment's own
+gettext is English; a page in someone's language (the learner's page) is rendered with
+``translations=``, whose callables go in that render's context: nothing is installed on the
+shared environment, so concurrent requests in different languages never mix.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +17,12 @@ from datetime import date
 from typing import Any
 from urllib.parse import quote
 
+from babel.support import NullTranslations
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, pass_context, select_autoescape
+from jinja2.runtime import Context
+from markupsafe import Markup, escape
 
 from scheduler.outputs.formatting import local_datetime, local_time
 from scheduler.resources import resource_dir
@@ -36,7 +46,11 @@ class Pages:
             undefined=StrictUndefined,
             trim_blocks=True,
             lstrip_blocks=True,
+            extensions=["jinja2.ext.i18n"],
         )
+        # English unless a render passes translations= (they go in its context, see below).
+        self.env.install_null_translations(newstyle=True)  # type: ignore[attr-defined]
+        self.env.filters["bdi"] = bdi
         self.env.filters["local"] = local_datetime
         self.env.filters["clock"] = local_time
         self.env.filters["pct"] = lambda x: "-" if x is None else f"{x:.0%}"
@@ -56,13 +70,18 @@ class Pages:
         status: int = 200,
         session: AdminSession | None = None,
         headers: dict[str, str] | None = None,
+        translations: NullTranslations | None = None,
         **context: Any,
     ) -> HTMLResponse:
+        """``template`` with ``context``; its words in ``translations``' language (None:
+        English). A page in another language also passes ``lang`` and ``dir`` for ``<html>``."""
         flash = self._flash(request)
+        words = {} if translations is None else gettext_callables(translations)
         html = self.env.get_template(template).render(
             session=session,
             csrf=session.csrf if session else "",
             flash=flash,
+            **words,
             **context,
         )
         # Every page shows personal data or a capability: never cached, never indexed.
@@ -72,15 +91,27 @@ class Pages:
         return response
 
     def error(
-        self, request: Request, status: int, message: str, session: AdminSession | None = None
+        self,
+        request: Request,
+        status: int,
+        message: str,
+        session: AdminSession | None = None,
+        *,
+        translations: NullTranslations | None = None,
+        **context: Any,
     ) -> HTMLResponse:
+        """An error page; with ``translations`` its heading is in their language (``message``
+        is the caller's, already translated) and ``context`` carries ``lang``/``dir``."""
+        heading = {403: N_("Not allowed"), 404: N_("Not found")}.get(status, N_("Sorry"))
         return self.render(
             request,
             "error.html",
             status=status,
             session=session,
+            translations=translations,
             message=message,
-            heading={403: "Not allowed", 404: "Not found"}.get(status, "Sorry"),
+            heading=heading if translations is None else translations.gettext(heading),
+            **context,
         )
 
     # -- flash messages: a signed cookie read once ---------------------------------------------
@@ -113,6 +144,56 @@ class Pages:
         except (ValueError, TypeError):
             return None
         return {"kind": str(kind), "text": str(text)}
+
+
+def N_(message: str) -> str:
+    """Marks ``message`` for extraction (a ``babel.cfg`` keyword); it is translated where used."""
+    return message
+
+
+def bdi(text: object) -> Markup:
+    """``text`` (someone's name, a title the runner wrote) isolated from the words around it, so
+    a right-to-left name in a left-to-right sentence (or the reverse) keeps its order."""
+    return Markup("<bdi>%s</bdi>") % escape(text)
+
+
+def gettext_callables(translations: NullTranslations) -> dict[str, Any]:
+    """``gettext``/``ngettext``/``pgettext``/``npgettext`` of ``translations`` as Jinja's new-style
+    i18n calls them (what ``install_gettext_translations(newstyle=True)`` would install): the
+    translation is trusted markup, ``%(name)s`` placeholders are filled with escaped values (and
+    ``%(num)s`` with the count); ``_`` finds them in the render's context."""
+
+    def fill(context: Context, text: str, variables: dict[str, Any]) -> str:
+        # A translation is markup like the template it replaces words of (catalogs ship with
+        # the package); the values filled into it are escaped.
+        rv = Markup(text) if context.eval_ctx.autoescape else text  # noqa: S704
+        return rv % variables
+
+    @pass_context
+    def gettext(context: Context, message: str, /, **variables: Any) -> str:
+        return fill(context, translations.gettext(message), variables)
+
+    @pass_context
+    def ngettext(
+        context: Context, singular: str, plural: str, num: int, /, **variables: Any
+    ) -> str:
+        variables.setdefault("num", num)
+        return fill(context, translations.ngettext(singular, plural, num), variables)
+
+    @pass_context
+    def pgettext(context: Context, ctxt: str, message: str, /, **variables: Any) -> str:
+        variables.setdefault("context", ctxt)
+        return fill(context, str(translations.pgettext(ctxt, message)), variables)
+
+    @pass_context
+    def npgettext(
+        context: Context, ctxt: str, singular: str, plural: str, num: int, /, **variables: Any
+    ) -> str:
+        variables.setdefault("context", ctxt)
+        variables.setdefault("num", num)
+        return fill(context, translations.npgettext(ctxt, singular, plural, num), variables)
+
+    return {"gettext": gettext, "ngettext": ngettext, "pgettext": pgettext, "npgettext": npgettext}
 
 
 def _age(seconds: float | None) -> str:
