@@ -24,6 +24,7 @@ from sqlalchemy import select
 from test_dashboard import NOW, SLUG, Served, serve_cohort
 
 from scheduler.outputs.formatting import local_datetime
+from scheduler.outputs.i18n import translations
 from scheduler.persistence.models import (
     LiveSeriesRow,
     OccurrenceRow,
@@ -42,6 +43,11 @@ ARGS = [
 ]
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 LEARNER = "yuki.sato@example.org"  # Asia/Tokyo, Mon-Fri 19:00-23:00, ja_JP
+JAPANESE = translations("ja_JP")  # her page's words
+NEW_LINK = (
+    "Your calendar link is new: the old one stopped working. Subscribe again below "
+    "(calendars using the old link stop updating)."
+)
 NEW_TIME = "Mon 12:00"  # Europe/Berlin: 20:00 in Tokyo (19:00 after Europe's DST change)
 
 
@@ -165,8 +171,8 @@ def test_move_a_class_and_reset_a_learner_link_in_the_browser(
     # reset the link: a new page, the old feed URL answers 404
     old_feed = f"{served.base}/feeds/{token}.ics"
     assert httpx.get(old_feed).status_code == 200
-    me.get_by_role("button", name="Reset my calendar link").click()
-    expect(me.get_by_role("status")).to_contain_text("Your calendar link is new")
+    me.get_by_role("button", name=JAPANESE.gettext("Reset my calendar link")).click()
+    expect(me.get_by_role("status")).to_contain_text(JAPANESE.gettext(NEW_LINK))
     new_token = me.url.rsplit("/", 1)[1]
     assert new_token != token
     expect(me.locator("#sub-ics")).to_have_attribute("href", f"{served.base}/feeds/{new_token}.ics")

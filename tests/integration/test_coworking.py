@@ -14,6 +14,7 @@ from sqlalchemy import select
 from test_delivery import drain, move_clock, rows
 
 from scheduler.domain.availability import parse_availability
+from scheduler.outputs.i18n import translations
 from scheduler.outputs.mailers import MemoryMailer
 from scheduler.persistence.models import LiveSeriesRow, OccurrenceRow, PersonRow
 from scheduler.runtime import Runtime
@@ -101,13 +102,16 @@ def test_reminder_pods_agenda_and_checkin(
     mailer = MemoryMailer()
     drain(runtime, mailer)
     names = {row[1]: row[0] for row in ROWS}
+    locales = {row[1]: row[4] for row in ROWS}  # Ben reads German, Hugo French
+    starting = {r.message_id for r in reminders}
     pods: dict[str, frozenset[str]] = {}
     for message in parsed(mailer):
-        if "your pod" not in str(message["Subject"]):
+        if message["Message-ID"] not in starting:
             continue
         body = text_of(message)
         to = str(message["To"]).split("<")[-1].rstrip(">")
-        section = body.split("Your pod for the breakouts:")[1].split("\n\n")[0]
+        heading = translations(locales[to]).gettext("Your pod for the breakouts:")
+        section = body.split(heading)[1].split("\n\n")[0]
         mates = {e for e, n in names.items() if f"- {n}\n" in section + "\n"}
         pods[to] = frozenset({to, *mates})
         zone_name = next(row[2] for row in ROWS if row[1] == to)
@@ -129,10 +133,19 @@ def test_reminder_pods_agenda_and_checkin(
     move_clock(runtime, occurrence.end + timedelta(minutes=16))
     later = MemoryMailer()
     drain(runtime, later)
-    prompts = [m for m in parsed(later) if str(m["Subject"]).startswith("How did")]
+    asked = {r.message_id for r in checkins}
+    prompts = [m for m in parsed(later) if m["Message-ID"] in asked]
     assert len(prompts) == len(who)
     for message in prompts:
         body = text_of(message)
-        assert "What did you finish?" in body
-        assert "Next soft deadline: " in body
-        assert "Next co-working block for you: " in body
+        words = translations(locales[str(message["To"]).split("<")[-1].rstrip(">")])
+        asked_text = words.gettext(
+            "You were expected at %(session)s, %(when)s. What did you finish? Take a minute "
+            "to note it down, or share it with your pod."
+        )
+        assert asked_text.split("%(session)s")[0] in body  # in the learner's language
+        assert asked_text.rsplit("%(when)s", 1)[1] in body  # what did you finish?
+        deadline = words.gettext("Next soft deadline: %(deadline)s, %(when)s.")
+        assert deadline.split("%(deadline)s")[0] in body  # naming the next deadline
+        block = words.gettext("Next co-working block for you: %(session)s, %(when)s.")
+        assert block.split("%(session)s")[0] in body

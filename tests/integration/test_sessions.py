@@ -16,6 +16,7 @@ from served_app import serve
 from sqlalchemy import select
 
 from scheduler.clock import FixedClock
+from scheduler.outputs.i18n import translations
 from scheduler.persistence import models
 from scheduler.runtime import Runtime
 from scheduler.services.admin import rotate_admin_token
@@ -27,6 +28,11 @@ ROWS = [
     ["Yuki", "yuki@example.org", "Asia/Tokyo", "Mon-Fri 18:00-23:00", "ja_JP", ""],
     ["Sam", "sam@example.org", "America/Los_Angeles", "Mon-Fri 07:00-12:00", "en_US", ""],
 ]
+
+NEW_LINK = (
+    "Your calendar link is new: the old one stopped working. Subscribe again below "
+    "(calendars using the old link stop updating)."
+)
 
 
 @dataclass
@@ -130,7 +136,7 @@ def test_a_flash_cookie_is_not_a_session_cookie(site: Site) -> None:
         assert reset.status_code == 303
         flash = learner.cookies["cohort_flash"]
         shown = learner.get(reset.headers["location"])  # a valid flash: shown on the next page
-        assert "Your calendar link is new" in shown.text
+        assert translations("ja_JP").gettext(NEW_LINK) in shown.text  # her language
     _refused(site, flash)
 
 
