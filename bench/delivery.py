@@ -160,6 +160,7 @@ from scheduler.settings import Settings  # noqa: E402
 SLUG = "ml-foundations-2027"
 SERIES = "class"
 RULE = "class-1h"
+ASSUMED_RATE = 300.0  # msg/s: how long a burst takes without a rate, to set the lead
 SECRET = "bench-secret-key-for-the-delivery-benchmark"  # >= 32 bytes, as the product wants
 BASE_URL = "http://bench"
 DOMAIN = "bench.example.org"
@@ -1555,8 +1556,13 @@ def main() -> None:
                         )
                 early = config.early or "5m"
                 ahead = 0.0
-                if config.rate and RATE_SUPPORTED:  # the rate needs this long for them all
-                    ahead = min(args.learners / config.rate, duration_seconds(early)) + 10
+                if RATE_SUPPORTED and duration_seconds(early) > 0:
+                    # The workers must be running before the burst has to start, as they are
+                    # in a deployment (reminders are written hours ahead): give them the time
+                    # the burst needs at the rate (without one, at an assumed 300 msg/s), at
+                    # most the window, plus a margin.
+                    speed = config.rate or ASSUMED_RATE
+                    ahead = min(args.learners / speed, duration_seconds(early)) + 10
                 with databases.fresh() as url:
                     prepared = prepare(
                         url,

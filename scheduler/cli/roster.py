@@ -173,7 +173,7 @@ def roster_list(
 ) -> None:
     """List a cohort's people with their zone, availability and locale."""
     cohort = _cohort(cohort)
-    from scheduler.services.learners import list_people
+    from scheduler.services.people import list_people
 
     with _transaction() as db:
         people = list_people(db, cohort, role)

@@ -20,7 +20,6 @@ change to them also refreshes every other published cohort the person is active 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from babel import Locale, UnknownLocaleError
@@ -39,6 +38,7 @@ from scheduler.roster.parser import MAX_FIELD
 from scheduler.roster.zones import resolve_zone
 from scheduler.services.cascade import bring_up_to_date
 from scheduler.services.feeds import revoke_tokens
+from scheduler.services.people import Learner, _view
 from scheduler.services.reminders import DEFAULT_HORIZON
 
 _EMAIL_HINT = "write an address like ann@example.org"
@@ -206,37 +206,6 @@ def update_learner(
 # --- reading ------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Learner:
-    """A person enrolled in a cohort (a learner, or a facilitator in :func:`list_people`) as the
-    dashboard, the API and the CLI show them: the cohort's defaults filled in, and whether they
-    were."""
-
-    email: str
-    name: str
-    role: str
-    zone: str
-    availability: str
-    availability_is_default: bool
-    locale: str
-    locale_is_default: bool
-    status: str  # active or withdrawn
-    enrolled_at: datetime
-    left_at: datetime | None
-
-
-def list_learners(db: Session, slug: str) -> list[Learner]:
-    """Every learner of the cohort, withdrawn ones included, by name."""
-    return list_people(db, slug, Role.LEARNER)
-
-
-def list_people(db: Session, slug: str, role: Role | None = None) -> list[Learner]:
-    """Everyone enrolled in the cohort (or only one role), withdrawn ones included, by role,
-    name and email."""
-    cohort = repo.get_cohort(db, slug)
-    return [_view(cohort, e, p) for e, p in repo.roster(db, cohort.id, role)]
-
-
 def get_learner(db: Session, slug: str, email: str) -> Learner:
     """One learner by email (as typed: it is normalised like the roster's), else NotFoundError."""
     cohort = repo.get_cohort(db, slug)
@@ -247,22 +216,6 @@ def get_learner(db: Session, slug: str, email: str) -> Learner:
         .where(EnrollmentRow.cohort_id == cohort.id, EnrollmentRow.person_id == person.id)
     ).one()
     return _view(cohort, row[0], row[1])
-
-
-def _view(cohort: CohortRow, enrollment: EnrollmentRow, person: PersonRow) -> Learner:
-    return Learner(
-        email=person.email,
-        name=person.name,
-        role=enrollment.role,
-        zone=person.zone,
-        availability=repo.availability_text(person.availability, cohort),
-        availability_is_default=person.availability is None,
-        locale=person.locale or cohort.locale,
-        locale_is_default=person.locale is None,
-        status=enrollment.status,
-        enrolled_at=enrollment.enrolled_at,
-        left_at=enrollment.left_at,
-    )
 
 
 # --- the published plan follows ----------------------------------------------------------------

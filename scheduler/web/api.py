@@ -28,6 +28,7 @@ from scheduler.domain.cohort_file import SLUG_RE
 from scheduler.errors import ConfigError, InputError, NotFoundError, Problem
 from scheduler.runtime import Runtime
 from scheduler.services import learners as learner_service
+from scheduler.services import people
 from scheduler.services.changes import Change, apply_change, parse_wall_time, preview_change
 from scheduler.services.outbox import outbox_status, worker_status
 from scheduler.services.plans import diff_plan, plan_cohort
@@ -213,7 +214,7 @@ def api_router(runtime: Runtime, auth: AdminAuth) -> APIRouter:
         offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
     ) -> list[LearnerOut]:
         with cohort_transaction(slug) as db:
-            found = learner_service.list_learners(db, slug)
+            found = people.list_learners(db, slug)
         return [learner_out(x) for x in found[offset : offset + limit]]
 
     @router.post(

@@ -19,9 +19,9 @@ from scheduler.domain.cohort import SeriesKind
 from scheduler.domain.cohort_file import KEY_RE
 from scheduler.domain.status import EnrollmentStatus, OccurrenceStatus, SeriesStatus
 from scheduler.planning.model import LeftOutReason, Plan
-from scheduler.services import learners as learner_service
 from scheduler.services.changes import ChangePreview, ChangeResult
 from scheduler.services.outbox import OutboxStatus, WorkerState
+from scheduler.services.people import Learner
 from scheduler.services.plans import PlanDiff
 from scheduler.services.published import (
     CohortFacts,
@@ -360,7 +360,7 @@ def _series_fields(x: PublishedSeries | PublishedOccurrence) -> SeriesFields:
     )
 
 
-def learner_out(learner: learner_service.Learner) -> LearnerOut:
+def learner_out(learner: Learner) -> LearnerOut:
     return LearnerOut(
         email=learner.email,
         name=learner.name,

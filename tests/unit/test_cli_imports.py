@@ -74,3 +74,15 @@ def test_status_loads_the_database_layer_only(tmp_path: Path) -> None:
     loaded = top_level(modules)
     assert "sqlalchemy" in loaded
     assert loaded.isdisjoint(set(HEAVY) - set(DATABASE)), sorted(loaded & set(HEAVY))
+
+
+def test_roster_list_loads_the_database_layer_only(tmp_path: Path) -> None:
+    """The people read model is light: listing a roster loads no planner, calendar or mail."""
+    cli = [sys.executable, "-m", "scheduler.cli"]
+    subprocess.run([*cli, "init", "demo", "--learners", "5"], cwd=tmp_path, check=True)
+    for argv in (["db", "upgrade"], ["cohort", "load", "demo/cohort.toml"]):
+        subprocess.run([*cli, *argv], cwd=tmp_path, capture_output=True, check=True)
+    modules = loaded_after(["roster", "list", "--limit", "3"], cwd=str(tmp_path))
+    assert "scheduler.services.people" in modules  # the listing really ran
+    loaded = top_level(modules)
+    assert loaded.isdisjoint(set(HEAVY) - set(DATABASE)), sorted(loaded & set(HEAVY))
