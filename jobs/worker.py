@@ -218,10 +218,13 @@ class Worker:
 
     @property
     def send_rate(self) -> float | None:
-        """Messages per second this worker can hand over: composing and sending overlap (one
-        batch is composed while the previous one is sent), so the slower of the two sets it."""
+        """Messages per second this worker can hand over. Composing and sending run in two
+        threads but share one interpreter (and the machine with the database and the mail
+        server), so they are counted one after the other: measured on a 20,000-message burst,
+        the slower of the two alone promised ~40 % more than was delivered and the burst
+        finished late."""
         known = [t for t in self._per_message if t is not None]
-        return 1 / max(known) if len(known) == 2 else None
+        return 1 / sum(known) if len(known) == 2 else None
 
     def _count(self, tick: BatchCounts, counts: BatchCounts) -> None:
         self._measure(1, counts.claimed, counts.sending_seconds)

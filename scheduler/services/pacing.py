@@ -1,30 +1,30 @@
-"""Sending on time at the mail server's rate, shared by every worker: the pacer and the
-send-ahead horizon.
+"""Sending on time at the mail server's rate, shared by every worker: the pacer and the send-ahead
+horizon.
 
 **The pacer** (one ``send_pacer`` row) hands out sending slots. A worker about to send ``n``
 messages reserves ``n`` consecutive slots ``1/rate`` apart starting at the row's ``next_free``
 (or now, if that has passed) and moves ``next_free`` past them, in one short transaction (the
 row is locked ``FOR UPDATE`` on PostgreSQL, so two workers never get the same slot). Each
 message then waits for its slot before it is handed over, so the server sees at most ``rate``
-messages in any second whichever worker sends them (slots are spaced for
-:data:`PACE_SHARE` of the rate, headroom for the network's jitter; a message that misses its
-slot by more than :data:`LATE_GRACE` takes new slots for itself and the rest of its batch
-instead of catching up in a rush). A reply saying the sender goes too fast
-(:attr:`~scheduler.outputs.mailers.SendResult.throttled`) halves the rate in force (at most
-once a second: a batch of such replies is one signal) and pauses new slots for a second; the
-rate then recovers by :data:`RECOVERY_PER_SECOND` of the configured rate each second
-(multiplicative decrease, additive increase). With no ``mail_rate_per_second`` configured
-there are no slots until the server first says "too fast"; the rate in force then starts from
-half the rate the worker was sending at, recovers, and is lifted once the server has not said
-"too fast" for :data:`FORGET_AFTER`.
+messages in any second whichever worker sends them (slots are spaced for :data:`PACE_SHARE` of
+the rate, headroom for the network's jitter; a message that misses its slot by more than
+:data:`LATE_GRACE` takes new slots for itself and the rest of its batch instead of catching up
+in a rush). A reply saying the sender goes too fast
+(:attr:`~scheduler.outputs.mailers.SendResult.throttled`) lowers the rate in force by a quarter
+(:data:`DECREASE`; at most once a second: a batch of such replies is one signal) and pauses new
+slots for a second; the rate then recovers by :data:`RECOVERY_PER_SECOND` of the configured rate
+each second (multiplicative decrease, additive increase). With no ``mail_rate_per_second``
+configured there are no slots until the server first says "too fast"; the rate in force then
+starts from three quarters of the rate the worker was sending at, recovers, and is lifted once
+the server has not said "too fast" for :data:`FORGET_AFTER`.
 
-**The send-ahead horizon**: how far ahead of their due time the pending notifications must
-start so that, at the rate in force, each is handed over by its due time — as late as
-possible, earliest due first (:func:`scheduler.domain.sending.release_horizon`), and never
-before a row's ``not_before``, which the claim checks. The rate in force is the lower of the
-pacer's rate and the throughput the workers have measured (their ``send_rate``, less
-:data:`PLANNING_SHARE` for safety); a worker that has measured nothing yet counts as
-:data:`UNMEASURED_RATE`, so a first burst starts early rather than late.
+**The send-ahead horizon**: how far ahead of their due time the pending notifications must start
+so that, at the rate in force, each is handed over by its due time — as late as possible,
+earliest due first (:func:`scheduler.domain.sending.release_horizon`), and never before a row's
+``not_before``, which the claim checks. The rate in force is the lower of the pacer's rate and
+the throughput the workers have measured (their ``send_rate``, less :data:`PLANNING_SHARE` for
+safety); a worker that has measured nothing yet counts as :data:`UNMEASURED_RATE`, so a first
+burst starts early rather than late.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from scheduler.domain.status import NotificationStatus
 from scheduler.persistence.models import NotificationRow, SendPacerRow, WorkerRow
 
 PACER_ID = 1
-DECREASE = 0.5  # the rate in force after a "too fast" reply, as a share of what it was
+DECREASE = 0.75  # the rate in force after a "too fast" reply, as a share of what it was
 RECOVERY_PER_SECOND = 0.05  # of the configured rate (or of the rate in force without one)
 SLOW_DOWN_PAUSE = timedelta(seconds=1)  # no new slot this soon after a "too fast" reply
 MIN_RATE = 0.1  # messages per second: the rate never falls below one message per 10 s
@@ -49,7 +49,7 @@ FORGET_AFTER = timedelta(minutes=10)  # without a configured rate: quiet this lo
 LOOKAHEAD = timedelta(hours=1, minutes=10)  # > the longest `early` (1 h) plus a margin
 PLANNING_SHARE = 0.8  # plan with 80 % of the measured throughput
 RATE_PLANNING_SHARE = 0.9  # and 90 % of the pacer's rate: slack for ticks and slow-downs
-PACE_SHARE = 0.98  # slots are spaced for 98 % of the rate: headroom for network jitter
+PACE_SHARE = 0.97  # slots are spaced for 97 % of the rate: headroom for network jitter
 LATE_GRACE = timedelta(milliseconds=50)  # a message this late for its slot takes new slots
 UNMEASURED_RATE = 20.0  # messages per second assumed for a worker that has not measured yet
 LIVE_WORKER = timedelta(seconds=60)  # a worker with a heartbeat this recent is counted

@@ -1,5 +1,5 @@
 """The shared pacer and the send-ahead claim, on SQLite and PostgreSQL, with a fixed clock:
-slots one ``1/rate`` apart and never shared by two workers, "too fast" halving the rate at
+slots one ``1/rate`` apart and never shared by two workers, "too fast" lowering the rate at
 most once a second and recovering slowly, and a burst claimed as late as it can be but never
 before its window opens. The same parts run in real worker processes in test_send_ahead.py.
 """
@@ -17,6 +17,7 @@ from scheduler.persistence.models import NotificationRow, PersonRow, WorkerRow
 from scheduler.runtime import Runtime
 from scheduler.services.delivery import claim_rows
 from scheduler.services.pacing import (
+    DECREASE,
     PACE_SHARE,
     RATE_PLANNING_SHARE,
     RECOVERY_PER_SECOND,
@@ -58,17 +59,19 @@ def test_slots_are_one_interval_apart_and_two_workers_never_share_one(runtime: R
     assert first.reserve(1).start == runtime.clock.now()
 
 
-def test_too_fast_halves_the_rate_once_a_second_then_it_recovers_slowly(
+def test_too_fast_lowers_the_rate_once_a_second_then_it_recovers_slowly(
     runtime: Runtime,
 ) -> None:
     shared = pacer(runtime, 10.0)
     assert shared.rate() == 10.0
-    assert shared.slow_down(sending_at=12.0) == 5.0
-    assert shared.slow_down(sending_at=12.0) == 5.0  # the same burst of replies: one signal
+    assert shared.slow_down(sending_at=12.0) == 10.0 * DECREASE
+    assert shared.slow_down(sending_at=12.0) == 10.0 * DECREASE  # the same burst: one signal
     start = shared.reserve(1).start
     assert start == runtime.clock.now() + timedelta(seconds=1)  # a short pause first
     clock(runtime).advance(timedelta(seconds=1))
-    assert shared.slow_down(sending_at=5.0) == pytest.approx((5.0 + 10 * RECOVERY_PER_SECOND) / 2)
+    assert shared.slow_down(sending_at=5.0) == pytest.approx(
+        (10.0 * DECREASE + 10 * RECOVERY_PER_SECOND) * DECREASE
+    )
     clock(runtime).advance(timedelta(seconds=5))
     recovered = shared.rate()
     assert recovered is not None and 2.6 < recovered < 10.0  # additive, not back at once
@@ -83,9 +86,9 @@ def test_without_a_configured_rate_nothing_waits_until_the_server_says_too_fast(
 ) -> None:
     free = pacer(runtime, None)
     assert free.rate() is None and free.reserve(50).spacing is None
-    assert free.slow_down(sending_at=400.0) == 200.0  # half of what it was sending at
+    assert free.slow_down(sending_at=400.0) == 400.0 * DECREASE  # below what it was sending at
     slots = free.reserve(2)
-    assert slots.spacing == spaced(200.0)
+    assert slots.spacing == spaced(400.0 * DECREASE)
     clock(runtime).advance(timedelta(hours=2))
     assert free.rate() is None  # recovered past any limit
     assert free.reserve(1).spacing is None
