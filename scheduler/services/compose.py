@@ -277,12 +277,7 @@ class Composer:
         if not still_useful(NotificationKind.LIVE_REMINDER, row.due_at, occurrence.start, now):
             return _held(row, NotificationStatus.SKIPPED, "too late: the session started")
         request = self._request(series.cohort_id, series.series_key)
-        context["session"] = {
-            "title": series.title,
-            "kind": series.kind,
-            "start": occurrence.start,
-            "end": occurrence.end,
-            "join_url": request.join_url if request else None,
+        context["session"] = _block(occurrence, series, request) | {
             "agenda": list(request.agenda) if request else [],
             "lead": lead_text(occurrence.start - now, catalog),
         }
@@ -307,13 +302,7 @@ class Composer:
         if me is None or not me.fits(occurrence.start, series.duration_minutes):
             return _held(row, NotificationStatus.CANCELLED, "the block no longer fits them")
         request = self._request(series.cohort_id, series.series_key)
-        block = {
-            "title": series.title,
-            "kind": series.kind,
-            "start": occurrence.start,
-            "end": occurrence.end,
-            "join_url": request.join_url if request else None,
-        }
+        block = _block(occurrence, series, request)
         if row.kind == NotificationKind.COWORKING_REMINDER:
             names = self.pod_book.names(row.cohort_id)
             pod = self.pod_book.pods(occurrence, series).pod_of(me.email) or (me.email,)
@@ -398,6 +387,19 @@ class Composer:
                 if e.kind not in live and e.kind != SeriesKind.COWORKING.value
             ],
         }
+
+
+def _block(
+    occurrence: OccurrenceRow, series: LiveSeriesRow, request: SeriesRequestRow | None
+) -> dict[str, Any]:
+    """What every email about one meeting says of it: title, kind, when, where to join."""
+    return {
+        "title": series.title,
+        "kind": series.kind,
+        "start": occurrence.start,
+        "end": occurrence.end,
+        "join_url": request.join_url if request else None,
+    }
 
 
 def lead_text(delta: timedelta, catalog: NullTranslations | None = None) -> str:
