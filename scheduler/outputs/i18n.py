@@ -51,9 +51,11 @@ def _candidates(name: str | None) -> list[str]:
     return found
 
 
+@lru_cache(maxsize=1024)
 def catalog_locale(locale: str | None, fallback: str | None = None) -> str:
     """The shipped catalog a learner with ``locale`` in a cohort whose locale is ``fallback``
-    reads (``"en"``: the source strings)."""
+    reads (``"en"``: the source strings). Memoised: parsing the two locales with Babel took
+    ~40 µs, and every email asks (a pure function of its arguments and :data:`SHIPPED`)."""
     for candidate in [*_candidates(locale), *_candidates(fallback)]:
         return candidate
     return SOURCE

@@ -34,7 +34,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, Select, and_, or_, select, update
+from sqlalchemy import (
+    ARRAY,
+    ColumnElement,
+    Integer,
+    Select,
+    and_,
+    any_,
+    bindparam,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session, sessionmaker
 
 from scheduler.domain.status import NotificationStatus
@@ -108,8 +119,13 @@ def _due(
     return query.with_for_update(skip_locked=True) if skip_locked else query
 
 
-def _by_id(ids: Sequence[int]) -> ColumnElement[bool]:
+def _by_id(db: Session, ids: Sequence[int]) -> ColumnElement[bool]:
     """``id IN ids``, for rows that must also still be pending, found by primary key.
+
+    On PostgreSQL the ids travel as one array parameter (``id = ANY(%(ids)s)``, the same index
+    scan as ``IN``): with one parameter per id, a batch's statements had more parameters than
+    psycopg caches and the same short SQL was re-parsed in Python for every statement, and
+    SQLAlchemy re-rendered the expanded list (~1 ms a statement, three statements a batch).
 
     ``status`` is compared as an expression (``status || ''``), which no index answers, so the
     ids are the only way in: on a table whose statistics predate a burst of new rows (a fresh
@@ -117,9 +133,12 @@ def _by_id(ids: Sequence[int]) -> ColumnElement[bool]:
     every pending row through ``ix_notification_due`` to find a batch of 50, twice per batch
     (measured: ~6 ms per statement with 20,000 rows pending, against ~0.1 ms by id).
     """
-    return and_(
-        NotificationRow.id.in_(ids), (NotificationRow.status + "") == NotificationStatus.PENDING
+    by_id = (
+        NotificationRow.id == any_(bindparam("ids", list(ids), type_=ARRAY(Integer), unique=True))
+        if db.get_bind().dialect.name == "postgresql"
+        else NotificationRow.id.in_(ids)
     )
+    return and_(by_id, (NotificationRow.status + "") == NotificationStatus.PENDING)
 
 
 def claim_rows(
@@ -147,7 +166,7 @@ def claim_rows(
         return []
     rows = db.scalars(
         update(NotificationRow)
-        .where(_by_id(ids))
+        .where(_by_id(db, ids))
         .values(lease_until=now + config.lease, leased_by=worker_id)
         .returning(NotificationRow),
         execution_options={"synchronize_session": False},
@@ -185,7 +204,7 @@ def record(
     if plain:
         db.execute(
             update(NotificationRow)
-            .where(_by_id(plain), mine)
+            .where(_by_id(db, plain), mine)
             .values(
                 status=NotificationStatus.SENT,
                 sent_at=now,
@@ -199,7 +218,7 @@ def record(
     for decision in decisions:
         if decision.notification_id in already:
             continue
-        where = and_(_by_id([decision.notification_id]), mine)
+        where = and_(_by_id(db, [decision.notification_id]), mine)
         result = results.get(decision.notification_id)
         if result is None:
             status = decision.status or NotificationStatus.FAILED
@@ -373,7 +392,7 @@ def _renew_leases(
     with sessions.begin() as db:
         renewed = db.execute(
             update(NotificationRow)
-            .where(_by_id(ids), NotificationRow.leased_by == worker_id)
+            .where(_by_id(db, ids), NotificationRow.leased_by == worker_id)
             .values(lease_until=now + config.lease)
             .returning(NotificationRow.id)
         )

@@ -35,7 +35,7 @@ from babel.lists import format_list
 from babel.units import format_unit
 from jinja2 import Undefined, UndefinedError, pass_context
 from jinja2.runtime import Context
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from scheduler.outputs.email.headers import _NOT_ONE_LINE
 from scheduler.outputs.email.language import N_, catalog_of
@@ -51,7 +51,6 @@ _ACTIVITY: Final = {
     # TRANSLATORS: a kind of session, as in "Co-working (co-working) is on".
     "coworking": N_("co-working"),
 }
-_BDI: Final = Markup("<bdi>%s</bdi>")
 _LINK_SCHEMES: Final = ("https://", "http://", "webcal://", "mailto:")
 
 
@@ -169,8 +168,10 @@ def _activity(ctx: Context, kind: str) -> str:
 
 
 def _bdi(value: Any) -> Markup:
+    """``Markup("<bdi>%s</bdi>") % (value,)``, without ``Markup.__mod__``'s per-argument
+    wrapper: the same escaping (:func:`markupsafe.escape`), the same markup."""
     _defined(value)
-    return _BDI % (value,)
+    return Markup("".join(("<bdi>", escape(value), "</bdi>")))  # noqa: S704 (escaped)
 
 
 def _link(url: str | None) -> str | None:

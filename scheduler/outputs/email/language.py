@@ -96,6 +96,18 @@ def _fill(message: str, variables: dict[str, Any], html: bool) -> str:
     return Markup(message % escaped)  # noqa: S704 (the variables are escaped just above)
 
 
+def fill_text(message: str, /, **variables: Any) -> str:
+    """A translated message filled in for a text template: what ``_(message, **variables)``
+    returns there (the per-language templates call it as a filter, see
+    :class:`scheduler.outputs.email.templates.EmailTemplates`)."""
+    return _fill(message, variables, False)
+
+
+def fill_markup(message: str, /, **variables: Any) -> str:
+    """:func:`fill_text` for an HTML template: markup, its text variables escaped."""
+    return _fill(message, variables, True)
+
+
 def _variables(catalog: NullTranslations, language: Language, *, html: bool) -> dict[str, Any]:
     """Newstyle gettext functions of ``catalog`` (``gettext`` keeps the finished text of a
     message without variables: most of an email's words, the same in every email)."""
