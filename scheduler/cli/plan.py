@@ -55,13 +55,16 @@ def plan(
 ) -> None:
     """Plan the live sessions: times that fit the most learners every week, DST included."""
     cohort = _cohort(cohort)
+    from scheduler.planning.report import fairness_changes, fairness_report
     from scheduler.services import publishing
     from scheduler.services.plans import diff_plan, plan_cohort, plan_summary
+    from scheduler.services.published import fairness_ledgers
 
     runtime = current_runtime()
     now = runtime.clock.now()
     with _transaction() as db, _progress(as_json) as progress:
         spec, learners, result = plan_cohort(db, cohort, progress)
+        burden_before = fairness_ledgers(db, cohort)  # as published, before this plan
         summary = None
         if publish:
             published, diff, summary = publishing.publish(
@@ -70,6 +73,11 @@ def plan(
         else:
             published, diff = None, diff_plan(db, cohort, result, now)
     burst = _busiest_stretch(cohort) if published is not None else None
+    burden_changes = (
+        fairness_changes(burden_before, [fairness_report(f) for f in result.fairness])
+        if diff.published_version is not None
+        else []
+    )
     if as_json:
         zones = {x.key: x.zone for x in learners}
         _json(
@@ -77,12 +85,17 @@ def plan(
                 **plan_summary(result, zones),
                 "diff": diff.as_dict(),
                 "published_version": published,
+                # the published plan's burden ledgers, and in words what this plan changes
+                "fairness_before": burden_before,
+                "fairness_changes": burden_changes,
                 **({"burst": burst.as_dict()} if burst is not None else {}),
             }
         )
         return
     _print_plan(spec, learners, result, verbose)
     _print_diff(diff)
+    for line in burden_changes:
+        out.print(f"[bold]Burden[/bold] (published -> this plan): {_text(line)}")
     if publish:
         if published is None:
             out.print(f"Nothing to publish: version {diff.published_version} is already this plan.")
@@ -132,6 +145,8 @@ def _print_plan(
         times = ", ".join(t.label() for t in s.times)
         if s.alternate:
             times += " / " + ", ".join(t.label() for t in s.alternate)
+        if s.rotation:
+            times = " / ".join(t.label() for t in s.rotation) + " (rotating)"
         weekly = [c for c in s.coverage_by_week if c is not None]
         span = (
             f"{min(weekly):.0%}-{max(weekly):.0%}"
@@ -153,10 +168,22 @@ def _print_plan(
             f"chose {report.chosen} (target {report.target:.0%} {verdict})"
         )
     _print_heatmap(spec, learners, result)
+    _print_fairness(result)
     _print_left_out(learners, result, verbose)
     _print_dst(result)
     for note in result.notes:
         out.print(f"[dim]note: {_text(note)}[/dim]")
+
+
+def _print_fairness(result: Plan) -> None:
+    """Per fairly rotated series its burden ledger: who carries the inconvenient meetings."""
+    from scheduler.planning.report import describe_fairness, fairness_report
+
+    for fair in result.fairness:
+        lines = describe_fairness(fairness_report(fair))
+        out.print(f"[bold]Fairness[/bold] {_text(lines[0])}")
+        for line in lines[1:]:
+            out.print(_text(line))
 
 
 def _print_left_out(learners: list[LearnerInput], result: Plan, verbose: bool) -> None:

@@ -233,3 +233,33 @@ def parse_availability(text: str) -> Availability:
     if errors:
         raise AvailabilityError("; ".join(errors))
     return Availability.from_windows(windows)
+
+
+NO_STRETCH_TEXT = "none"
+_NO_STRETCH_WORDS = ("none", "no", "-")
+STRETCH_HINT = (
+    "write windows like 'Mon-Fri 06:00-08:00; Mon-Thu 21:00-23:00', "
+    "'none' for no stretch hours, or leave it blank for the cohort's default"
+)
+
+
+def stretch_text(text: str) -> str:
+    """Normalise a ``stretch`` value (a roster cell or the cohort's ``default_stretch``):
+    ``none`` (no stretch hours at all) or the availability grammar, written canonically.
+    Raise :class:`AvailabilityError` when it is neither. Blank values mean "the default" and are
+    the caller's to handle."""
+    value = text.strip()
+    if value.lower() in _NO_STRETCH_WORDS:
+        return NO_STRETCH_TEXT
+    return parse_availability(value).to_text()
+
+
+def read_stretch(text: str | None) -> Availability | None:
+    """A stored stretch value as windows: None (blank: the default applies), an empty
+    :class:`Availability` (``none``: no stretch hours), or the windows."""
+    if text is None or not text.strip():
+        return None
+    value = text.strip()
+    if value.lower() in _NO_STRETCH_WORDS:
+        return Availability(())
+    return parse_availability(value)

@@ -24,6 +24,19 @@ class Role(StrEnum):
     FACILITATOR = "facilitator"
 
 
+class Fairness(StrEnum):
+    """How a series shares inconvenient hours: ``none`` (the coverage planner alone) or
+    ``rotate`` (up to ``rotate_times`` weekly times taking turns, see
+    :mod:`scheduler.planning.fairness`)."""
+
+    NONE = "none"
+    ROTATE = "rotate"
+
+
+MAX_ROTATE_TIMES = 4
+DEFAULT_MAX_COVERAGE_LOSS = 0.05
+
+
 class Anchor(StrEnum):
     """Which clock a weekly series keeps: the cohort's home zone, or UTC."""
 
@@ -82,10 +95,21 @@ class SeriesRequest:
     agenda: tuple[str, ...] = ()
     facilitators: tuple[str, ...] = ()  # emails; empty means any facilitator
     join_url: str | None = None  # where learners join (video room); https only
+    fairness: Fairness = Fairness.NONE
+    rotate_times: int = 2  # fairness = rotate: at most this many weekly times (2-4)
+    max_coverage_loss: float = DEFAULT_MAX_COVERAGE_LOSS  # coverage given up for fairness
 
     def __post_init__(self) -> None:
         if self.per_week < 1:
             raise ValueError("per_week must be at least 1")
+        if not 2 <= self.rotate_times <= MAX_ROTATE_TIMES:
+            raise ValueError(f"rotate_times must be between 2 and {MAX_ROTATE_TIMES}")
+        if not 0 <= self.max_coverage_loss <= 1:
+            raise ValueError("max_coverage_loss must be between 0 and 1")
+        if self.fairness == Fairness.ROTATE and (
+            self.per_week != 1 or self.kind == SeriesKind.COWORKING or self.rotate
+        ):
+            raise ValueError("fairness = rotate needs one meeting a week and no A/B rotate")
         if self.duration <= timedelta(0) or self.duration > timedelta(hours=12):
             raise ValueError("duration must be between 1 minute and 12 hours")
         if self.sections is not None and self.auto_sections:
@@ -186,6 +210,35 @@ class OrchestrationOptions:
             raise ValueError("pods_before must be between 5 minutes and 2 days")
 
 
+MAX_CATCH_UP_SHIFT = timedelta(days=28)
+MAX_CATCH_UP_SHIFTS = 10
+
+
+@dataclass(frozen=True, slots=True)
+class CatchUpOptions:
+    """Catching up (``[catch_up]``): a learner who missed a soft deadline may move their
+    remaining soft deadlines later from their page, by 1 to ``max_shift`` whole days at a time,
+    at most ``max_shifts`` times per course (the rule: :mod:`scheduler.planning.catch_up`).
+    Off unless the cohort file turns it on."""
+
+    enabled: bool = False
+    max_shift: timedelta = timedelta(days=7)
+    max_shifts: int = 2
+
+    def __post_init__(self) -> None:
+        if self.max_shift % timedelta(days=1) or not (
+            timedelta(days=1) <= self.max_shift <= MAX_CATCH_UP_SHIFT
+        ):
+            raise ValueError("max_shift must be whole days between 1 and 28")
+        if not 1 <= self.max_shifts <= MAX_CATCH_UP_SHIFTS:
+            raise ValueError(f"max_shifts must be between 1 and {MAX_CATCH_UP_SHIFTS}")
+
+    @property
+    def max_days(self) -> int:
+        """The most days one shift may move deadlines by."""
+        return self.max_shift.days
+
+
 @dataclass(frozen=True, slots=True)
 class CohortSpec:
     slug: str
@@ -202,6 +255,10 @@ class CohortSpec:
     assignments: tuple[AssignmentRule, ...] = ()
     reminders: tuple[ReminderRule, ...] = ()
     blackouts: tuple[Blackout, ...] = ()
+    catch_up: CatchUpOptions = field(default_factory=CatchUpOptions)
+    # Stretch hours of learners who gave none: None, every hour the pain curve allows; an empty
+    # Availability, none at all (see scheduler.planning.fairness)
+    default_stretch: Availability | None = None
 
     def __post_init__(self) -> None:
         if not 1 <= self.weeks <= 104:

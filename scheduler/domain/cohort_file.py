@@ -25,15 +25,27 @@ from typing import Any, TypeVar
 
 from babel import Locale, UnknownLocaleError
 
-from scheduler.domain.availability import AvailabilityError, parse_availability
+from scheduler.domain.availability import (
+    STRETCH_HINT,
+    AvailabilityError,
+    parse_availability,
+    read_stretch,
+    stretch_text,
+)
 from scheduler.domain.cohort import (
     DEFAULT_EARLY,
+    DEFAULT_MAX_COVERAGE_LOSS,
+    MAX_CATCH_UP_SHIFT,
+    MAX_CATCH_UP_SHIFTS,
     MAX_EARLY,
+    MAX_ROTATE_TIMES,
     Anchor,
     AssignmentRule,
     Blackout,
+    CatchUpOptions,
     CohortSpec,
     Facilitator,
+    Fairness,
     HardKind,
     OrchestrationOptions,
     PlanningOptions,
@@ -245,6 +257,37 @@ def _availability(raw: Any) -> Any:
     return parse_availability(raw)
 
 
+def _stretch(raw: Any) -> str:
+    if not isinstance(raw, str) or not raw.strip():
+        raise TypeError("must be text like 'Mon-Fri 06:00-08:00' or 'none'")
+    try:
+        return stretch_text(raw)
+    except AvailabilityError as e:
+        problem = ValueError(str(e))
+        problem.hint = STRETCH_HINT  # type: ignore[attr-defined]
+        raise problem from e
+
+
+def _coverage_loss(raw: Any) -> float:
+    """``max_coverage_loss``: a share (``0.05``) or a percentage (``"5%"``), 0 to 100%."""
+    hint = 'write a share like 0.05 or a percentage like "5%"'
+    if isinstance(raw, str):
+        text = raw.strip()
+        number = text[:-1].strip() if text.endswith("%") else None
+        try:
+            value = float(number) / 100 if number else float("nan")
+        except ValueError:
+            value = float("nan")
+        if not 0 <= value <= 1:  # NaN fails too
+            raise ValueError(f"must be a percentage between 0% and 100%; {hint}")
+        return round(value, 6)
+    if isinstance(raw, bool) or not isinstance(raw, (int, float)):
+        raise TypeError(f"must be a share or a percentage; {hint}")
+    if not 0 <= raw <= 1:
+        raise ValueError(f"must be between 0 and 1 (0.05 = 5 points of coverage); {hint}")
+    return float(raw)
+
+
 def _clock(raw: Any) -> int:
     if not isinstance(raw, str):
         raise TypeError("must be a time of day like '20:00'")
@@ -358,6 +401,7 @@ def _read_spec(data: dict[str, Any], problems: list[Problem], source: str) -> Co
         "assignments",
         "reminders",
         "blackouts",
+        "catch_up",
         "settings",
     ):
         top.known.add(name)
@@ -375,6 +419,7 @@ def _read_spec(data: dict[str, Any], problems: list[Problem], source: str) -> Co
     default_availability = c.get(
         "default_availability", _availability, parse_availability("Mon-Fri 18:00-21:00")
     )
+    default_stretch = c.get("default_stretch", _stretch, None, hint=STRETCH_HINT)
     c.finish()
 
     planning = _read_planning(data.get("planning", {}), problems, source)
@@ -428,6 +473,11 @@ def _read_spec(data: dict[str, Any], problems: list[Problem], source: str) -> Co
     reminders = _read_array(data, "reminders", problems, source, _read_reminder)
     _unique_keys(reminders, "reminders", problems, source)
     blackouts = _read_array(data, "blackouts", problems, source, _read_blackout)
+    catch_up = (
+        _read_catch_up(data["catch_up"], problems, source)
+        if "catch_up" in data
+        else CatchUpOptions()
+    )
 
     if (
         slug is None
@@ -467,6 +517,8 @@ def _read_spec(data: dict[str, Any], problems: list[Problem], source: str) -> Co
         assignments=tuple(assignments),
         reminders=tuple(reminders),
         blackouts=tuple(blackouts),
+        catch_up=catch_up,
+        default_stretch=read_stretch(default_stretch),
     )
 
 
@@ -533,6 +585,32 @@ def _read_orchestration(table: Any, problems: list[Problem], source: str) -> Orc
     if auto is None or freeze is None or margin is None or moves is None or pods is None:
         return defaults
     return OrchestrationOptions(auto, freeze, margin, moves, pods)
+
+
+CATCH_UP_HINT = "write whole days like '3d' or '1w'"
+
+
+def _read_catch_up(table: Any, problems: list[Problem], source: str) -> CatchUpOptions:
+    """``[catch_up]``: present means on (unless ``enabled = false``); see CatchUpOptions."""
+    r = _Reader(table, "catch_up", problems, source)
+    defaults = CatchUpOptions()
+    enabled = r.get("enabled", _boolean, True)
+    max_shift = r.get("max_shift", _whole_days, defaults.max_shift, hint=CATCH_UP_HINT)
+    max_shifts = r.get("max_shifts", _integer(1, MAX_CATCH_UP_SHIFTS), defaults.max_shifts)
+    r.finish()
+    if enabled is None or max_shift is None or max_shifts is None:
+        return defaults
+    return CatchUpOptions(enabled, max_shift, max_shifts)
+
+
+def _whole_days(raw: Any) -> timedelta:
+    """A catch-up shift: whole days, from 1 day to MAX_CATCH_UP_SHIFT."""
+    value = _duration(raw)
+    if value % timedelta(days=1):
+        raise ValueError("must be whole days")
+    if value > MAX_CATCH_UP_SHIFT:
+        raise ValueError(f"must be at most {_human(MAX_CATCH_UP_SHIFT)}")
+    return value
 
 
 _ZERO_RE = re.compile(r"^\s*0+\s*[wdhm]?\s*$")
@@ -616,6 +694,9 @@ def _read_series(r: _Reader) -> SeriesRequest | None:
     sections_raw = r.get("sections", _sections, None)
     max_blocks = r.get("max_blocks", _integer(1, 24), 6)
     rotate = r.get("rotate", _boolean, False)
+    fairness = r.get("fairness", _choice(Fairness), Fairness.NONE)
+    rotate_times = r.get("rotate_times", _integer(2, MAX_ROTATE_TIMES), 2)
+    loss = r.get("max_coverage_loss", _coverage_loss, DEFAULT_MAX_COVERAGE_LOSS)
     agenda = r.get("agenda", _string_list(20, 200), ())
     facilitators = r.get("facilitators", _email_list, ())
     join_url = r.get("join_url", _https_url, None, hint="e.g. https://meet.example.org/class")
@@ -624,6 +705,8 @@ def _read_series(r: _Reader) -> SeriesRequest | None:
         return None
     if duration is not None and agenda:
         _check_agenda(r, agenda, duration)
+    if fairness is not None and not _check_fairness(r, fairness, kind, per_week, rotate):
+        return None
     if (
         key is None
         or kind is None
@@ -632,6 +715,9 @@ def _read_series(r: _Reader) -> SeriesRequest | None:
         or min_gap is None
         or max_blocks is None
         or rotate is None
+        or fairness is None
+        or rotate_times is None
+        or loss is None
         or agenda is None
         or facilitators is None
     ):
@@ -654,7 +740,44 @@ def _read_series(r: _Reader) -> SeriesRequest | None:
         agenda=agenda,
         facilitators=facilitators,
         join_url=join_url,
+        fairness=fairness,
+        rotate_times=rotate_times,
+        max_coverage_loss=loss,
     )
+
+
+def _check_fairness(
+    r: _Reader,
+    fairness: Fairness,
+    kind: SeriesKind | None,
+    per_week: int | None,
+    rotate: bool | None,
+) -> bool:
+    """``fairness = "rotate"`` plans one weekly meeting of the whole cohort; its two options
+    mean nothing without it. Returns whether all is well."""
+    before = len(r.problems)
+    if fairness != Fairness.ROTATE:
+        for name in ("rotate_times", "max_coverage_loss"):
+            if name in r.table:
+                r.problem(name, 'only applies with fairness = "rotate"', r.table[name])
+        return len(r.problems) == before
+    if kind == SeriesKind.COWORKING:
+        r.problem("fairness", "cannot rotate a co-working series (it follows the sun already)")
+    if per_week is not None and per_week != 1:
+        r.problem("per_week", 'must be 1 with fairness = "rotate" (one meeting a week)', per_week)
+    if rotate:
+        r.problem(
+            "rotate",
+            'cannot be combined with fairness = "rotate"',
+            hint='fairness = "rotate" with rotate_times = 2 is the fair form of A/B rotation',
+        )
+    for name in ("max_section_size", "sections"):
+        if name in r.table:
+            r.problem(
+                name,
+                'cannot be combined with fairness = "rotate" (the whole cohort meets together)',
+            )
+    return len(r.problems) == before
 
 
 def _check_agenda(r: _Reader, agenda: tuple[str, ...], duration: timedelta) -> None:

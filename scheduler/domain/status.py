@@ -57,3 +57,16 @@ class NotificationKind(StrEnum):
     WELCOME = "welcome"
     COWORKING_REMINDER = "coworking_reminder"
     CHECKIN = "checkin"
+
+
+# The kinds a learner may turn off or pause (their page; a one-click unsubscribe, RFC 8058):
+# live reminders one rule at a time, the others whole. Invitations, updates and cancellations
+# always go (they keep calendars right), and so does the welcome email.
+OPTIONAL_KINDS: tuple[NotificationKind, ...] = (
+    NotificationKind.LIVE_REMINDER,
+    NotificationKind.DEADLINE_REMINDER,
+    NotificationKind.DIGEST,
+    NotificationKind.COWORKING_REMINDER,
+    NotificationKind.CHECKIN,
+)
+PER_RULE_KINDS: tuple[NotificationKind, ...] = (NotificationKind.LIVE_REMINDER,)

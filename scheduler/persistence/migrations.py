@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 # Alembic loads only to migrate or to read its scripts (0.15 s of every command otherwise):
 # the newest revision is also written here, and tests/integration/test_storage.py checks that
 # Alembic's scripts agree. Adding a migration means updating it.
-HEAD_REVISION = "0013_send_ahead"
+HEAD_REVISION = "0016_fairness"
 
 # Any fixed 64-bit key: "cohort-migrate" would do, but a number is what pg_advisory_lock takes.
 PG_MIGRATION_LOCK = 0x636F686F72746D67

@@ -63,6 +63,8 @@ class CohortRow(Base):
     replan_margin: Mapped[float] = mapped_column(Float, default=0.05, server_default="0.05")
     max_moves: Mapped[int] = mapped_column(Integer, default=2, server_default="2")
     pods_before_minutes: Mapped[int] = mapped_column(Integer, default=120, server_default="120")
+    # stretch hours of learners who gave none: None (the pain curve's hours), "none", or windows
+    default_stretch: Mapped[str | None] = mapped_column(String(500))
     source_text: Mapped[str] = mapped_column(Text)
     # Bumped by every change that can alter a calendar feed; the web keys its feed cache on it.
     feeds_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
@@ -104,6 +106,9 @@ class SeriesRequestRow(Base):
     agenda: Mapped[list[str]] = mapped_column(JSON)
     facilitator_emails: Mapped[list[str]] = mapped_column(JSON)
     join_url: Mapped[str | None] = mapped_column(String(500))
+    fairness: Mapped[str] = mapped_column(String(10), default="none", server_default="none")
+    rotate_times: Mapped[int] = mapped_column(Integer, default=2, server_default="2")
+    max_coverage_loss: Mapped[float] = mapped_column(Float, default=0.05, server_default="0.05")
 
     cohort: Mapped[CohortRow] = relationship(back_populates="series")
 
@@ -164,6 +169,7 @@ class PersonRow(Base):
     zone: Mapped[str] = mapped_column(String(64))
     locale: Mapped[str | None] = mapped_column(String(20))
     availability: Mapped[str | None] = mapped_column(String(500))  # None: the cohort's default
+    stretch: Mapped[str | None] = mapped_column(String(500))  # None: the cohort's; "none": none
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
@@ -204,7 +210,9 @@ class PlanVersionRow(Base):
 class LiveSeriesRow(Base):
     """A published weekly series: one weekly time (``slot``) of one section of a series
     request, stored as intent: weekday and wall time in the anchor zone. With rotation, odd
-    weeks use the ``alt_`` time."""
+    weeks use the ``alt_`` time. A fair rotation (``fairness = "rotate"``) keeps its weekly
+    times in ``rotation`` (``[weekday, wall minute]`` pairs; ``weekday``/``wall_minute`` hold
+    the first) and in ``rotation_weeks`` the index of the time each course week uses."""
 
     __tablename__ = "live_series"
     __table_args__ = (UniqueConstraint("cohort_id", "series_key", "section", "slot"),)
@@ -220,6 +228,8 @@ class LiveSeriesRow(Base):
     wall_minute: Mapped[int] = mapped_column(Integer)
     alt_weekday: Mapped[int | None] = mapped_column(Integer)
     alt_wall_minute: Mapped[int | None] = mapped_column(Integer)
+    rotation: Mapped[list[list[int]] | None] = mapped_column(JSON)
+    rotation_weeks: Mapped[list[int] | None] = mapped_column(JSON)
     anchor_zone: Mapped[str] = mapped_column(String(64))
     duration_minutes: Mapped[int] = mapped_column(Integer)
     facilitator_email: Mapped[str | None] = mapped_column(String(254))
@@ -442,3 +452,62 @@ class AuditLogRow(Base):
     actor: Mapped[str] = mapped_column(String(60))
     action: Mapped[str] = mapped_column(String(40))
     detail: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class ReminderOptOutRow(Base):
+    """A kind of reminder a learner turned off in a cohort (their page, or a one-click
+    unsubscribe): ``kind`` a notification kind, ``rule`` the live reminder rule's key for
+    ``live_reminder`` ('' for the other kinds, which are turned off whole)."""
+
+    __tablename__ = "reminder_opt_out"
+    __table_args__ = (UniqueConstraint("cohort_id", "person_id", "kind", "rule"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    cohort_id: Mapped[int] = mapped_column(ForeignKey("cohort.id", ondelete="CASCADE"))
+    person_id: Mapped[int] = mapped_column(ForeignKey("person.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(30))
+    rule: Mapped[str] = mapped_column(String(40), server_default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ReminderPauseRow(Base):
+    """A learner's pause of every reminder they may turn off, through ``paused_until`` (a day on
+    their own clock, included)."""
+
+    __tablename__ = "reminder_pause"
+
+    cohort_id: Mapped[int] = mapped_column(
+        ForeignKey("cohort.id", ondelete="CASCADE"), primary_key=True
+    )
+    person_id: Mapped[int] = mapped_column(
+        ForeignKey("person.id", ondelete="CASCADE"), primary_key=True
+    )
+    paused_until: Mapped[date] = mapped_column(Date)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class CatchUpRuleRow(Base):
+    """A cohort's ``[catch_up]`` options (see ``CatchUpOptions``); no row: catching up is off."""
+
+    __tablename__ = "catch_up_rule"
+
+    cohort_id: Mapped[int] = mapped_column(
+        ForeignKey("cohort.id", ondelete="CASCADE"), primary_key=True
+    )
+    enabled: Mapped[bool] = mapped_column(Boolean)
+    max_shift_days: Mapped[int] = mapped_column(Integer)
+    max_shifts: Mapped[int] = mapped_column(Integer)
+
+
+class CatchUpShiftRow(Base):
+    """One shift a learner made of their remaining soft deadlines (``days`` later, at ``at``);
+    applied again, in order, whenever their deadlines are computed."""
+
+    __tablename__ = "catch_up_shift"
+    __table_args__ = (Index("ix_catch_up_shift_cohort_id", "cohort_id", "person_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    cohort_id: Mapped[int] = mapped_column(ForeignKey("cohort.id", ondelete="CASCADE"))
+    person_id: Mapped[int] = mapped_column(ForeignKey("person.id", ondelete="CASCADE"))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    days: Mapped[int] = mapped_column(Integer)

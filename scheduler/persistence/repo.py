@@ -13,13 +13,20 @@ from typing import Any, TypeVar
 from sqlalchemy import Table, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
-from scheduler.domain.availability import Availability, parse_availability
+from scheduler.domain.availability import (
+    NO_STRETCH_TEXT,
+    Availability,
+    parse_availability,
+    read_stretch,
+)
 from scheduler.domain.cohort import (
     Anchor,
     AssignmentRule,
     Blackout,
+    CatchUpOptions,
     CohortSpec,
     Facilitator,
+    Fairness,
     HardKind,
     OrchestrationOptions,
     PlanningOptions,
@@ -37,6 +44,7 @@ from scheduler.persistence.models import (
     AssignmentRuleRow,
     Base,
     BlackoutRow,
+    CatchUpRuleRow,
     CohortRow,
     EnrollmentRow,
     PersonRow,
@@ -111,6 +119,7 @@ def save_cohort(
     row.replan_margin = spec.orchestration.replan_margin
     row.max_moves = spec.orchestration.max_moves
     row.pods_before_minutes = _minutes(spec.orchestration.pods_before)
+    row.default_stretch = _stretch_text(spec.default_stretch)
     row.source_text = source_text
     row.updated_at = now
     _sync_by_key(
@@ -132,6 +141,9 @@ def save_cohort(
                 "agenda": list(s.agenda),
                 "facilitator_emails": list(s.facilitators),
                 "join_url": s.join_url,
+                "fairness": s.fairness.value,
+                "rotate_times": s.rotate_times,
+                "max_coverage_loss": s.max_coverage_loss,
             }
             for s in spec.series
         ],
@@ -175,6 +187,7 @@ def save_cohort(
     )
     row.blackouts = [BlackoutRow(start=b.start, end=b.end, label=b.label) for b in spec.blackouts]
     db.flush()
+    _save_catch_up(db, row.id, spec.catch_up)
     return row, created
 
 
@@ -265,6 +278,9 @@ def cohort_spec(db: Session, row: CohortRow) -> CohortSpec:
                 agenda=tuple(s.agenda),
                 facilitators=tuple(s.facilitator_emails),
                 join_url=s.join_url,
+                fairness=Fairness(s.fairness),
+                rotate_times=s.rotate_times,
+                max_coverage_loss=s.max_coverage_loss,
             )
             for s in row.series
         ),
@@ -298,7 +314,16 @@ def cohort_spec(db: Session, row: CohortRow) -> CohortSpec:
             for r in row.reminders
         ),
         blackouts=tuple(Blackout(b.start, b.end, b.label) for b in row.blackouts),
+        catch_up=catch_up_options(db, row.id),
+        default_stretch=read_stretch(row.default_stretch),
     )
+
+
+def _stretch_text(value: Availability | None) -> str | None:
+    """How stretch windows are stored: None (the default), ``none`` or the windows' text."""
+    if value is None:
+        return None
+    return NO_STRETCH_TEXT if value.is_empty else value.to_text()
 
 
 # --- people and enrollments ----------------------------------------------------------------
@@ -313,6 +338,8 @@ class PersonValues:
     zone: str
     locale: str | None
     availability: str | None
+    stretch: str | None = None  # None: the cohort's default; "none": no stretch hours
+    sets_stretch: bool = False  # a roster says it (else a stored stretch is kept)
 
     def differs(self, stored: StoredPerson) -> bool:
         return (self.name, self.zone, self.locale, self.availability) != (
@@ -320,7 +347,7 @@ class PersonValues:
             stored.zone,
             stored.locale,
             stored.availability,
-        )
+        ) or (self.sets_stretch and self.stretch != stored.stretch)
 
 
 @dataclass(frozen=True, slots=True)
@@ -333,6 +360,7 @@ class StoredPerson:
     zone: str
     locale: str | None
     availability: str | None
+    stretch: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -366,6 +394,7 @@ def people_by_email(db: Session, emails: Iterable[str]) -> dict[str, StoredPerso
         PersonRow.zone,
         PersonRow.locale,
         PersonRow.availability,
+        PersonRow.stretch,
     )
     for start in range(0, len(batch), _CHUNK):
         query = select(*columns).where(PersonRow.email.in_(batch[start : start + _CHUNK]))
@@ -397,6 +426,7 @@ def insert_people(db: Session, values: Sequence[PersonValues], now: datetime) ->
                 "zone": v.zone,
                 "locale": v.locale,
                 "availability": v.availability,
+                "stretch": v.stretch,
                 "created_at": now,
                 "updated_at": now,
             }
@@ -416,20 +446,22 @@ def insert_people(db: Session, values: Sequence[PersonValues], now: datetime) ->
 def update_people(db: Session, changes: Sequence[tuple[int, PersonValues]], now: datetime) -> None:
     if not changes:
         return
-    db.execute(
-        update(PersonRow),
-        [
-            {
-                "id": pid,
-                "name": v.name,
-                "zone": v.zone,
-                "locale": v.locale,
-                "availability": v.availability,
-                "updated_at": now,
-            }
-            for pid, v in changes
-        ],
-    )
+    rows = [
+        {
+            "id": pid,
+            "name": v.name,
+            "zone": v.zone,
+            "locale": v.locale,
+            "availability": v.availability,
+            "updated_at": now,
+            **({"stretch": v.stretch} if v.sets_stretch else {}),
+        }
+        for pid, v in changes
+    ]
+    for sets in (True, False):  # one statement per set of columns
+        batch = [r for r in rows if ("stretch" in r) == sets]
+        if batch:
+            db.execute(update(PersonRow), batch)
 
 
 def enrollment_of(db: Session, cohort_id: int, person_id: int) -> StoredEnrollment | None:
@@ -512,6 +544,7 @@ class ActiveLearner:
     availability: str | None
     locale: str | None
     enrolled_at: datetime
+    stretch: str | None = None  # None: the cohort's default; "none": no stretch hours
 
 
 def active_learners(db: Session, cohort_id: int) -> list[ActiveLearner]:
@@ -523,6 +556,7 @@ def active_learners(db: Session, cohort_id: int) -> list[ActiveLearner]:
             PersonRow.availability,
             PersonRow.locale,
             EnrollmentRow.enrolled_at,
+            PersonRow.stretch,
         )
         .join(EnrollmentRow, EnrollmentRow.person_id == PersonRow.id)
         .where(
@@ -569,3 +603,26 @@ def touch_feeds(db: Session, cohort_id: int) -> None:
         .where(CohortRow.id == cohort_id)
         .values(feeds_version=CohortRow.feeds_version + 1)
     )
+
+
+def _save_catch_up(db: Session, cohort_id: int, options: CatchUpOptions) -> None:
+    """Store the cohort's ``[catch_up]`` options (a row only when they are not the defaults)."""
+    row = db.get(CatchUpRuleRow, cohort_id)
+    if options == CatchUpOptions():
+        if row is not None:
+            db.delete(row)
+        return
+    if row is None:
+        row = CatchUpRuleRow(cohort_id=cohort_id)
+        db.add(row)
+    row.enabled = options.enabled
+    row.max_shift_days = options.max_days
+    row.max_shifts = options.max_shifts
+
+
+def catch_up_options(db: Session, cohort_id: int) -> CatchUpOptions:
+    """The cohort's ``[catch_up]`` options; the defaults (off) when it has none."""
+    row = db.get(CatchUpRuleRow, cohort_id)
+    if row is None:
+        return CatchUpOptions()
+    return CatchUpOptions(row.enabled, timedelta(days=row.max_shift_days), row.max_shifts)

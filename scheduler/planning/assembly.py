@@ -13,6 +13,7 @@ from scheduler.domain.cohort import CohortSpec
 from scheduler.planning.context import Chosen, Context, minutes, slots_in_week
 from scheduler.planning.coverage import measure_coverage
 from scheduler.planning.dst import dst_warnings
+from scheduler.planning.fairness import FairPlan
 from scheduler.planning.fit import Grid
 from scheduler.planning.model import (
     AutoSectionReport,
@@ -38,6 +39,7 @@ def assemble(
     reports: list[AutoSectionReport],
     notes: list[str],
     objective: list[tuple[str, int]],
+    fairness: tuple[FairPlan, ...] = (),
 ) -> Plan:
     """The plan of the chosen sections, sorted by series (file order), section, week, slot."""
     grid, spec = ctx.grid, ctx.spec
@@ -91,6 +93,8 @@ def assemble(
                 learners=keys,
                 fitted=fitted,
                 coverage_by_week=tuple(by_week),
+                rotation=tuple(_session(grid, c) for c in item.rotation),
+                week_times=item.week_times,
             )
         )
         for w in range(weeks):
@@ -130,6 +134,7 @@ def assemble(
         auto_sections=tuple(reports),
         notes=tuple(notes),
         objective=tuple(objective),
+        fairness=fairness,
     )
 
 

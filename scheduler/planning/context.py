@@ -82,6 +82,8 @@ class Chosen:
     alternate: tuple[int, ...]
     facilitator: str | None
     members: list[int]  # learner indices
+    rotation: tuple[int, ...] = ()  # fair rotation: its candidate times
+    week_times: tuple[int, ...] = ()  # fair rotation: per week, the index into ``rotation``
 
 
 @dataclass
@@ -138,4 +140,6 @@ def far_enough(request: SeriesRequest, step: int) -> int:
 
 
 def slots_in_week(item: Chosen, week: int) -> tuple[int, ...]:
+    if item.rotation:
+        return (item.rotation[item.week_times[week]],)
     return item.alternate if item.alternate and week % 2 else item.times

@@ -5,10 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from scheduler.domain.availability import Availability
 from scheduler.domain.cohort import SeriesKind
 from scheduler.timeutil import Weekday, is_aware
+
+if TYPE_CHECKING:
+    from scheduler.planning.fairness import FairPlan
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,12 +21,15 @@ class LearnerInput:
 
     ``availability`` is already the cohort default when the learner gave none; then
     ``has_availability`` is False, so "no availability given" can be a reason for leaving out.
+    ``stretch``: hours they could attend at a cost (None: the cohort's default; empty: none),
+    used only by fair rotation (:mod:`scheduler.planning.fairness`).
     """
 
     key: str
     zone: str
     availability: Availability
     has_availability: bool = True
+    stretch: Availability | None = None
 
     def __post_init__(self) -> None:
         if not self.key:
@@ -60,8 +67,11 @@ class SessionTime:
 class SectionPlan:
     """One section of a series (a whole-cohort series is section 0; a co-working block is a
     section of its own). ``times`` are the weekly times; with rotation, ``alternate`` holds the
-    times used in odd weeks (1, 3, ...), else it is empty. ``coverage_by_week[w]`` is the share of
-    this section's learners for whom every occurrence in week ``w`` fits (None if all skipped)."""
+    times used in odd weeks (1, 3, ...), else it is empty. A fair rotation (``fairness =
+    "rotate"``) lists its weekly times in ``rotation`` and, per course week, the index of the
+    one it uses in ``week_times`` (``times`` holds the first of them); else both are empty.
+    ``coverage_by_week[w]`` is the share of this section's learners for whom every occurrence in
+    week ``w`` fits (None if all skipped)."""
 
     series: str
     kind: SeriesKind
@@ -74,6 +84,16 @@ class SectionPlan:
     learners: tuple[str, ...]
     fitted: int  # learners for whom every occurrence fits
     coverage_by_week: tuple[float | None, ...]
+    rotation: tuple[SessionTime, ...] = ()
+    week_times: tuple[int, ...] = ()
+
+    def time_in_week(self, week: int, slot: int = 0) -> SessionTime:
+        """The weekly time slot ``slot`` uses in course week ``week`` (rotation applied)."""
+        if self.rotation:
+            return self.rotation[self.week_times[week]]
+        if self.alternate and week % 2 == 1:
+            return self.alternate[slot]
+        return self.times[slot]
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,9 +207,14 @@ class Plan:
     auto_sections: tuple[AutoSectionReport, ...]
     notes: tuple[str, ...] = ()
     objective: tuple[tuple[str, int], ...] = ()  # per series: the optimised value
+    fairness: tuple[FairPlan, ...] = ()  # per fairly rotated series (``FairPlan.series``)
 
     def series_sections(self, series: str) -> tuple[SectionPlan, ...]:
         return tuple(s for s in self.sections if s.series == series)
+
+    def fairness_of(self, series: str) -> FairPlan | None:
+        """The fair rotation of ``series`` (its times, weeks and burden ledger), if it has one."""
+        return next((f for f in self.fairness if f.series == series), None)
 
     def coverage_of(self, learner: str, series: str) -> LearnerCoverage:
         """One learner's coverage of one series (``ValueError`` when unknown)."""

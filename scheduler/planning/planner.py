@@ -20,6 +20,9 @@ Objectives (all optimised exactly; see :mod:`scheduler.planning.search`):
   search treats each block's learner set as reusable up to ``per_week`` times.
 * **Rotation** (``rotate = true``, ``per_week = 1``): times A (even weeks) and B (odd weeks)
   maximising the learners reached at least once, then learner-occurrences; exhaustive.
+* **Fair rotation** (``fairness = "rotate"``): up to ``rotate_times`` weekly times and which
+  weeks use which, sharing inconvenient hours between regions at a bounded coverage cost
+  (:mod:`scheduler.planning.fairness`); the plan carries its burden ledger (``Plan.fairness``).
 * ``office_hours`` are planned like a whole-cohort class.
 
 Series are planned in file order; each takes facilitator load from the ones after it.
@@ -33,15 +36,16 @@ from datetime import datetime
 
 import numpy as np
 
-from scheduler.domain.cohort import CohortSpec, SeriesKind
+from scheduler.domain.cohort import CohortSpec, Fairness, SeriesKind
 from scheduler.errors import PlanningError
 from scheduler.planning.assembly import assemble
 from scheduler.planning.context import Chosen, Context, NoPlan, Staff, minutes, sectioned
 from scheduler.planning.coworking import plan_coworking
+from scheduler.planning.fairness import FairPlan
 from scheduler.planning.fit import build_classes, build_grid
 from scheduler.planning.model import AutoSectionReport, LearnerInput, Plan
 from scheduler.planning.sections import plan_sections
-from scheduler.planning.whole import plan_rotation, plan_whole
+from scheduler.planning.whole import plan_fair, plan_rotation, plan_whole
 from scheduler.timeutil import zone
 
 __all__ = ["local_start", "make_plan", "sectioned"]
@@ -71,12 +75,16 @@ def make_plan(spec: CohortSpec, learners: Sequence[LearnerInput]) -> Plan:
     notes: list[str] = []
     problems: list[str] = []
     objective: list[tuple[str, int]] = []
+    fairness: list[FairPlan] = []
     # Co-working comes last so its blocks can avoid the live sessions already chosen: a block at
     # the same time as a learner's class is one they cannot use.
     for request in sorted(spec.series, key=lambda r: r.kind == SeriesKind.COWORKING):
         try:
             if request.kind == SeriesKind.COWORKING:
                 picked, value = plan_coworking(ctx, request)
+            elif request.fairness == Fairness.ROTATE:
+                picked, value, fair = plan_fair(ctx, request)
+                fairness.append(fair)
             elif sectioned(request):
                 picked, value, report = plan_sections(ctx, request)
                 if report is not None:
@@ -95,11 +103,13 @@ def make_plan(spec: CohortSpec, learners: Sequence[LearnerInput]) -> Plan:
         if request.kind != SeriesKind.COWORKING:
             length = minutes(request.duration)
             ctx.busy.extend(
-                (c * grid.step, length) for item in picked for c in item.times + item.alternate
+                (c * grid.step, length)
+                for item in picked
+                for c in sorted({*item.times, *item.alternate, *item.rotation})
             )
     if problems:
         raise PlanningError("; ".join(problems))
-    return assemble(ctx, chosen, reports, notes, objective)
+    return assemble(ctx, chosen, reports, notes, objective, tuple(fairness))
 
 
 def local_start(

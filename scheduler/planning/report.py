@@ -12,7 +12,9 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
+from scheduler.planning.fairness import FairPlan
 from scheduler.planning.model import DstWarning, LeftOut, LeftOutReason
 
 REGIONS_SHOWN = 3  # per line; the rest are counted together as "elsewhere"
@@ -133,3 +135,137 @@ def _regions(counts: tuple[tuple[str, int], ...]) -> str:
     if rest:
         shown.append(f"{rest} elsewhere")
     return ", ".join(shown)
+
+
+WORST_OFF_SHOWN = 5  # learners listed as the worst off of a fair rotation
+
+
+def fairness_report(fair: FairPlan, worst: int = WORST_OFF_SHOWN) -> dict[str, Any]:
+    """A fair rotation's burden ledger as JSON-ready data, what `cohort plan` prints, `--json`
+    carries, the published plan keeps and the dashboard shows.
+
+    Per region (worst share first): learners, meetings in preferred hours, in stretch hours,
+    missed, and the share of inconvenient (stretch or missed) meetings; the ``worst`` learners
+    with the most inconvenient meetings (then the most pain); coverage against the best single
+    weekly time and the best plan with as many times; whether the rotation is proven optimal."""
+    ledger = fair.ledger
+    order = sorted(
+        range(len(ledger.learners)),
+        key=lambda i: (
+            -(ledger.stretch[i] + ledger.missed[i]),
+            -ledger.pain[i],
+            ledger.learners[i],
+        ),
+    )
+    shown = [i for i in order if ledger.stretch[i] + ledger.missed[i]][:worst]
+    return {
+        "series": fair.series,
+        "anchor_zone": fair.anchor_zone,
+        "times": [t.label() for t in fair.times],
+        "week_times": list(fair.week_times),
+        "coverage": round(fair.coverage, 4),
+        "single_coverage": round(fair.single_coverage, 4),
+        "reference_coverage": round(fair.reference_coverage, 4),
+        "worst_region": fair.worst_region,
+        "worst_share": round(fair.worst_share, 4),
+        "total_pain": fair.total_pain,
+        "exact": fair.exact,
+        "gap": round(fair.gap, 4),
+        "regions": [
+            {
+                "region": row.name,
+                "learners": row.learners,
+                "preferred": row.preferred,
+                "stretch": row.stretch,
+                "missed": row.missed,
+                "skipped": row.skipped,
+                "pain": row.pain,
+                "share": round(row.share, 4),
+            }
+            for row in ledger.regions
+        ],
+        "worst_off": [
+            {
+                "learner": ledger.learners[i],
+                "region": ledger.region[i],
+                "preferred": ledger.preferred[i],
+                "stretch": ledger.stretch[i],
+                "missed": ledger.missed[i],
+                "pain": ledger.pain[i],
+            }
+            for i in shown
+        ],
+    }
+
+
+def describe_fairness(report: Mapping[str, Any]) -> list[str]:
+    """The report of :func:`fairness_report` as lines for a course runner (English)."""
+    times = report["times"]
+    lines = [
+        f"{report['series']}: rotates between {', '.join(times)} ({report['anchor_zone']})"
+        if len(times) > 1
+        else f"{report['series']}: one weekly time, {times[0]} ({report['anchor_zone']}): "
+        "rotating would not share the burden better",
+        f"  coverage {report['coverage']:.0%} (best single time {report['single_coverage']:.0%});"
+        f" worst region {report['worst_region']} carries {report['worst_share']:.0%} "
+        "inconvenient meetings; "
+        + ("proven fairest" if report["gap"] == 0 else f"at most {report['gap']:.1%} from fairest"),
+    ]
+    for row in report["regions"]:
+        lines.append(
+            f"  {row['region']}: {row['share']:.0%} inconvenient ({row['learners']} learners: "
+            f"{row['preferred']} preferred, {row['stretch']} stretch, {row['missed']} missed)"
+        )
+    if report["worst_off"]:
+        lines.append(
+            "  worst off: "
+            + ", ".join(
+                f"{x['learner']} ({x['stretch']} stretch, {x['missed']} missed)"
+                for x in report["worst_off"]
+            )
+        )
+    return lines
+
+
+def fairness_changes(
+    before: Iterable[Mapping[str, Any]], after: Iterable[Mapping[str, Any]]
+) -> list[str]:
+    """How a re-plan changes the burden of each fairly rotated series, in words (English):
+    ``class: worst region 100% -> 75% (Europe -> Europe); coverage 100% -> 92%; Asia 0% -> 25%,
+    Europe 100% -> 75%``. Only series whose figures change, or that start or stop rotating."""
+    old = {str(r["series"]): r for r in before}
+    new = {str(r["series"]): r for r in after}
+    lines = []
+    for key in [*new, *(k for k in old if k not in new)]:
+        a, b = old.get(key), new.get(key)
+        if a is None:
+            assert b is not None
+            lines.append(f"{key}: now rotates fairly (worst region {b['worst_share']:.0%})")
+            continue
+        if b is None:
+            lines.append(f"{key}: no longer rotates (worst region was {a['worst_share']:.0%})")
+            continue
+        shares_a = {r["region"]: r["share"] for r in a["regions"]}
+        shares_b = {r["region"]: r["share"] for r in b["regions"]}
+        same = (a["times"], a["week_times"], shares_a, a["coverage"]) == (
+            b["times"],
+            b["week_times"],
+            shares_b,
+            b["coverage"],
+        )
+        if same:
+            continue
+        regions = ", ".join(
+            f"{name} {shares_a.get(name, 0.0):.0%} -> {shares_b.get(name, 0.0):.0%}"
+            for name in sorted({*shares_a, *shares_b})
+            if shares_a.get(name) != shares_b.get(name)
+        )
+        line = (
+            f"{key}: worst region {a['worst_share']:.0%} -> {b['worst_share']:.0%} "
+            f"({a['worst_region']} -> {b['worst_region']}); "
+            f"coverage {a['coverage']:.0%} -> {b['coverage']:.0%}"
+        )
+        if a["times"] != b["times"]:
+            line += f"; times {', '.join(a['times'])} -> {', '.join(b['times'])}"
+        lines.append(line + (f"; {regions}" if regions else ""))
+    return lines

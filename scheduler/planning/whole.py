@@ -1,5 +1,6 @@
-"""Whole-cohort series: one set of weekly times for everybody (``class``, ``office_hours``), and
-the A/B rotation of one weekly time (``rotate = true``).
+"""Whole-cohort series: one set of weekly times for everybody (``class``, ``office_hours``), the
+A/B rotation of one weekly time (``rotate = true``) and the fair rotation (``fairness =
+"rotate"``, :mod:`scheduler.planning.fairness`).
 
 The objectives are in :mod:`scheduler.planning.planner`; the searches in
 :mod:`scheduler.planning.search`.
@@ -11,11 +12,12 @@ import numpy as np
 
 from scheduler.domain.cohort import SeriesRequest
 from scheduler.planning.context import Chosen, Context, NoPlan, far_enough, minutes
+from scheduler.planning.fairness import FairnessOptions, FairPlan, plan_fair_rotation
 from scheduler.planning.fit import FitData
 from scheduler.planning.search import best_rotation, best_times
 from scheduler.planning.staffing import allowed_staff, assign_staff, book, staffable_times
 
-__all__ = ["plan_rotation", "plan_whole"]
+__all__ = ["plan_fair", "plan_rotation", "plan_whole"]
 
 
 def _circular(a: int, b: int, size: int) -> int:
@@ -90,3 +92,71 @@ def plan_rotation(ctx: Context, request: SeriesRequest) -> tuple[list[Chosen], i
     key, (a, b), f = best
     email = book(ctx, request, f, sorted({a, b}))
     return [Chosen(request, 0, (a,), (b,), email, list(range(len(ctx.learners))))], key[0]
+
+
+def plan_fair(ctx: Context, request: SeriesRequest) -> tuple[list[Chosen], int, FairPlan]:
+    """A fair rotation led by one facilitator who fits every chosen time every week.
+
+    The rotation is searched over the times some allowed facilitator (with a meeting a week of
+    load left, free then) can take; when no single one can take all the chosen times, it is
+    searched again per facilitator and the fairest result wins (worst share, then pain, then
+    coverage, then the facilitator's order)."""
+    duration = minutes(request.duration)
+    options = FairnessOptions(
+        rotate_times=request.rotate_times,
+        max_coverage_loss=request.max_coverage_loss,
+        default_stretch=ctx.spec.default_stretch,
+    )
+    held = ctx.grid.active.any(axis=1)
+    pools: list[tuple[int | None, set[int]]]
+    if ctx.staff.people:
+        ok = ctx.facilitator_ok(duration)
+        step = ctx.grid.step
+        pools = [
+            (
+                f,
+                {
+                    c
+                    for c in np.flatnonzero(ok[f] & held).tolist()
+                    if ctx.staff.free(f, c * step, duration, [])
+                },
+            )
+            for f in allowed_staff(ctx, request)
+            if ctx.staff.load[f] >= 1
+        ]
+        pools = [(f, cands) for f, cands in pools if cands]
+    else:
+        pools = [(None, set(np.flatnonzero(held).tolist()))]
+    if not pools:
+        raise NoPlan("no time a facilitator can take")
+
+    def rotation(cands: set[int]) -> FairPlan:
+        return plan_fair_rotation(ctx.spec, request, ctx.learners, None, options, sorted(cands))
+
+    union = set().union(*(cands for _, cands in pools))
+    fair = rotation(union)
+    lead = next((f for f, cands in pools if cands.issuperset(fair.candidates)), -1)
+    if lead == -1:
+        tried = [(rotation(cands), i) for i, (_, cands) in enumerate(pools)]
+        fair, index = min(
+            tried, key=lambda t: (t[0].worst_share, t[0].total_pain, -t[0].coverage, t[1])
+        )
+        lead = pools[index][0]
+    email = None
+    if lead is not None:
+        for c in fair.candidates:
+            ctx.staff.busy[lead].append((c * ctx.grid.step, duration))
+        ctx.staff.load[lead] -= 1  # one meeting a week, whichever time
+        email = ctx.staff.people[lead].email
+    reached = round(fair.coverage * len(ctx.learners) * ctx.spec.weeks)
+    item = Chosen(
+        request,
+        0,
+        (fair.candidates[0],),
+        (),
+        email,
+        list(range(len(ctx.learners))),
+        rotation=fair.candidates,
+        week_times=fair.week_times,
+    )
+    return [item], reached, fair

@@ -2,7 +2,9 @@
 
 Input is the file's bytes: UTF-8 with or without a BOM, ``,`` or ``;`` delimited (detected from
 the header). Columns (case-insensitive, any order): ``name``, ``email``, ``timezone`` are
-required; ``availability``, ``locale`` and ``role`` are optional; other columns are ignored with a
+required; ``availability``, ``stretch``, ``locale`` and ``role`` are optional (``stretch``: the
+hours a learner could attend at a cost, in the availability grammar; blank: the cohort's default;
+``none``: no stretch hours); other columns are ignored with a
 warning. Cells are kept as text: a name starting with ``=`` stays a name, and any CSV the product
 exports later neutralises such cells.
 
@@ -21,7 +23,13 @@ from functools import lru_cache
 
 from babel import Locale, UnknownLocaleError
 
-from scheduler.domain.availability import AVAILABILITY_HINT, AvailabilityError, parse_availability
+from scheduler.domain.availability import (
+    AVAILABILITY_HINT,
+    STRETCH_HINT,
+    AvailabilityError,
+    parse_availability,
+    stretch_text,
+)
 from scheduler.domain.cohort import Role
 from scheduler.errors import Problem
 from scheduler.progress import SILENT, Progress
@@ -29,7 +37,7 @@ from scheduler.roster.addresses import email_address
 from scheduler.roster.zones import ZoneAnswer, resolve_zone
 
 REQUIRED = ("name", "email", "timezone")
-OPTIONAL = ("availability", "locale", "role")
+OPTIONAL = ("availability", "locale", "role", "stretch")
 ALIASES = {
     "full name": "name",
     "full_name": "name",
@@ -45,6 +53,7 @@ MAX_FIELD = {
     "email": 254,
     "timezone": 64,
     "availability": 500,
+    "stretch": 500,
     "locale": 20,
     "role": 20,
 }
@@ -64,6 +73,7 @@ class RosterEntry:
     availability: str | None
     locale: str | None
     role: Role
+    stretch: str | None = None  # None: the cohort's default; "none": no stretch hours
 
 
 @dataclass(slots=True)
@@ -279,6 +289,13 @@ def _read_row(
         except AvailabilityError as e:
             bad("availability", str(e), row[index["availability"]].strip(), AVAILABILITY_HINT)
 
+    stretch = cell("stretch") or None
+    if stretch is not None:
+        try:
+            stretch = _stretch_text(stretch)
+        except AvailabilityError as e:
+            bad("stretch", str(e), row[index["stretch"]].strip(), STRETCH_HINT)
+
     locale = cell("locale") or None
     if locale is not None:
         normal = _locale(locale)
@@ -302,7 +319,7 @@ def _read_row(
         return None, None
     if len(report.errors) > before or zone.zone is None:
         return None, email
-    return RosterEntry(line, name, email, zone.zone, availability, locale, role), email
+    return RosterEntry(line, name, email, zone.zone, availability, locale, role, stretch), email
 
 
 # The one address rule, shared with scheduler.services.learners (the name ``_email`` is kept
@@ -313,6 +330,11 @@ _email = email_address
 @lru_cache(maxsize=4096)
 def _availability_text(text: str) -> str:
     return parse_availability(text).to_text()
+
+
+@lru_cache(maxsize=4096)
+def _stretch_text(text: str) -> str:
+    return stretch_text(text)
 
 
 @lru_cache(maxsize=2048)

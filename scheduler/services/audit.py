@@ -21,6 +21,8 @@ OCCURRENCES_MOVED = "occurrences_moved"  # services/changes.py
 OCCURRENCES_CANCELLED = "occurrences_cancelled"  # services/changes.py
 LATE_JOINER_ASSIGNED = "late_joiner_assigned"  # services/orchestration.py
 REPLANNED = "replan"  # services/orchestration.py
+CATCH_UP_SHIFTED = "catch_up_shifted"  # services/catch_up.py
+REMINDER_PREFERENCES = "reminder_preferences"  # services/preferences.py
 
 ACTOR_LENGTH = 60  # audit_log.actor
 ACTION_LENGTH = 40  # audit_log.action
@@ -96,6 +98,30 @@ def describe(entry: AuditEntry) -> str:
             )
         if entry.action in (OCCURRENCES_MOVED, OCCURRENCES_CANCELLED):
             return f"{d['change']} (version {d['version']}, {d['people']} people told)"
+        if entry.action == CATCH_UP_SHIFTED:
+            unit = "day" if d["days"] == 1 else "days"
+            return (
+                f"learner {d['email']} shifted their remaining soft deadlines by {d['days']} "
+                f"{unit} (shift {d['shift']} of {d['of']}; {d['moved']} moved)"
+            )
+        if entry.action == REMINDER_PREFERENCES:
+            return _preferences(d)
     except (KeyError, TypeError, ValueError):
         pass  # an entry written by another version: show it raw
     return ", ".join(f"{k}={v}" for k, v in d.items())
+
+
+def _preferences(d: dict[str, Any]) -> str:
+    """A learner's reminder choices as one line: what they turned off or on, and the pause."""
+    done = []
+    if d["turned_off"]:
+        done.append(f"turned off {', '.join(d['turned_off'])}")
+    if d["turned_on"]:
+        done.append(f"turned on {', '.join(d['turned_on'])}")
+    if "paused_until" in d:
+        pause = d["paused_until"]
+        done.append(f"paused reminders up to {pause}" if pause else "lifted their pause")
+    return (
+        f"learner {d['email']} ({d['via']}): {'; '.join(done) or 'no change'}; "
+        f"{d['cancelled']} pending cancelled, {d['restored']} restored"
+    )

@@ -20,8 +20,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from scheduler.domain.cohort import Role, SeriesKind
-from scheduler.domain.status import NotificationKind, NotificationStatus, OccurrenceStatus
+from scheduler.domain.status import (
+    OPTIONAL_KINDS,
+    NotificationKind,
+    NotificationStatus,
+    OccurrenceStatus,
+)
 from scheduler.outputs.email import EmailTemplates, Rendered, build_message
+from scheduler.outputs.email.headers import unsubscribe_headers
 from scheduler.outputs.i18n import translations
 from scheduler.outputs.links import feed_links
 from scheduler.outputs.mailers import Outgoing
@@ -37,12 +43,14 @@ from scheduler.persistence.models import (
     SeriesRequestRow,
 )
 from scheduler.planning.agenda import agenda_phases
+from scheduler.planning.clock_notes import ClockMove
 from scheduler.services.coworking import PodBook, next_block
 from scheduler.services.deadlines import learner_items
 from scheduler.services.feeds import mail_tokens
 from scheduler.services.invites import INVITE_KINDS, invite_message
-from scheduler.services.reminders import deadline_version, still_useful
-from scheduler.services.schedule import learner_schedule
+from scheduler.services.preferences import unsubscribe_url
+from scheduler.services.reminders import HeldBack, deadline_version, held_back, still_useful
+from scheduler.services.schedule import learner_schedule, series_clock_moves
 from scheduler.timeutil import zone
 
 if TYPE_CHECKING:  # delivery imports this module; the config is only named in annotations
@@ -79,6 +87,7 @@ class Composer:
         self.db, self.templates, self.config = db, templates, config
         self._cohorts: dict[int, CohortRow] = {}
         self._requests: dict[tuple[int, str], SeriesRequestRow | None] = {}
+        self._moves: dict[tuple[int, str], list[ClockMove]] = {}  # (series id, zone): moves
         person_ids = list({r.person_id for r in rows})
         self.people = {
             p.id: p for p in db.scalars(select(PersonRow).where(PersonRow.id.in_(person_ids)))
@@ -94,6 +103,9 @@ class Composer:
                 )
             )
         }
+        # Learners' choices: who may unsubscribe (learners), what they turned off or paused.
+        self.learners = {key for key, role in roles.items() if role == Role.LEARNER.value}
+        self.held: dict[int, HeldBack] = {}
         self.pod_book = PodBook(db)  # co-working pods, formed once per occurrence per batch
         uids = list(
             {
@@ -127,6 +139,8 @@ class Composer:
             }
             tokens = mail_tokens(db, cohort_id, kinds, config.secret, now)
             self.tokens.update({(cohort_id, pid): t for pid, t in tokens.items()})
+            if any(r.cohort_id == cohort_id and r.kind in OPTIONAL_KINDS for r in rows):
+                self.held[cohort_id] = held_back(db, cohort_id, ids)
 
     def decide(self, row: NotificationRow, now: datetime) -> Decision:
         try:
@@ -154,6 +168,10 @@ class Composer:
         person = self.people.get(row.person_id)
         if person is None:
             return _held(row, NotificationStatus.CANCELLED, "the person was removed")
+        held = self.held.get(row.cohort_id)
+        reason = held and held.reason(row.kind, row.person_id, row.rule, row.due_at)
+        if reason:  # turned off or paused since it was written
+            return _held(row, NotificationStatus.CANCELLED, reason)
         cohort = self._cohort(row.cohort_id)
         locale = person.locale or cohort.locale
         # The learner's catalog: every word of the email, the lead text included (titles,
@@ -175,7 +193,7 @@ class Composer:
             series = self.db.get(LiveSeriesRow, row.payload["series_id"])
             if series is None:
                 return _held(row, NotificationStatus.CANCELLED, "the series was removed")
-            context["series"] = self._series(series)
+            context["series"] = self._series(series, person.zone, now)
             calendar = invite_message(self.db, row, self.config.sender)
             method = "CANCEL" if row.kind == NotificationKind.CANCELLATION else "REQUEST"
         elif row.kind == NotificationKind.LIVE_REMINDER:
@@ -204,6 +222,16 @@ class Composer:
             "outlook": links and links.outlook,
         }
         rendered: Rendered = self.templates.render(row.kind, context, catalog)
+        # RFC 8058 one-click unsubscribe from exactly this kind (a live reminder: this rule), on
+        # the reminders and digests a learner may turn off; never on invitations and updates.
+        headers = None
+        if (
+            token is not None
+            and row.kind in OPTIONAL_KINDS
+            and (cohort.id, person.id) in self.learners
+        ):
+            url = unsubscribe_url(self.config.base_url, token, row.kind, row.rule)
+            headers = unsubscribe_headers(url)
         data = build_message(
             rendered,
             sender=self.config.sender,
@@ -212,6 +240,7 @@ class Composer:
             date=now,
             calendar=calendar,
             calendar_method=method,
+            headers=headers,
         )
         return Decision(
             row.id,
@@ -219,7 +248,7 @@ class Composer:
             Outgoing(row.message_id, self.config.sender[1], (person.email,), data),
         )
 
-    def _series(self, series: LiveSeriesRow) -> dict[str, Any]:
+    def _series(self, series: LiveSeriesRow, learner_zone: str, now: datetime) -> dict[str, Any]:
         meetings = list(
             self.db.scalars(
                 select(OccurrenceRow)
@@ -241,6 +270,10 @@ class Composer:
             "join_url": request.join_url if request else None,
             "agenda": list(request.agenda) if request else [],
             "host": self._host_name(series.facilitator_email),
+            # the meetings from which it moves on the learner's clock (clock changes), ahead
+            "clock_moves": [
+                m for m in series_clock_moves(series, meetings, learner_zone) if m.start > now
+            ],
         }
 
     def _host_name(self, email: str | None) -> str | None:
@@ -280,8 +313,22 @@ class Composer:
         context["session"] = _block(occurrence, series, request) | {
             "agenda": list(request.agenda) if request else [],
             "lead": lead_text(occurrence.start - now, catalog),
+            "clock_move": self._clock_move(occurrence, series, context["learner"]["zone"]),
         }
         return None
+
+    def _clock_move(
+        self, occurrence: OccurrenceRow, series: LiveSeriesRow, learner_zone: str
+    ) -> ClockMove | None:
+        """The clock move of ``series`` for the learner when ``occurrence`` is the first meeting
+        at its new time on their clock, else None."""
+        key = (series.id, learner_zone)
+        if key not in self._moves:
+            meetings = self.db.scalars(
+                select(OccurrenceRow).where(OccurrenceRow.series_id == series.id)
+            )
+            self._moves[key] = series_clock_moves(series, meetings, learner_zone)
+        return next((m for m in self._moves[key] if m.start == occurrence.start), None)
 
     def _coworking(
         self,
@@ -372,7 +419,15 @@ class Composer:
         return {
             "starts": due.astimezone(zone(person.zone)).date(),
             "sessions": [
-                {"title": e.title, "kind": e.kind, "start": e.at, "end": e.end, "join_url": None}
+                {
+                    "title": e.title,
+                    "kind": e.kind,
+                    "start": e.at,
+                    "end": e.end,
+                    "join_url": None,
+                    "clock_move": e.clock_move,
+                    "rotation": e.rotation,  # a fairly rotated series: stretch hours, next time
+                }
                 for e in entries
                 if e.kind in live
             ],

@@ -3,6 +3,10 @@
 Deadline items are stored once per distinct list (a "group": learners in the same zone and
 section with the same rules get identical items), so 100k learners cost ~1k groups of ~20
 items plus one row per learner. Recomputing diffs by content: an unchanged list keeps its group.
+
+A learner who caught up (:mod:`scheduler.services.catch_up`) has their stored shifts applied
+again, in order, every time their deadlines are computed here (:func:`publish_deadlines` for
+everyone, :func:`store_learner_deadlines` for one), so a shift survives re-plans.
 """
 
 from __future__ import annotations
@@ -15,9 +19,12 @@ from datetime import datetime, timedelta
 from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
+from scheduler.domain.cohort import CohortSpec
 from scheduler.domain.status import OccurrenceStatus
+from scheduler.errors import NotFoundError
 from scheduler.persistence import repo
 from scheduler.persistence.models import (
+    CatchUpShiftRow,
     CohortRow,
     DeadlineGroupRow,
     DeadlineItemRow,
@@ -27,6 +34,7 @@ from scheduler.persistence.models import (
     SectionMemberRow,
 )
 from scheduler.planning import Occurrence
+from scheduler.planning.catch_up import Shift, apply_shifts
 from scheduler.planning.deadlines import DeadlineItem, DeadlineLearner, compute_deadlines
 
 
@@ -111,6 +119,8 @@ def publish_deadlines(db: Session, slug: str, now: datetime) -> DeadlineSummary:
     learners = deadline_learners(db, cohort)
     computed = compute_deadlines(spec, published_occurrences(db, cohort.id), learners)
     zones = {x.key: x.zone for x in learners}
+    ids = repo.cohort_person_ids(db, cohort.id)
+    _apply_catch_up(db, cohort.id, spec, computed, zones, ids)
     # The engine returns one shared tuple per group of like learners; different groups can
     # still get equal lists, so lists are stored once per content signature.
     signature_of: dict[int, str] = {}  # id(list) -> signature
@@ -144,7 +154,6 @@ def publish_deadlines(db: Session, slug: str, now: datetime) -> DeadlineSummary:
             )
         new_groups += 1
 
-    ids = repo.cohort_person_ids(db, cohort.id)
     current = dict(
         db.execute(
             select(LearnerDeadlinesRow.person_id, LearnerDeadlinesRow.group_id).where(
@@ -193,6 +202,117 @@ def publish_deadlines(db: Session, slug: str, now: datetime) -> DeadlineSummary:
         items=sum(len(items) for items in computed.values()),
         changed_learners=len(inserts) + len(updates),
     )
+
+
+def learner_shifts(
+    db: Session, cohort_id: int, person_id: int | None = None
+) -> dict[int, list[Shift]]:
+    """The catch-up shifts learners of the cohort made (just ``person_id``'s when given), by
+    person id, oldest first."""
+    query = select(CatchUpShiftRow.person_id, CatchUpShiftRow.at, CatchUpShiftRow.days).where(
+        CatchUpShiftRow.cohort_id == cohort_id
+    )
+    if person_id is not None:
+        query = query.where(CatchUpShiftRow.person_id == person_id)
+    out: dict[int, list[Shift]] = {}
+    for pid, at, days in db.execute(query.order_by(CatchUpShiftRow.at, CatchUpShiftRow.id)):
+        out.setdefault(pid, []).append(Shift(at, days))
+    return out
+
+
+def _apply_catch_up(
+    db: Session,
+    cohort_id: int,
+    spec: CohortSpec,
+    computed: dict[str, tuple[DeadlineItem, ...]],
+    zones: dict[str, str],
+    ids: dict[str, int],
+) -> None:
+    """Apply every learner's stored catch-up shifts to their freshly computed items, in place."""
+    shifts = learner_shifts(db, cohort_id)
+    if not shifts:
+        return
+    for key, items in computed.items():
+        made = shifts.get(ids[key])
+        if made:
+            computed[key] = apply_shifts(spec, zones[key], items, made)
+
+
+def learner_deadlines(
+    db: Session, cohort: CohortRow, person_id: int, *, shifted: bool = True
+) -> tuple[str, tuple[DeadlineItem, ...]]:
+    """One active learner's zone and deadline items from the published plan, computed now
+    (with their catch-up shifts applied unless ``shifted=False``). NotFoundError when they are
+    not an active learner of the cohort."""
+    spec = repo.cohort_spec(db, cohort)
+    email = next(
+        (e for e, pid in repo.cohort_person_ids(db, cohort.id).items() if pid == person_id), None
+    )
+    learner = next((x for x in deadline_learners(db, cohort) if x.key == email), None)
+    if learner is None:
+        raise NotFoundError(f"no active learner {person_id} in {cohort.slug}")
+    items = compute_deadlines(spec, published_occurrences(db, cohort.id), [learner])[learner.key]
+    if shifted:
+        made = learner_shifts(db, cohort.id, person_id).get(person_id)
+        if made:
+            items = apply_shifts(spec, learner.zone, items, made)
+    return learner.zone, items
+
+
+def store_learner_deadlines(
+    db: Session, cohort: CohortRow, person_id: int, now: datetime
+) -> tuple[DeadlineItem, ...]:
+    """Recompute and store one active learner's deadlines (catch-up shifts applied), sharing a
+    stored group when one has the same content, and drop the group they leave when nobody else
+    follows it. Returns their items. The caller bumps the feeds (or :func:`repo.touch_feeds`
+    is called here: it is)."""
+    zone_name, items = learner_deadlines(db, cohort, person_id)
+    signature = _signature(items, zone_name)
+    group_id = db.scalar(
+        select(DeadlineGroupRow.id).where(
+            DeadlineGroupRow.cohort_id == cohort.id, DeadlineGroupRow.signature == signature
+        )
+    )
+    if group_id is None:
+        group = DeadlineGroupRow(cohort_id=cohort.id, signature=signature, zone=zone_name)
+        db.add(group)
+        db.flush()
+        group_id = group.id
+        if items:
+            db.execute(
+                insert(repo.table_of(DeadlineItemRow)), [_item_row(group_id, i) for i in items]
+            )
+    current = db.scalar(
+        select(LearnerDeadlinesRow.group_id).where(
+            LearnerDeadlinesRow.cohort_id == cohort.id, LearnerDeadlinesRow.person_id == person_id
+        )
+    )
+    if current is None:
+        db.execute(
+            insert(repo.table_of(LearnerDeadlinesRow)),
+            [
+                {
+                    "cohort_id": cohort.id,
+                    "person_id": person_id,
+                    "group_id": group_id,
+                    "changed_at": now,
+                }
+            ],
+        )
+    elif current != group_id:
+        db.execute(
+            update(LearnerDeadlinesRow)
+            .where(
+                LearnerDeadlinesRow.cohort_id == cohort.id,
+                LearnerDeadlinesRow.person_id == person_id,
+            )
+            .values(group_id=group_id, changed_at=now)
+        )
+        still_used = db.scalar(select(func.count()).where(LearnerDeadlinesRow.group_id == current))
+        if not still_used:
+            db.execute(delete(DeadlineGroupRow).where(DeadlineGroupRow.id == current))
+    repo.touch_feeds(db, cohort.id)
+    return items
 
 
 def learner_items(db: Session, cohort_id: int, person_id: int) -> list[DeadlineItemRow]:

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
+from scheduler.domain.availability import read_stretch
 from scheduler.domain.cohort import CohortSpec, SeriesKind
 from scheduler.domain.status import OccurrenceStatus, SeriesStatus
 from scheduler.persistence import repo
@@ -28,6 +29,7 @@ from scheduler.persistence.models import (
     SectionMemberRow,
 )
 from scheduler.planning import LearnerInput, Occurrence, Plan, SectionPlan, make_plan
+from scheduler.planning.report import fairness_report
 from scheduler.progress import SILENT, Progress
 from scheduler.timeutil import zone
 
@@ -53,6 +55,7 @@ def learner_inputs(db: Session, cohort: CohortRow) -> list[LearnerInput]:
             zone=learner.zone,
             availability=availability,
             has_availability=learner.availability is not None,
+            stretch=read_stretch(learner.stretch),
         )
         for learner, availability in repo.active_learner_availability(db, cohort)
     ]
@@ -285,6 +288,14 @@ def _publish_series(
                 "wall_minute": time.minute,
                 "alt_weekday": None if alternate is None else int(alternate.weekday),
                 "alt_wall_minute": None if alternate is None else alternate.minute,
+                "rotation": (
+                    [[int(t.weekday), t.minute] for t in section.rotation]
+                    if section.rotation and slot == 0
+                    else None
+                ),
+                "rotation_weeks": (
+                    list(section.week_times) if section.rotation and slot == 0 else None
+                ),
                 "anchor_zone": section.anchor_zone,
                 "duration_minutes": int(section.duration / timedelta(minutes=1)),
                 "facilitator_email": section.facilitator,
@@ -357,6 +368,11 @@ def plan_summary(plan: Plan, zones: dict[str, str] | None = None) -> dict[str, A
                 "section": s.section,
                 "times": [t.label() for t in s.times],
                 "alternate": [t.label() for t in s.alternate],
+                **(
+                    {"rotation": [t.label() for t in s.rotation], "week_times": list(s.week_times)}
+                    if s.rotation
+                    else {}
+                ),
                 "duration_minutes": int(s.duration / timedelta(minutes=1)),
                 "facilitator": s.facilitator,
                 "size": len(s.learners),
@@ -400,6 +416,8 @@ def plan_summary(plan: Plan, zones: dict[str, str] | None = None) -> dict[str, A
         ],
         "notes": list(plan.notes),
         "objective": dict(plan.objective),
+        # fairly rotated series: their burden ledger (see scheduler.planning.report)
+        "fairness": [fairness_report(f) for f in plan.fairness],
         "learners": _learner_summary(plan, zones or {}),
     }
 

@@ -11,7 +11,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import TypedDict
+from typing import Any, TypedDict
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -24,6 +24,7 @@ from scheduler.persistence.models import (
     CohortRow,
     LiveSeriesRow,
     OccurrenceRow,
+    PlanVersionRow,
 )
 from scheduler.services.plans import published_version
 from scheduler.services.views.common import section_sizes
@@ -206,3 +207,17 @@ def _fitting(db: Session, cohort: CohortRow) -> Callable[[datetime, int], int]:
         return sum(n for tz, windows, n in parsed if windows.covers_at(start, minutes, tz))
 
     return count
+
+
+def fairness_ledgers(db: Session, slug: str) -> list[dict[str, Any]]:
+    """The burden ledgers of the published plan's fairly rotated series (as
+    :func:`scheduler.planning.report.fairness_report` wrote them), newest version; [] when none."""
+    cohort = repo.get_cohort(db, slug)
+    summary = db.scalar(
+        select(PlanVersionRow.summary)
+        .where(PlanVersionRow.cohort_id == cohort.id)
+        .order_by(PlanVersionRow.version.desc())
+        .limit(1)
+    )
+    found = summary.get("fairness", []) if isinstance(summary, dict) else []
+    return [dict(x) for x in found if isinstance(x, dict)]

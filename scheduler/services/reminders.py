@@ -11,6 +11,10 @@ in the caller's transaction:
   cancelled and a new one written;
 * the worker calls it every few minutes to move the horizon forward as time passes.
 
+Learners' preferences (:mod:`scheduler.services.preferences`) are honoured here: no row is
+written for a kind (or live reminder rule) a learner turned off, nor for one due inside their
+pause (:func:`held_back`); the composer asks the same question again just before sending.
+
 Rows already sent are never written again (the key is unique); rows that stopped being wanted
 (a cancelled session, a learner who left) are marked ``cancelled`` while still pending. A
 reminder's usefulness ends when it is too late: :func:`still_useful` is the one rule the
@@ -30,6 +34,8 @@ from sqlalchemy.orm import Session
 
 from scheduler.domain.cohort import DEFAULT_EARLY, ReminderAbout, ReminderRule, Role, SeriesKind
 from scheduler.domain.status import (
+    OPTIONAL_KINDS,
+    PER_RULE_KINDS,
     EnrollmentStatus,
     NotificationKind,
     NotificationStatus,
@@ -44,6 +50,8 @@ from scheduler.persistence.models import (
     NotificationRow,
     OccurrenceRow,
     PersonRow,
+    ReminderOptOutRow,
+    ReminderPauseRow,
     SectionMemberRow,
 )
 from scheduler.services.coworking import audience, coworking_learners
@@ -115,6 +123,56 @@ def message_id_for(key: str) -> str:
     return f"<{uuid.uuid5(UID_NAMESPACE, key)}@cohort-scheduler>"
 
 
+OFF_REASON = "turned off by the learner"
+PAUSE_REASON = "paused by the learner"
+
+
+@dataclass(frozen=True, slots=True)
+class HeldBack:
+    """What learners of one cohort asked not to be sent: the (person, kind, rule) turned off
+    (rule '' for the kinds turned off whole) and, per person, the instant their pause ends
+    (the start of the day after ``paused_until`` on their clock)."""
+
+    off: frozenset[tuple[int, str, str]]
+    pause_ends: dict[int, datetime]
+
+    def reason(self, kind: str, person_id: int, rule: str, due: datetime) -> str | None:
+        """Why a ``kind`` notification due at ``due`` is not to go (None: it goes)."""
+        if kind not in OPTIONAL_KINDS:
+            return None  # invitations, updates, cancellations and welcome emails always go
+        if (person_id, kind, rule if kind in PER_RULE_KINDS else "") in self.off:
+            return OFF_REASON
+        end = self.pause_ends.get(person_id)
+        if end is not None and due < end:
+            return PAUSE_REASON
+        return None
+
+
+def held_back(db: Session, cohort_id: int, person_ids: Iterable[int] | None = None) -> HeldBack:
+    """The cohort's learners' opt-outs and pauses (only ``person_ids``' when given): two
+    indexed queries."""
+    off_query = select(
+        ReminderOptOutRow.person_id, ReminderOptOutRow.kind, ReminderOptOutRow.rule
+    ).where(ReminderOptOutRow.cohort_id == cohort_id)
+    pause_query = (
+        select(ReminderPauseRow.person_id, ReminderPauseRow.paused_until, PersonRow.zone)
+        .join(PersonRow, PersonRow.id == ReminderPauseRow.person_id)
+        .where(ReminderPauseRow.cohort_id == cohort_id)
+    )
+    if person_ids is not None:
+        ids = list(person_ids)
+        off_query = off_query.where(ReminderOptOutRow.person_id.in_(ids))
+        pause_query = pause_query.where(ReminderPauseRow.person_id.in_(ids))
+    off = frozenset((pid, kind, rule) for pid, kind, rule in db.execute(off_query))
+    ends = {pid: pause_end(until, zone_name) for pid, until, zone_name in db.execute(pause_query)}
+    return HeldBack(off, ends)
+
+
+def pause_end(paused_until: date, zone_name: str) -> datetime:
+    """When a pause through ``paused_until`` ends: the next midnight on the learner's clock."""
+    return wall_to_utc(paused_until + timedelta(days=1), time(0, 0), zone(zone_name))
+
+
 @dataclass(frozen=True, slots=True)
 class ReminderCounts:
     queued: int
@@ -130,8 +188,11 @@ class _Member:
 
 
 class _Wanted:
-    def __init__(self, cohort_id: int, now: datetime, until: datetime) -> None:
+    def __init__(
+        self, cohort_id: int, now: datetime, until: datetime, held: HeldBack | None = None
+    ) -> None:
         self.cohort_id, self.now, self.until = cohort_id, now, until
+        self.held = held or HeldBack(frozenset(), {})
         self.rows: dict[str, dict[str, object]] = {}
 
     def add(
@@ -152,6 +213,8 @@ class _Wanted:
             due >= self.now or still_useful(kind, due, event_at, self.now)
         ):
             return
+        if self.held.reason(kind, person_id, rule, due) is not None:
+            return  # the learner turned it off, or paused reminders over its due time
         key = notification_key(kind, person_id, target, rule, version)
         self.rows[key] = {
             "cohort_id": self.cohort_id,
@@ -183,7 +246,7 @@ def sync_reminders(
     rules: dict[ReminderAbout, list[ReminderRule]] = {}
     for rule in spec.reminders:
         rules.setdefault(rule.about, []).append(rule)
-    wanted = _Wanted(cohort.id, now, now + horizon)
+    wanted = _Wanted(cohort.id, now, now + horizon, held_back(db, cohort.id))
     members = {
         m.person_id: m
         for m in (

@@ -70,7 +70,10 @@ def import_roster(
         )
     result = ImportResult(report, cohort_slug)
     values = {
-        e.email: (PersonValues(e.email, e.name, e.zone, e.locale, e.availability), e.role)
+        e.email: (
+            PersonValues(e.email, e.name, e.zone, e.locale, e.availability, e.stretch, True),
+            e.role,
+        )
         for e in report.entries
     }
     people = repo.people_by_email(db, values)

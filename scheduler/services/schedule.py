@@ -6,14 +6,15 @@ feed shares (:func:`learner_occurrences`). Publishing a plan is
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from scheduler.domain.availability import Availability, parse_availability
+from scheduler.domain.availability import Availability, parse_availability, read_stretch
 from scheduler.domain.cohort import SeriesKind
 from scheduler.domain.labels import meeting_title
 from scheduler.domain.status import OccurrenceStatus
@@ -26,6 +27,8 @@ from scheduler.persistence.models import (
     PersonRow,
     SectionMemberRow,
 )
+from scheduler.planning.clock_notes import ClockMove, clock_moves
+from scheduler.planning.pain import in_stretch
 from scheduler.services.deadlines import learner_items
 from scheduler.timeutil import zone
 
@@ -48,6 +51,23 @@ class ScheduleEntry:
     section: int | None = None
     week: int | None = None
     coworking_before: bool = False
+    # live sessions: set on the first meeting at a new time on the learner's clock after a
+    # clock change (theirs, the anchor zone's or both): from what to what, and why
+    clock_move: ClockMove | None = None
+    # live sessions of a fairly rotated series (its time takes turns between weekly times)
+    rotation: RotationNote | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RotationNote:
+    """A meeting of a series whose time rotates (``fairness = "rotate"``): whether it falls in
+    the learner's stretch hours, and when the series meets next if that is at another time of
+    day on their clock."""
+
+    stretch: bool
+    day: date  # of this meeting, on the learner's clock
+    next_start: datetime | None = None
+    next_day: date | None = None  # of the next meeting, on the learner's clock
 
 
 @dataclass(slots=True)
@@ -116,6 +136,11 @@ def learner_schedule(db: Session, slug: str, email: str) -> LearnerSchedule:
         section_count[series.series_key] = max(
             section_count.get(series.series_key, 0), series.section + 1
         )
+    seen = {series.id for series, occurrence in rows if mine.belongs(series, occurrence)}
+    moves = _moves_by_start([(s, o) for s, o in rows if s.id in seen], person.zone)
+    rotations = _rotation_notes(
+        [(s, o) for s, o in rows if s.id in seen and _rotates(s)], mine, person, cohort
+    )
     for series, occurrence in rows:
         if not mine.belongs(series, occurrence):
             continue
@@ -137,6 +162,8 @@ def learner_schedule(db: Session, slug: str, email: str) -> LearnerSchedule:
                     else None
                 ),
                 week=occurrence.week,
+                clock_move=moves.get((series.id, occurrence.start)),
+                rotation=rotations.get(occurrence.id),
             )
         )
     for item in learner_items(db, cohort.id, person.id):
@@ -161,6 +188,71 @@ def learner_schedule(db: Session, slug: str, email: str) -> LearnerSchedule:
         )
     schedule.entries.sort(key=lambda e: (e.at, e.kind))
     return schedule
+
+
+def series_clock_moves(
+    series: LiveSeriesRow, occurrences: Iterable[OccurrenceRow], learner_zone: str
+) -> list[ClockMove]:
+    """Where ``series`` moves on the clock of someone in ``learner_zone``, from its scheduled
+    ``occurrences`` (see :func:`scheduler.planning.clock_notes.clock_moves`). With rotation
+    (odd weeks at the ``alt_`` time) odd weeks are compared with odd weeks only."""
+    meetings = [o for o in occurrences if o.status == OccurrenceStatus.SCHEDULED]
+    rotating = series.alt_weekday is not None or series.alt_wall_minute is not None
+    turns = series.rotation_weeks or []  # a fair rotation: compare weeks at the same time
+    return clock_moves(
+        [o.start for o in meetings],
+        series.anchor_zone,
+        learner_zone,
+        [turns[o.week] if o.week < len(turns) else o.week % 2 if rotating else 0 for o in meetings],
+    )
+
+
+def _rotates(series: LiveSeriesRow) -> bool:
+    """A fairly rotated series that uses more than one weekly time."""
+    return len(set(series.rotation_weeks or [])) > 1
+
+
+def _rotation_notes(
+    rows: list[tuple[LiveSeriesRow, OccurrenceRow]],
+    mine: LearnerOccurrences,
+    person: PersonRow,
+    cohort: CohortRow,
+) -> dict[int, RotationNote]:
+    """For each meeting (by occurrence id) of a rotating series: in the learner's stretch hours
+    or not, and the next meeting when it is at another time of day on their clock."""
+    own = read_stretch(person.stretch)
+    stretch = own if own is not None else read_stretch(cohort.default_stretch)
+    by_series: dict[int, list[tuple[LiveSeriesRow, OccurrenceRow]]] = {}
+    for series, occurrence in rows:
+        by_series.setdefault(series.id, []).append((series, occurrence))
+    notes: dict[int, RotationNote] = {}
+    for meetings in by_series.values():
+        meetings.sort(key=lambda pair: pair[1].start)
+        for i, (series, o) in enumerate(meetings):
+            after = meetings[i + 1][1].start if i + 1 < len(meetings) else None
+            clock = o.start.astimezone(mine.tz).time()
+            moves = after is not None and after.astimezone(mine.tz).time() != clock
+            notes[o.id] = RotationNote(
+                in_stretch(mine.availability, stretch, o.start, series.duration_minutes, mine.tz),
+                o.start.astimezone(mine.tz).date(),
+                after if moves else None,
+                after.astimezone(mine.tz).date() if after is not None and moves else None,
+            )
+    return notes
+
+
+def _moves_by_start(
+    rows: list[tuple[LiveSeriesRow, OccurrenceRow]], learner_zone: str
+) -> dict[tuple[int, datetime], ClockMove]:
+    """Each series' clock moves for the learner, by (series id, first meeting at the new time)."""
+    by_series: dict[int, tuple[LiveSeriesRow, list[OccurrenceRow]]] = {}
+    for series, occurrence in rows:
+        by_series.setdefault(series.id, (series, []))[1].append(occurrence)
+    return {
+        (series.id, move.start): move
+        for series, occurrences in by_series.values()
+        for move in series_clock_moves(series, occurrences, learner_zone)
+    }
 
 
 def duration_text(start: datetime, end: datetime | None) -> str:

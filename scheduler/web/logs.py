@@ -28,9 +28,10 @@ def _clean(text: str) -> str:
 
 
 class RedactFeedTokens(logging.Filter):
-    """Rewrite ``/feeds/<token>`` to ``/feeds/[redacted]`` and escape control characters in a
-    record's message and string arguments (uvicorn's access log passes the request path as an
-    argument; a name in a worker's log line is an argument too)."""
+    """Rewrite ``/feeds/<token>`` to ``/feeds/[redacted]`` (``/me/<token>/...`` to
+    ``/me/[redacted]``) and escape control characters in a record's message and string
+    arguments (uvicorn's access log passes the request path as an argument; a name in a
+    worker's log line is an argument too)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.msg, str):  # a trailing line break is the logger's, not news
@@ -87,11 +88,13 @@ class AccessLog:
     ``2026-11-25 15:30:01,123 access 127.0.0.1:5555 "GET /feeds/[redacted] HTTP/1.1" 200``.
 
     Capability paths (``/feeds/<token>``, ``/me/<token>``, mistyped ones too) are redacted
-    before the line is made, so no token can reach it; control characters in the path are
-    escaped (``\\x1b``), spaces, quotes, ``?`` and ``#`` percent-encoded, so the line is one
-    line with one quoted request. Lines are collected in memory and written by a background
-    thread ten times a second in one write: formatting a record through ``logging`` for every
-    request (uvicorn's access log) halved the feed throughput; this costs a few microseconds.
+    before the line is made, with everything after the token (a one-click link from an email,
+    ``/me/<token>/unsubscribe/digest``, reads ``/me/[redacted]``), so no token can reach it;
+    control characters in the path are escaped (``\\x1b``), spaces, quotes, ``?`` and ``#``
+    percent-encoded, so the line is one line with one quoted request. Lines are collected in
+    memory and written by a background thread ten times a second in one write: formatting a
+    record through ``logging`` for every request (uvicorn's access log) halved the feed
+    throughput; this costs a few microseconds.
     """
 
     def __init__(self, app: ASGIApp, stream: TextIO | None = None, every: float = 0.1) -> None:

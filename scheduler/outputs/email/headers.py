@@ -14,6 +14,15 @@ raise ``ValueError`` (they are programming errors, not learner input).
 
 :func:`_one_line` (and :data:`SUBJECT_LIMIT`) is also what the templates use for the rendered
 subject, and :data:`_NOT_ONE_LINE` what the ``link`` filter rejects.
+
+``List-Unsubscribe`` (RFC 2369) and ``List-Unsubscribe-Post`` (RFC 8058), on reminders and
+digests: :func:`unsubscribe_headers` builds them from the one-click URL, and
+:func:`list_unsubscribe_value` is how :func:`~scheduler.outputs.email.mime.build_message` writes
+a ``List-Unsubscribe`` value, on both paths: each URI in angle brackets, checked to be printable
+ASCII without spaces, angle brackets, commas or quotes (a value that could end the bracket, add
+a URI or a header raises ``ValueError``), folded only between URIs. The stdlib is not used for
+it: it writes a word longer than a line (a capability URL is) as RFC 2047 encoded words, which
+no mail client reads as a link.
 """
 
 from __future__ import annotations
@@ -126,6 +135,52 @@ def _addr_spec(address: str) -> str:
         if spec.isascii() and spec.isprintable():
             return spec
     raise ValueError(f"not a valid email address: {address!r}")
+
+
+# An http(s) URI a List-Unsubscribe header may carry: scheme, host (and port), then RFC 3986
+# characters other than the ones that would end or split the bracketed list (``<>,``) or be
+# read as a quoted string (``"``); no space, no control character, ASCII only.
+_UNSUBSCRIBE_URL = re.compile(
+    r"https?://[A-Za-z0-9.-]+(?::[0-9]{1,5})?(?:/[A-Za-z0-9\-._~%!$&'()*+;=:@/?]*)?"
+)
+_UNSUBSCRIBE_MAILTO = re.compile(r"mailto:[A-Za-z0-9!#$&'*+/=?^_`{|}~.%@-]+")
+UNSUBSCRIBE_URL_LIMIT: Final = 900  # a header line may hold 998 characters
+ONE_CLICK: Final = "List-Unsubscribe=One-Click"  # RFC 8058's List-Unsubscribe-Post value
+
+
+def _unsubscribe_uri(uri: str) -> str:
+    if len(uri) > UNSUBSCRIBE_URL_LIMIT or not (
+        _UNSUBSCRIBE_URL.fullmatch(uri) or _UNSUBSCRIBE_MAILTO.fullmatch(uri)
+    ):
+        raise ValueError(f"not a URI for List-Unsubscribe: {uri[:100]!r}")
+    return uri
+
+
+def unsubscribe_headers(url: str, mailto: str | None = None) -> dict[str, str]:
+    """``List-Unsubscribe`` with the one-click ``url`` (and a ``mailto:`` address, optional) and
+    ``List-Unsubscribe-Post: List-Unsubscribe=One-Click`` (RFC 8058: a POST of that body to
+    ``url`` unsubscribes, no login, no further step). Mail providers honour one-click for https
+    URLs only, so a production ``base_url`` is https; an http one (a local demo) still gets the
+    headers. Raises ``ValueError`` for a URL that could not stand in the header unchanged."""
+    uris = [_unsubscribe_uri(url)]
+    if not url.startswith(("https://", "http://")):
+        raise ValueError("the List-Unsubscribe one-click URL must be http(s)")
+    if mailto is not None:
+        uris.append(_unsubscribe_uri(f"mailto:{mailto}"))
+    return {
+        "List-Unsubscribe": ", ".join(f"<{u}>" for u in uris),
+        "List-Unsubscribe-Post": ONE_CLICK,
+    }
+
+
+def list_unsubscribe_value(value: str) -> str:
+    """The ``List-Unsubscribe`` header value for ``value`` (``<uri>, <uri>``): every URI
+    checked (see :func:`unsubscribe_headers`) and written unchanged, folded between URIs."""
+    parts = [p.strip() for p in value.split(",")]
+    if not parts or any(len(p) < 3 or p[0] != "<" or p[-1] != ">" for p in parts):
+        raise ValueError(f"List-Unsubscribe takes <uri>, <uri>: {value[:100]!r}")
+    uris = [f"<{_unsubscribe_uri(p[1:-1])}>" for p in parts]
+    return _fold("List-Unsubscribe", [u + "," for u in uris[:-1]] + uris[-1:])
 
 
 @dataclass(frozen=True, slots=True)

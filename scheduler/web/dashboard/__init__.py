@@ -19,6 +19,10 @@ Learner page (the learner's feed token is the key; nothing about anyone else)::
 
     GET  /me/{token}                     their meetings and deadlines on their clock
     POST /me/{token}/reset               revoke every link of theirs, go to the new page
+    POST /me/{token}/catch-up            move their remaining soft deadlines later (catch_up)
+    POST /me/{token}/preferences         which reminders they get, a pause (preferences)
+    GET  /me/{token}/unsubscribe/{kind}[/{rule}]   asks; POST turns off that kind (RFC 8058
+                                         one-click: no CSRF, no login; the URL is the key)
 
 Every POST checks a CSRF token; state changes answer with a redirect and a flash message (a
 short-lived signed cookie). Templates live in ``templates/web/`` with autoescaping on and
@@ -30,8 +34,9 @@ The modules, by responsibility: ``rendering`` (templates, error pages, flash mes
 ``context`` (what every route gets as a dependency), ``session`` (login, logout, CSRF),
 ``cohorts`` (the cohort list and page), ``changes`` (move or cancel meetings), ``learners``
 (the cohort's learners), ``exports`` (CSV downloads, the cohort's feed link), ``me`` (the
-learner's page). Routes are module-level functions on each module's ``router``; the runtime
-and templates reach them through :data:`~scheduler.web.dashboard.context.DashboardDep`.
+learner's page), ``catch_up`` (the learner moving their deadlines later). Routes are
+module-level functions on each module's ``router``; the runtime and templates reach them through
+:data:`~scheduler.web.dashboard.context.DashboardDep`.
 """
 
 from __future__ import annotations
@@ -40,7 +45,8 @@ from fastapi import APIRouter, Depends
 
 from scheduler.runtime import Runtime
 from scheduler.web.auth import AdminAuth
-from scheduler.web.dashboard import changes, cohorts, exports, learners, me, session
+from scheduler.web.dashboard import catch_up, changes, cohorts, exports, learners, me, session
+from scheduler.web.dashboard import preferences as email_preferences
 from scheduler.web.dashboard.context import Dashboard, whole_number
 from scheduler.web.dashboard.exports import csv_bytes, safe_cell
 from scheduler.web.dashboard.rendering import FLASH_COOKIE, Pages
@@ -52,6 +58,6 @@ def dashboard_router(runtime: Runtime, auth: AdminAuth) -> APIRouter:
     """The dashboard's and the learner page's routes, serving ``runtime``."""
     dashboard = Dashboard(runtime, auth)
     router = APIRouter(include_in_schema=False, dependencies=[Depends(dashboard.bind)])
-    for part in (session, cohorts, changes, learners, exports, me):
+    for part in (session, cohorts, changes, learners, exports, me, catch_up, email_preferences):
         router.include_router(part.router)
     return router

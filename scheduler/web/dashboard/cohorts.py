@@ -1,5 +1,5 @@
-"""The cohort pages: the list of cohorts, and a cohort's page (heatmap, coverage, the learners
-left out, next meetings, delivery, recent activity)."""
+"""The cohort pages: the list of cohorts, and a cohort's page (heatmap, fairness of rotated
+series, coverage, the learners left out, next meetings, delivery, recent activity)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,10 @@ from fastapi import APIRouter, Request, Response
 from scheduler.errors import InputError, NotFoundError, Problem
 from scheduler.runtime import Runtime
 from scheduler.services.audit import audit_log, describe
+from scheduler.services.catch_up import catch_up_summary
 from scheduler.services.cohorts import cohort_basics, orchestration_options
+from scheduler.services.preferences import opt_out_counts
+from scheduler.services.published import fairness_ledgers
 from scheduler.services.views import LeftOutFilter, cohort_cards, cohort_overview
 from scheduler.web.dashboard.context import DashboardDep, input_problems, whole_number
 
@@ -65,7 +68,10 @@ def cohort(
                 mail_rate=dash.runtime.settings.mail_rate_per_second,
             )
             activity = [(e, describe(e)) for e in audit_log(db, slug, ACTIVITY_SHOWN)]
+            catch_up = catch_up_summary(db, slug)
             options = orchestration_options(db, slug)
+            opt_outs = opt_out_counts(db, slug, now)  # learners' email choices, per kind
+            fairness = fairness_ledgers(db, slug)  # fairly rotated series: who carries what
     except InputError as e:
         return pages.error(request, 422, "; ".join(input_problems(e)), session)
     except NotFoundError as e:
@@ -80,5 +86,8 @@ def cohort(
         shown_week=shown,
         form={},
         activity=activity,
+        catch_up=catch_up,
         orchestration=options,
+        opt_outs=opt_outs,
+        fairness=fairness,
     )

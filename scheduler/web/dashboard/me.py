@@ -1,6 +1,7 @@
 """The learner's page, keyed by their feed token and showing nothing about anyone else: their
-meetings and deadlines on their clock, their calendar links, and a form that resets every link
-of theirs.
+meetings and deadlines on their clock, their calendar links, a form that resets every link
+of theirs and, when the cohort offers it and they are behind, one that moves their remaining soft
+deadlines later (``catch_up``).
 
 The page is in the learner's language (their locale, else the cohort's: the catalog their feed
 uses), with ``<html lang dir>`` to match; names and titles the course runner wrote are shown as
@@ -10,17 +11,21 @@ written, isolated in ``<bdi>``. A link nobody's (unknown or reset) gets the Engl
 from __future__ import annotations
 
 import hmac
+from datetime import date
 from typing import Annotated
 from urllib.parse import quote
 
+from babel.dates import format_skeleton
 from fastapi import APIRouter, Form, Request, Response
 
 from scheduler.domain.cohort import Role
 from scheduler.domain.labels import KIND_LABELS
 from scheduler.errors import NotFoundError
+from scheduler.outputs.formatting import locale_or_default
 from scheduler.outputs.i18n import SOURCE, language_tag, text_direction
 from scheduler.outputs.links import feed_links
 from scheduler.services.admin import mac
+from scheduler.services.catch_up import catch_up_offer
 from scheduler.services.feeds import (
     FeedTarget,
     feed_language,
@@ -31,6 +36,7 @@ from scheduler.services.feeds import (
     resolve_token,
 )
 from scheduler.services.learners import is_active_member
+from scheduler.services.preferences import learner_preferences
 from scheduler.services.schedule import learner_schedule
 from scheduler.web.dashboard.context import Dashboard, DashboardDep
 from scheduler.web.dashboard.rendering import N_
@@ -53,9 +59,27 @@ KIND_WORDS = (
 )
 
 
+def local_day(day: date, locale: str | None, skeleton: str = "MMMEd") -> str:
+    """A calendar date (a clock change, a meeting's day on the learner's clock) in the
+    learner's language: ``Mon 29 Mar`` (``MMMEd``), ``28 Mar`` (``MMMd``)."""
+    return format_skeleton(skeleton, day, locale=locale_or_default(locale))
+
+
 def me_csrf(dash: Dashboard, token: str) -> str:
     """The reset form's CSRF token: there is no session, so it is bound to the feed token."""
     return mac(dash.auth.secret, "csrf", f"me-reset:{hash_token(token)}")
+
+
+def catch_up_csrf(dash: Dashboard, token: str) -> str:
+    """The catch-up form's CSRF token (route: :mod:`scheduler.web.dashboard.catch_up`), bound
+    to the feed token like the reset form's."""
+    return mac(dash.auth.secret, "csrf", f"me-catch-up:{hash_token(token)}")
+
+
+def preferences_csrf(dash: Dashboard, token: str) -> str:
+    """The email preferences form's CSRF token (route:
+    :mod:`scheduler.web.dashboard.preferences`), bound to the feed token like the reset form's."""
+    return mac(dash.auth.secret, "csrf", f"me-preferences:{hash_token(token)}")
 
 
 def page_language(target: FeedTarget) -> tuple[str, str]:
@@ -91,10 +115,18 @@ def me(request: Request, dash: DashboardDep, token: str) -> Response:
     try:
         with dash.runtime.transaction() as db:
             schedule = learner_schedule(db, target.cohort_slug, target.email)
+            catch_up = (
+                None
+                if target.person_id is None
+                else catch_up_offer(db, target.cohort_slug, target.person_id, now)
+            )
     except NotFoundError:
         return dash.pages.error(request, 404, UNKNOWN_LINK)
     upcoming = [e for e in schedule.entries if (e.end or e.at) >= now]
     words = feed_translations(target)  # the learner's locale, else the cohort's
+    assert target.person_id is not None  # learner_target: a learner's link
+    with dash.runtime.transaction() as db:
+        preferences = learner_preferences(db, target.cohort_id, target.person_id, now, words)
     lang, direction = page_language(target)
     links = feed_links(dash.runtime.settings.base_url, token, feed_name(target, words))
     return dash.pages.render(
@@ -114,6 +146,11 @@ def me(request: Request, dash: DashboardDep, token: str) -> Response:
         token=token,
         me_csrf=me_csrf(dash, token),
         kind_label=KIND_LABELS,  # the template looks kinds up in it and translates the label
+        local_day=local_day,  # dates of the clock-change notes, in the learner's language
+        catch_up=catch_up,  # None: no "Catching up" section
+        catch_up_csrf=catch_up_csrf(dash, token),
+        preferences=preferences,  # the "Emails you get" section
+        preferences_csrf=preferences_csrf(dash, token),
     )
 
 
