@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, quote_plus
 
 # A capability path as typed, not only as routed: any case (``/ME/``), doubled or trailing
 # slashes, backslashes, and slashes percent-encoded once or more (``/feeds%2F``, ``%252F``).
@@ -25,9 +25,13 @@ def feed_links(base_url: str, token: str, name: str) -> FeedLinks:
     """The ways to subscribe to the feed at ``{base_url}/feeds/{token}.ics``."""
     https = f"{base_url.rstrip('/')}/feeds/{quote(token, safe='')}.ics"
     webcal = "webcal://" + https.split("://", 1)[1]
-    google = "https://calendar.google.com/calendar/render?" + urlencode({"cid": webcal})
-    outlook = "https://outlook.live.com/calendar/0/addfromweb?" + urlencode(
-        {"url": https, "name": name}
+    # what urlencode writes, without its per-call type checks (once per email sent)
+    google = "https://calendar.google.com/calendar/render?cid=" + quote_plus(webcal, safe="")
+    outlook = (
+        "https://outlook.live.com/calendar/0/addfromweb?url="
+        + quote_plus(https, safe="")
+        + "&name="
+        + quote_plus(name, safe="")
     )
     return FeedLinks(https, webcal, google, outlook)
 

@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import Table, func, insert, select, text, update
+from sqlalchemy import ARRAY, Integer, Table, any_, bindparam, func, insert, select, text, update
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
 
 from scheduler.domain.availability import (
     NO_STRETCH_TEXT,
@@ -626,3 +627,17 @@ def catch_up_options(db: Session, cohort_id: int) -> CatchUpOptions:
     if row is None:
         return CatchUpOptions()
     return CatchUpOptions(row.enabled, timedelta(days=row.max_shift_days), row.max_shifts)
+
+
+def id_in(db: Session, column: Any, ids: Iterable[int]) -> ColumnElement[bool]:
+    """``column IN ids`` for a batch of integer ids.
+
+    On PostgreSQL the ids travel as one array parameter (``column = ANY(%(ids)s)``, the same
+    index scan as ``IN``): with one parameter per id a batch's statements had more parameters
+    than psycopg caches, so the same short SQL was parsed again in Python for every statement,
+    and SQLAlchemy rendered the expanded list again each time. SQLite keeps ``IN``.
+    """
+    values = list(ids)
+    if db.get_bind().dialect.name == "postgresql":
+        return column == any_(bindparam(None, values, type_=ARRAY(Integer), unique=True))  # type: ignore[no-any-return]
+    return column.in_(values)  # type: ignore[no-any-return]

@@ -31,6 +31,7 @@ from scheduler.outputs.email.headers import unsubscribe_headers
 from scheduler.outputs.i18n import translations
 from scheduler.outputs.links import feed_links
 from scheduler.outputs.mailers import Outgoing
+from scheduler.persistence import repo
 from scheduler.persistence.models import (
     CohortRow,
     DeadlineItemRow,
@@ -90,7 +91,8 @@ class Composer:
         self._moves: dict[tuple[int, str], list[ClockMove]] = {}  # (series id, zone): moves
         person_ids = list({r.person_id for r in rows})
         self.people = {
-            p.id: p for p in db.scalars(select(PersonRow).where(PersonRow.id.in_(person_ids)))
+            p.id: p
+            for p in db.scalars(select(PersonRow).where(repo.id_in(db, PersonRow.id, person_ids)))
         }
         # Roles by person id alone, the cohort checked here: the index on person_id answers
         # it whatever PostgreSQL's statistics say (with cohort_id in the query, a table not
@@ -99,7 +101,7 @@ class Composer:
             (cohort_id, pid): role
             for pid, cohort_id, role in db.execute(
                 select(EnrollmentRow.person_id, EnrollmentRow.cohort_id, EnrollmentRow.role).where(
-                    EnrollmentRow.person_id.in_(person_ids)
+                    repo.id_in(db, EnrollmentRow.person_id, person_ids)
                 )
             )
         }

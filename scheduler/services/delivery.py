@@ -34,23 +34,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import (
-    ARRAY,
-    ColumnElement,
-    Integer,
-    Select,
-    and_,
-    any_,
-    bindparam,
-    or_,
-    select,
-    update,
-)
+from sqlalchemy import ColumnElement, Select, and_, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from scheduler.domain.status import NotificationStatus
 from scheduler.outputs.email import EmailTemplates
 from scheduler.outputs.mailers import Mailer, Outcome, SendResult
+from scheduler.persistence import repo
 from scheduler.persistence.models import NotificationRow
 from scheduler.services.compose import Composer, Decision
 from scheduler.services.pacing import LATE_GRACE, Pacer
@@ -133,11 +123,7 @@ def _by_id(db: Session, ids: Sequence[int]) -> ColumnElement[bool]:
     every pending row through ``ix_notification_due`` to find a batch of 50, twice per batch
     (measured: ~6 ms per statement with 20,000 rows pending, against ~0.1 ms by id).
     """
-    by_id = (
-        NotificationRow.id == any_(bindparam("ids", list(ids), type_=ARRAY(Integer), unique=True))
-        if db.get_bind().dialect.name == "postgresql"
-        else NotificationRow.id.in_(ids)
-    )
+    by_id = repo.id_in(db, NotificationRow.id, ids)
     return and_(by_id, (NotificationRow.status + "") == NotificationStatus.PENDING)
 
 

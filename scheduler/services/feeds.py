@@ -180,7 +180,7 @@ def mail_tokens(
         db.scalars(
             select(EnrollmentRow.person_id).where(
                 EnrollmentRow.cohort_id == cohort_id,
-                EnrollmentRow.person_id.in_(list(people)),
+                repo.id_in(db, EnrollmentRow.person_id, people),
                 EnrollmentRow.status == EnrollmentStatus.ACTIVE,
             )
         )
@@ -190,7 +190,7 @@ def mail_tokens(
         select(FeedTokenRow)
         .where(
             FeedTokenRow.cohort_id == cohort_id,
-            FeedTokenRow.person_id.in_(list(enrolled)),
+            repo.id_in(db, FeedTokenRow.person_id, enrolled),
             FeedTokenRow.purpose == "mail",
             FeedTokenRow.revoked_at.is_(None),
         )

@@ -161,8 +161,8 @@ def held_back(db: Session, cohort_id: int, person_ids: Iterable[int] | None = No
     )
     if person_ids is not None:
         ids = list(person_ids)
-        off_query = off_query.where(ReminderOptOutRow.person_id.in_(ids))
-        pause_query = pause_query.where(ReminderPauseRow.person_id.in_(ids))
+        off_query = off_query.where(repo.id_in(db, ReminderOptOutRow.person_id, ids))
+        pause_query = pause_query.where(repo.id_in(db, ReminderPauseRow.person_id, ids))
     off = frozenset((pid, kind, rule) for pid, kind, rule in db.execute(off_query))
     ends = {pid: pause_end(until, zone_name) for pid, until, zone_name in db.execute(pause_query)}
     return HeldBack(off, ends)
