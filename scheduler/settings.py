@@ -20,6 +20,7 @@ from pydantic_settings import (
 )
 
 from scheduler.errors import ConfigError, Problem
+from scheduler.outputs.links import BASE_URL
 
 ENV_PREFIX = "COHORT_"
 DEFAULT_CONFIG_FILE = Path("cohort.toml")
@@ -140,7 +141,13 @@ class Settings(BaseSettings):
     def _http_url(cls, value: str) -> str:
         if not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
-        return value.rstrip("/")
+        value = value.rstrip("/")
+        if not BASE_URL.fullmatch(value):
+            raise ValueError(
+                "must be a plain address: http(s)://, a host, an optional :port and path "
+                "(ASCII: percent-encode other characters), no user, ?query or #fragment"
+            )
+        return value
 
     @field_validator("secret_key")
     @classmethod

@@ -13,6 +13,14 @@ _SEPARATOR = r"(?:/|\\|%(?:25)*2f)"
 _CAPABILITY_PATH = re.compile(rf"{_SEPARATOR}(feeds|me){_SEPARATOR}+[^\s\"'?#]+", re.IGNORECASE)
 
 
+# A base URL every link the product writes, and a List-Unsubscribe header, can carry unchanged:
+# http(s), a host name (underscores too) or an IPv6 literal, an optional port, an optional path
+# of RFC 3986 characters; ASCII only, no user, query or fragment. ``URL_PATH`` is what may follow.
+HTTP_ORIGIN = r"https?://(?:[A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?"
+URL_PATH = r"(?:/[A-Za-z0-9\-._~%!$&'()*+;=:@/]*)?"
+BASE_URL = re.compile(HTTP_ORIGIN + URL_PATH)
+
+
 @dataclass(frozen=True, slots=True)
 class FeedLinks:
     https: str

@@ -193,3 +193,31 @@ def test_forwarded_allow_ips_must_be_addresses(config_file: Path) -> None:
     config_file.write_text('[settings]\nforwarded_allow_ips = "proxy.example"\n')
     with pytest.raises(ConfigError):
         load_settings()
+
+
+@pytest.mark.parametrize(
+    "base_url",
+    [
+        "https://example.org/écoles",
+        "https://user:pw@example.org",
+        "https://example.org/?a=1",
+        "https://example.org/#top",
+        "https://exa mple.org",
+        "https://example.org/<x>",
+    ],
+)
+def test_a_base_url_links_cannot_carry_unchanged_is_refused(base_url: str) -> None:
+    """Every email's links and its List-Unsubscribe header are built on base_url: one they
+    cannot carry as it is fails at start-up, with a problem naming it, not email by email."""
+    with pytest.raises(ConfigError) as info:
+        load_settings(base_url=base_url)
+    (problem,) = info.value.problems
+    assert problem.field == "base_url"
+    assert "percent-encode" in problem.message
+
+
+@pytest.mark.parametrize(
+    "base_url", ["http://course_host:8000", "http://[::1]:8000", "https://example.org/cohorts/"]
+)
+def test_host_names_ipv6_literals_and_paths_are_fine(base_url: str) -> None:
+    assert load_settings(base_url=base_url).base_url == base_url.rstrip("/")

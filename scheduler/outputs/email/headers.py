@@ -36,6 +36,8 @@ from email.policy import Policy
 from functools import lru_cache
 from typing import Final
 
+from scheduler.outputs.links import HTTP_ORIGIN
+
 SUBJECT_LIMIT: Final = 200
 # Whitespace (str.isspace: CR, LF, tabs, U+0085, U+2028/9, ...), other control characters
 # (Unicode Cc) and lone surrogates: every run becomes one space in a one-line value.
@@ -140,9 +142,7 @@ def _addr_spec(address: str) -> str:
 # An http(s) URI a List-Unsubscribe header may carry: scheme, host (and port), then RFC 3986
 # characters other than the ones that would end or split the bracketed list (``<>,``) or be
 # read as a quoted string (``"``); no space, no control character, ASCII only.
-_UNSUBSCRIBE_URL = re.compile(
-    r"https?://[A-Za-z0-9.-]+(?::[0-9]{1,5})?(?:/[A-Za-z0-9\-._~%!$&'()*+;=:@/?]*)?"
-)
+_UNSUBSCRIBE_URL = re.compile(HTTP_ORIGIN + r"(?:/[A-Za-z0-9\-._~%!$&'()*+;=:@/?]*)?")
 _UNSUBSCRIBE_MAILTO = re.compile(r"mailto:[A-Za-z0-9!#$&'*+/=?^_`{|}~.%@-]+")
 UNSUBSCRIBE_URL_LIMIT: Final = 900  # a header line may hold 998 characters
 ONE_CLICK: Final = "List-Unsubscribe=One-Click"  # RFC 8058's List-Unsubscribe-Post value
@@ -152,7 +152,9 @@ def _unsubscribe_uri(uri: str) -> str:
     if len(uri) > UNSUBSCRIBE_URL_LIMIT or not (
         _UNSUBSCRIBE_URL.fullmatch(uri) or _UNSUBSCRIBE_MAILTO.fullmatch(uri)
     ):
-        raise ValueError(f"not a URI for List-Unsubscribe: {uri[:100]!r}")
+        # never the URI itself: it holds the learner's link (a capability), and this message
+        # may end up in a row's last_error
+        raise ValueError("not a URI a List-Unsubscribe header can carry unchanged")
     return uri
 
 

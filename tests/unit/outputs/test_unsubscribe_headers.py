@@ -149,3 +149,21 @@ def test_any_path_either_is_refused_or_stands_unchanged_in_one_header(path: str)
             "list-unsubscribe-post",
             "content-type",
         }
+
+
+def test_the_error_never_carries_the_url() -> None:
+    """The URL holds the learner's link: a refusal (which may land in a row's last_error, shown
+    by `cohort status`) must not repeat it."""
+    secret = "Z4Jvm539BvO7dFXdtQpvcmBafNe1yPGkDjSwPPSiU-k"
+    with pytest.raises(ValueError, match="List-Unsubscribe") as info:
+        unsubscribe_headers(f"https://example.org/me/{secret}/unsubscribe/digest é")
+    assert secret not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "base",
+    ["http://course_host:8000", "http://[::1]:8000", "https://example.org/cohorts", "http://test"],
+)
+def test_every_base_url_settings_accept_gives_the_headers(base: str) -> None:
+    url = f"{base}/me/tok-_en/unsubscribe/live_reminder/class-1h"
+    assert unsubscribe_headers(url)["List-Unsubscribe"] == f"<{url}>"
