@@ -259,11 +259,23 @@ def _opted_out(db: Session, cohort_id: int, person_id: int) -> set[Choice]:
     return found
 
 
+def _hold_learner(db: Session, cohort_id: int, person_id: int) -> None:
+    """Take the learner's enrolment row for the transaction before reading their choices: a
+    second request (a double click, a mail provider retrying its one-click POST) waits, then
+    reads what the first stored, instead of both inserting the same opt-out."""
+    db.execute(
+        update(EnrollmentRow)
+        .where(EnrollmentRow.cohort_id == cohort_id, EnrollmentRow.person_id == person_id)
+        .values(role=EnrollmentRow.role)
+    )
+
+
 def turn_off(
     db: Session, cohort_id: int, person_id: int, choice: Choice, now: datetime, via: str = ONE_CLICK
 ) -> PreferenceChange:
     """Turn off exactly ``choice`` for the learner (already off: nothing changes, nothing
     logged); its pending notifications are cancelled."""
+    _hold_learner(db, cohort_id, person_id)
     if choice in _opted_out(db, cohort_id, person_id):
         return PreferenceChange((), (), None, 0, 0)
     _add_opt_outs(db, cohort_id, person_id, [choice], now)
@@ -283,14 +295,22 @@ def set_preferences(
     paused_until: date | None,
     now: datetime,
     via: str = PAGE,
+    shown: dict[Choice, bool] | None = None,
 ) -> PreferenceChange:
     """Store the learner's whole form: every offered choice not in ``on`` is off, and the pause
     runs through ``paused_until`` (None, or a day already past: no pause). Notifications held
     back are cancelled, ones let through again restored; one audit entry when anything changed.
+
+    ``shown``: each choice as the form showed it (on or off) when the learner loaded it. Only
+    choices the learner changed there change: a choice the cohort added since, or one they
+    turned off by one click after loading the page, keeps its stored state.
     """
+    _hold_learner(db, cohort_id, person_id)
     offered = [o.choice for o in _offered(db, cohort_id)]
-    wanted_on = set(on)
     before = _opted_out(db, cohort_id, person_id)
+    wanted_on = set(on)
+    if shown is not None:
+        offered = [c for c in offered if c in shown and shown[c] != (c in wanted_on)]
     turned_off = tuple(c for c in offered if c not in wanted_on and c not in before)
     turned_on = tuple(c for c in offered if c in wanted_on and c in before)
     if paused_until is not None and paused_until < _local_today(db, person_id, now):

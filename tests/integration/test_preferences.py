@@ -8,9 +8,11 @@ import email
 import io
 import re
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 from email import policy
 from email.message import EmailMessage
+from gettext import NullTranslations
 from urllib.parse import urlsplit
 
 import httpx
@@ -36,6 +38,7 @@ from scheduler.services.feeds import mail_tokens, reset_tokens
 from scheduler.services.preferences import (
     REMINDER_PREFERENCES,
     Choice,
+    learner_preferences,
     opt_out_counts,
     set_preferences,
 )
@@ -53,6 +56,7 @@ SAM = "sam@example.org"
 COURSE_MONDAY = datetime(2027, 3, 1, 6, 0, tzinfo=UTC)
 OPTIONAL = ("live_reminder", "deadline_reminder", "digest", "coworking_reminder", "checkin")
 ONE_CLICK = {"List-Unsubscribe": "One-Click"}
+NO_WORDS = NullTranslations()
 
 
 @pytest.fixture
@@ -435,3 +439,64 @@ def test_access_logs_never_hold_the_token(published: Runtime) -> None:
     )
     RedactFeedTokens().filter(record)
     assert token not in record.getMessage() and "/me/[redacted]" in record.getMessage()
+
+
+def _shown(html: str) -> list[str]:
+    """The form's record of each choice as it was loaded (``path=on|off``)."""
+    section = html.split('id="preferences"', 1)[1].split("</section>", 1)[0]
+    return re.findall(r'name="shown" value="([^"]+)"', section)
+
+
+def test_clicking_twice_at_once_turns_it_off_once(published: Runtime, base: str) -> None:
+    """A double click, or a mail provider retrying its one-click POST while the first is still
+    being answered: every answer is the confirmation, one opt-out is stored, one entry logged."""
+    token = _token(published)
+    url = f"{base}/me/{token}/unsubscribe/digest"
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        answers = list(
+            pool.map(lambda _: httpx.post(url, data=ONE_CLICK, timeout=30).status_code, range(6))
+        )
+    assert answers == [200] * 6
+    cohort_id, person_id = _ids(published)
+    with published.transaction() as db:
+        prefs = learner_preferences(db, cohort_id, person_id, published.clock.now(), NO_WORDS)
+        assert {s.choice for s in prefs.choices if not s.on} == {Choice("digest")}
+        assert len(audit_log(db, SLUG, action=REMINDER_PREFERENCES)) == 1
+
+
+def test_a_form_loaded_before_a_one_click_does_not_turn_it_back_on(
+    published: Runtime, base: str
+) -> None:
+    """Sam loads their page (everything on), turns the digest off from an email, then saves the
+    page they had open with only a pause: the digest stays off, the pause is stored."""
+    token = _token(published)
+    page = httpx.get(f"{base}/me/{token}", timeout=20)
+    boxes, shown = _checkboxes(page.text), _shown(page.text)
+    assert all(boxes.values()) and "digest=on" in shown
+    assert httpx.post(f"{base}/me/{token}/unsubscribe/digest", data=ONE_CLICK).status_code == 200
+    pause = (COURSE_MONDAY + timedelta(days=10)).date().isoformat()
+    saved = httpx.post(
+        f"{base}/me/{token}/preferences",
+        data={
+            "preferences_csrf": _form_csrf(page.text),
+            "on": list(boxes),
+            "shown": shown,
+            "paused_until": pause,
+        },
+        timeout=20,
+        follow_redirects=True,
+    )
+    assert saved.status_code == 200
+    assert _checkboxes(saved.text)["digest"] is False
+    assert 'id="paused"' in saved.text
+    # ... while a box they did untick there is turned off
+    page = httpx.get(f"{base}/me/{token}", timeout=20)
+    on = [p for p in _checkboxes(page.text) if p != "deadline_reminder" and p != "digest"]
+    httpx.post(
+        f"{base}/me/{token}/preferences",
+        data={"preferences_csrf": _form_csrf(page.text), "on": on, "shown": _shown(page.text)},
+        timeout=20,
+    )
+    after = _checkboxes(httpx.get(f"{base}/me/{token}", timeout=20).text)
+    assert after["deadline_reminder"] is False and after["digest"] is False
+    assert after["live_reminder/class-1h"] is True

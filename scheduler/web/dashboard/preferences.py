@@ -127,6 +127,7 @@ def save_preferences(
     token: str,
     preferences_csrf: Annotated[str, Form()] = "",  # not "csrf": one name per form of the page
     on: Annotated[list[str] | None, Form()] = None,
+    shown: Annotated[list[str] | None, Form()] = None,  # "path=on|off": the form as loaded
     paused_until: Annotated[str, Form()] = "",
 ) -> Response:
     target = learner_target(dash, token)
@@ -165,7 +166,17 @@ def save_preferences(
             choice = offered_choice(db, target.cohort_id, *_parse_choice(path))
             if choice is not None:  # one the cohort no longer offers: nothing to keep on
                 chosen.append(choice)
-        set_preferences(db, target.cohort_id, target.person_id, chosen, until, now, via=PAGE)
+        as_loaded: dict[Choice, bool] | None = None
+        if shown is not None:
+            as_loaded = {}
+            for item in shown[:MAX_CHOICES]:
+                path, _, state = item.rpartition("=")
+                choice = offered_choice(db, target.cohort_id, *_parse_choice(path))
+                if choice is not None and state in ("on", "off"):
+                    as_loaded[choice] = state == "on"
+        set_preferences(
+            db, target.cohort_id, target.person_id, chosen, until, now, via=PAGE, shown=as_loaded
+        )
     return dash.pages.redirect(
         _page_url(token), "ok", words.gettext("Your email choices are saved.")
     )
