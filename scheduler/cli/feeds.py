@@ -28,12 +28,15 @@ from scheduler.domain.status import NotificationStatus
 # --- feeds and serving -------------------------------------------------------------------------
 
 
-def _print_links(target_name: str, token: str, as_json: bool, revoked: int | None = None) -> None:
+def _print_links(
+    target_name: str, token: str, as_json: bool, revoked: int | None = None, *, learner: bool
+) -> None:
     from scheduler.outputs.links import feed_links
 
     links = feed_links(current_runtime().settings.base_url, token, target_name)
+    page = links.page if learner else None  # the page opens for a learner's link only
     if as_json:
-        _json({**asdict(links), "revoked": revoked})
+        _json({**asdict(links), "page": page, "revoked": revoked})
         return
     if revoked is not None:
         out.print(f"Revoked {revoked} earlier link(s); the old URLs now answer 404.")
@@ -43,6 +46,8 @@ def _print_links(target_name: str, token: str, as_json: bool, revoked: int | Non
     out.print(f"  webcal:  {_text(links.webcal)}")
     out.print(f"  Google:  {_text(links.google)}")
     out.print(f"  Outlook: {_text(links.outlook)}")
+    if page is not None:
+        out.print(f"  Page:    {_text(page)}  (their meetings, deadlines and reminder choices)")
 
 
 FeedOwnerArgument = Annotated[
@@ -80,7 +85,7 @@ def _new_link(cohort: str | None, email: str | None, as_json: bool, *, reset: bo
             token, revoked, target = reset_tokens(db, cohort, email, now)
         else:
             token, target = issue_token(db, cohort, email, now)
-    _print_links(feed_name(target), token, as_json, revoked)
+    _print_links(feed_name(target), token, as_json, revoked, learner=target.kind == "learner")
 
 
 @app.command()

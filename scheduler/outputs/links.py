@@ -27,11 +27,13 @@ class FeedLinks:
     webcal: str
     google: str
     outlook: str
+    page: str  # the learner's page, ``{base_url}/me/{token}`` (a learner's token opens it)
 
 
 def feed_links(base_url: str, token: str, name: str) -> FeedLinks:
     """The ways to subscribe to the feed at ``{base_url}/feeds/{token}.ics``."""
-    https = f"{base_url.rstrip('/')}/feeds/{quote(token, safe='')}.ics"
+    base, quoted = base_url.rstrip("/"), quote(token, safe="")
+    https = f"{base}/feeds/{quoted}.ics"
     webcal = "webcal://" + https.split("://", 1)[1]
     # what urlencode writes, without its per-call type checks (once per email sent)
     google = "https://calendar.google.com/calendar/render?cid=" + quote_plus(webcal, safe="")
@@ -41,7 +43,7 @@ def feed_links(base_url: str, token: str, name: str) -> FeedLinks:
         + "&name="
         + quote_plus(name, safe="")
     )
-    return FeedLinks(https, webcal, google, outlook)
+    return FeedLinks(https, webcal, google, outlook, f"{base}/me/{quoted}")
 
 
 def redact_feed_path(text: str) -> str:

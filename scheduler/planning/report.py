@@ -206,11 +206,22 @@ def describe_fairness(report: Mapping[str, Any]) -> list[str]:
         if len(times) > 1
         else f"{report['series']}: one weekly time, {times[0]} ({report['anchor_zone']}): "
         "rotating would not share the burden better",
-        f"  coverage {report['coverage']:.0%} (best single time {report['single_coverage']:.0%});"
-        f" worst region {report['worst_region']} carries {report['worst_share']:.0%} "
-        "inconvenient meetings; "
-        + ("proven fairest" if report["gap"] == 0 else f"at most {report['gap']:.1%} from fairest"),
+        f"  reaches {report['coverage']:.0%} of learner-meetings in available or stretch hours"
+        f" (the best plan with {len(times)} time{'s' if len(times) > 1 else ''}: "
+        f"{report['reference_coverage']:.0%}; the best single time: "
+        f"{report['single_coverage']:.0%}); the worst-off region, {report['worst_region']}, "
+        f"has {report['worst_share']:.0%} of its meetings inconvenient; "
+        + (
+            "proven the fairest"
+            if report["gap"] == 0
+            else f"within {report['gap'] * 100:.1f} points of the fairest"
+        ),
     ]
+    if len(times) > 1:
+        lines.append(
+            "  week by week: "
+            + ", ".join(f"{w + 1} {times[t]}" for w, t in enumerate(report["week_times"]))
+        )
     for row in report["regions"]:
         lines.append(
             f"  {row['region']}: {row['share']:.0%} inconvenient ({row['learners']} learners: "

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from scheduler.persistence import repo
@@ -58,6 +58,49 @@ def record(
     if rows:
         db.execute(insert(repo.table_of(AuditLogRow)), rows)
     return len(rows)
+
+
+def record_or_merge(
+    db: Session,
+    cohort_id: int,
+    at: datetime,
+    actor: str,
+    action: str,
+    detail: dict[str, Any],
+    *,
+    same: str,
+    within: timedelta,
+) -> None:
+    """One entry, or, when the cohort's newest entry is the same ``action`` by the same ``actor``
+    about the same ``detail[same]`` (a learner) less than ``within`` ago, that entry updated to
+    ``detail`` with ``changes`` counting them. Someone changing their mind twenty times in a
+    minute then reads as one line and cannot push the runner's activity off the dashboard."""
+    newest = db.execute(
+        select(
+            AuditLogRow.id,
+            AuditLogRow.at,
+            AuditLogRow.actor,
+            AuditLogRow.action,
+            AuditLogRow.detail,
+        )
+        .where(AuditLogRow.cohort_id == cohort_id)
+        .order_by(AuditLogRow.at.desc(), AuditLogRow.id.desc())
+        .limit(1)
+    ).first()
+    if (
+        newest is not None
+        and newest.action == action[:ACTION_LENGTH]
+        and newest.actor == actor[:ACTOR_LENGTH]
+        and isinstance(newest.detail, dict)
+        and newest.detail.get(same) == detail.get(same)
+        and at - newest.at < within
+    ):
+        merged = {**detail, "changes": int(newest.detail.get("changes", 1)) + 1}
+        db.execute(
+            update(AuditLogRow).where(AuditLogRow.id == newest.id).values(at=at, detail=merged)
+        )
+        return
+    record(db, cohort_id, at, actor, action, [detail])
 
 
 def audit_log(
@@ -121,7 +164,9 @@ def _preferences(d: dict[str, Any]) -> str:
     if "paused_until" in d:
         pause = d["paused_until"]
         done.append(f"paused reminders up to {pause}" if pause else "lifted their pause")
+    changes = int(d.get("changes", 1))
+    latest = f" (the latest of {changes} changes in a row)" if changes > 1 else ""
     return (
-        f"learner {d['email']} ({d['via']}): {'; '.join(done) or 'no change'}; "
+        f"learner {d['email']} ({d['via']}): {'; '.join(done) or 'no change'}{latest}; "
         f"{d['cancelled']} pending cancelled, {d['restored']} restored"
     )

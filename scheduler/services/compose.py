@@ -217,7 +217,9 @@ class Composer:
         token = self.tokens.get((cohort.id, person.id))  # none for someone who has left
         links = None if token is None else feed_links(self.config.base_url, token, cohort.title)
         context["links"] = {
-            "page": None,
+            # their page (meetings, deadlines, reminder choices, catching up): learners only,
+            # the one kind of link it opens for
+            "page": links.page if links and (cohort.id, person.id) in self.learners else None,
             "feed": links and links.https,
             "webcal": links and links.webcal,
             "google": links and links.google,

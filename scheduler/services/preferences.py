@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
@@ -50,7 +50,7 @@ from scheduler.persistence.models import (
     ReminderPauseRow,
     ReminderRuleRow,
 )
-from scheduler.services.audit import REMINDER_PREFERENCES, record
+from scheduler.services.audit import REMINDER_PREFERENCES, record_or_merge
 from scheduler.services.reminders import (
     OFF_REASON,
     PAUSE_REASON,
@@ -62,6 +62,8 @@ from scheduler.timeutil import zone
 
 ONE_CLICK = "one-click"  # how a change was made (the audit entry's "via")
 PAGE = "page"
+# one learner's choices changed again within this time: one audit entry, updated
+MERGE_WITHIN = timedelta(minutes=10)
 LEARNER_ACTOR = "learner"
 
 
@@ -458,7 +460,16 @@ def _audit(
     }
     if pause_changed:
         detail["paused_until"] = change.paused_until.isoformat() if change.paused_until else None
-    record(db, cohort_id, now, LEARNER_ACTOR, REMINDER_PREFERENCES, [detail])
+    record_or_merge(
+        db,
+        cohort_id,
+        now,
+        LEARNER_ACTOR,
+        REMINDER_PREFERENCES,
+        detail,
+        same="email",
+        within=MERGE_WITHIN,
+    )
 
 
 # --- the course runner's view ----------------------------------------------------------------

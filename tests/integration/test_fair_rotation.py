@@ -183,7 +183,8 @@ def test_cli_prints_the_burden_ledger(
     text = shown.stdout
     assert "(rotating)" in text
     assert "Fairness class: rotates between " in text
-    assert "worst region" in text and "proven fairest" in text
+    assert "the worst-off region" in text and "proven the fairest" in text
+    assert "week by week: 1 " in text
     for region in ("Asia", "Europe", "America"):
         assert f"  {region}: " in text
     assert "worst off: " in text
@@ -241,7 +242,7 @@ def test_dashboard_shows_the_burden_card(published: Runtime) -> None:
     card = html[html.index('data-fairness="class"') : html.index('id="coverage-title"')]
     assert "Fairness: class" in card
     assert "Rotates between " + ", ".join(t.label() for t in fair.times) in card
-    assert "proven fairest" in card
+    assert "proven the fairest" in card
     assert f"worst region <strong>{fair.worst_region}</strong>" in card
     for row in fair.ledger.regions:
         cells = re.findall(r"<td[^>]*>([^<]*)</td>", card.split(f">{row.name}</td>", 1)[1])[:5]
@@ -276,7 +277,7 @@ def test_learner_page_says_when_a_meeting_is_in_their_stretch_hours(published: R
     assert page.status_code == 200
     html = page.text
     (note,) = re.findall(r"<li data-rotation>(.*?)</li>", html, re.S)
-    assert "in your stretch hours: its time rotates" in note
+    assert "outside your usual hours: its time rotates" in note
     local = first.at.astimezone(ZoneInfo(zone_of(email)))
     assert f"<bdi>{local:%H:%M}</bdi>" in note  # the time on the learner's clock
     if first.rotation.next_start is not None:
@@ -334,7 +335,7 @@ def test_the_invitation_and_the_digest(published: Runtime) -> None:
     message = email.message_from_bytes(sent.data, policy=policy.default)
     text = message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
     html = message.get_body(("html",)).get_content()  # type: ignore[union-attr]
-    line = "This class is in your stretch hours: its time rotates so that no region always"
+    line = "This class is outside your usual hours: its time rotates so that no region always"
     assert line in " ".join(text.split())
-    assert ">This class is in your stretch hours: its time rotates" in html
+    assert ">This class is outside your usual hours: its time rotates" in html
     assert "The next one is on <bdi>" in html

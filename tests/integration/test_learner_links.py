@@ -4,6 +4,7 @@ and stay dead: a learner who comes back gets new ones. On SQLite and PostgreSQL.
 from __future__ import annotations
 
 import email
+import re
 import time
 from collections.abc import Callable, Iterator
 from email import policy
@@ -205,3 +206,34 @@ def test_the_mail_sent_after_withdrawal_carries_no_live_link(published: Runtime)
         target = resolve_token(db, new)
     assert target is not None and target.email == "sam@example.org"
     assert new not in before + after
+
+
+def _bodies(message: EmailMessage) -> tuple[str, str]:
+    text = message.get_body(preferencelist=("plain",))
+    html = message.get_body(preferencelist=("html",))
+    assert text is not None and html is not None
+    return text.get_content(), html.get_content()
+
+
+def test_every_email_to_a_learner_links_their_page_and_it_opens(
+    published: Runtime, base: str
+) -> None:
+    """The page holds their reminder choices and catching up: each learner's email links it
+    (text and HTML), the link opens their page; a facilitator's email has no page link (the
+    page opens for learners only)."""
+    sent = _drain(published)  # welcome emails and invitations
+    to_sam = [m for m in sent if "sam@example.org" in str(m["To"])]
+    to_amara = [m for m in sent if "amara@example.org" in str(m["To"])]
+    assert to_sam and to_amara
+    pages = set()
+    for message in to_sam:
+        text, html = _bodies(message)
+        found = re.findall(r"http://test/me/([A-Za-z0-9_-]+)", text)
+        assert found, message["Subject"]
+        assert f'href="http://test/me/{found[0]}"' in html
+        pages.update(found)
+    for token in pages:
+        page = httpx.get(f"{base}/me/{token}", timeout=20)
+        assert page.status_code == 200 and 'id="preferences"' in page.text
+    for message in to_amara:
+        assert "/me/" not in _bodies(message)[0]

@@ -33,7 +33,7 @@ from scheduler.persistence.models import (
 )
 from scheduler.runtime import Runtime
 from scheduler.services.admin import rotate_admin_token
-from scheduler.services.audit import audit_log
+from scheduler.services.audit import audit_log, describe
 from scheduler.services.feeds import mail_tokens, reset_tokens
 from scheduler.services.preferences import (
     REMINDER_PREFERENCES,
@@ -500,3 +500,32 @@ def test_a_form_loaded_before_a_one_click_does_not_turn_it_back_on(
     after = _checkboxes(httpx.get(f"{base}/me/{token}", timeout=20).text)
     assert after["deadline_reminder"] is False and after["digest"] is False
     assert after["live_reminder/class-1h"] is True
+
+
+def test_a_learner_changing_their_mind_again_and_again_is_one_line_of_activity(
+    published: Runtime,
+) -> None:
+    """Toggling a kind twenty times in a minute updates one audit entry (the runner's own
+    activity stays in view); a change ten minutes later is a new entry."""
+    cohort_id, person_id = _ids(published)
+    digest = Choice("digest")
+    with published.transaction() as db:
+        everything = [
+            s.choice
+            for s in learner_preferences(
+                db, cohort_id, person_id, published.clock.now(), NO_WORDS
+            ).choices
+        ]
+    for i in range(20):
+        on = everything if i % 2 else [c for c in everything if c != digest]
+        with published.transaction() as db:
+            set_preferences(db, cohort_id, person_id, on, None, published.clock.now())
+        _move_clock(published, published.clock.now() + timedelta(seconds=3))
+    with published.transaction() as db:
+        entries = audit_log(db, SLUG, action=REMINDER_PREFERENCES)
+    assert len(entries) == 1 and entries[0].detail["changes"] == 20
+    assert "the latest of 20 changes in a row" in describe(entries[0])
+    _move_clock(published, published.clock.now() + timedelta(minutes=11))
+    with published.transaction() as db:
+        set_preferences(db, cohort_id, person_id, [], None, published.clock.now())
+        assert len(audit_log(db, SLUG, action=REMINDER_PREFERENCES)) == 2

@@ -113,6 +113,10 @@ def test_unknown_and_revoked_links_are_404(server: dict[str, object]) -> None:
     email = _other_learner(work)
     links = json.loads(_cohort(env, work, "feeds", "url", email, "-c", SLUG, "--json").stdout)
     assert httpx.get(links["https"]).status_code == 200
+    assert links["page"].startswith(f"{base}/me/")  # a learner's link also opens their page
+    assert 'id="preferences"' in httpx.get(links["page"]).text
+    cohort_feed = json.loads(_cohort(env, work, "feeds", "url", "-c", SLUG, "--json").stdout)
+    assert cohort_feed["page"] is None  # the cohort's feed has no page
     assert httpx.get(f"{base}/feeds/not-a-real-token.ics").status_code == 404
     reset = json.loads(_cohort(env, work, "feeds", "reset", email, "-c", SLUG, "--json").stdout)
     time.sleep(1.1)  # the server trusts a token check for a second (LOOKUP_SECONDS)

@@ -125,7 +125,9 @@ def test_the_report_in_numbers_and_words() -> None:
     assert report["worst_off"] and report["worst_off"][0]["region"] in regions
     lines = describe_fairness(report)
     assert lines[0].startswith("class: rotates between ")
-    assert "proven fairest" in lines[1]
+    assert "proven the fairest" in lines[1]
+    assert f"the best plan with 2 times: {report['reference_coverage']:.0%}" in lines[1]
+    assert lines[2].startswith("  week by week: 1 ")
     assert any(line.strip().startswith("Europe: ") for line in lines)
 
 
