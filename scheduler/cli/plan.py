@@ -451,6 +451,11 @@ def _print_preview(preview: ChangePreview) -> None:
         out.print(
             f"Fits learners: {before:.0%} of learner-sessions before, {after_share:.0%} after."
         )
+    if preview.burden:
+        out.print(
+            "Burden (each region's share of inconvenient meetings, as published \u2192 after): "
+            + _text(", ".join(preview.burden))
+        )
     out.print(
         f"Affects {preview.people} people ({_text(', '.join(preview.sample))}"
         f"{', …' if preview.people > len(preview.sample) else ''}); "

@@ -30,11 +30,13 @@ from scheduler.persistence.models import (
     SectionMemberRow,
 )
 from scheduler.planning.fit import slot_instant
+from scheduler.planning.pain import region_of
 from scheduler.services import audit
 from scheduler.services.cascade import bring_up_to_date
 from scheduler.services.deadlines import DeadlineSummary
 from scheduler.services.invites import InviteCounts
 from scheduler.services.plans import published_version
+from scheduler.services.published import fairness_ledgers
 from scheduler.services.reminders import DEFAULT_HORIZON
 from scheduler.timeutil import Weekday, parse_clock, zone
 
@@ -94,6 +96,9 @@ class ChangePreview:
     learner_occurrences: int = 0
     emails: int = 0
     sample: list[str] = field(default_factory=list)
+    # a fairly rotated series: each region's share of inconvenient meetings, as published ->
+    # after the change ("Asia 50% -> 62%"), for the regions it changes
+    burden: list[str] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -214,10 +219,55 @@ def preview_change(db: Session, slug: str, change: Change, now: datetime) -> Cha
                 preview.fits_after += _fits(
                     person, cohort.default_availability, new, series.duration_minutes
                 )
+    if series.rotation_weeks:
+        preview.burden = _burden_change(db, cohort, series, learners, preview.occurrences)
     preview.people = len(audience)
     preview.emails = len(audience)  # one updated (or cancelled) series invitation each
     preview.sample = sorted(p.email for p, _ in audience)[:5]
     return preview
+
+
+def _burden_change(
+    db: Session,
+    cohort: CohortRow,
+    series: LiveSeriesRow,
+    learners: list[PersonRow],
+    moved: list[Moved],
+) -> list[str]:
+    """How moving or cancelling ``moved`` changes each region's share of inconvenient meetings
+    (in stretch hours, or missed: a cancelled meeting is missed by everyone) against the burden
+    ledger the plan was published with; only the regions whose share changes."""
+    ledger = next(
+        (r for r in fairness_ledgers(db, cohort.slug) if r.get("series") == series.series_key),
+        None,
+    )
+    if ledger is None:
+        return []
+    minutes = series.duration_minutes
+    # stretch hours and a miss are both inconvenient: only crossing into or out of a learner's
+    # availability (or a cancellation) changes a region's share
+    delta: dict[str, int] = {}
+    for person in learners:
+        availability = parse_availability(person.availability or cohort.default_availability)
+        tz = zone(person.zone)
+        change = sum(
+            (m.new_start is None or not availability.covers_at(m.new_start, minutes, tz))
+            - (not availability.covers_at(m.old_start, minutes, tz))
+            for m in moved
+        )
+        if change:
+            region = region_of(person.zone)
+            delta[region] = delta.get(region, 0) + change
+    lines = []
+    for row in ledger.get("regions", []):
+        total = row["preferred"] + row["stretch"] + row["missed"] + row["skipped"]
+        change = delta.get(row["region"], 0)
+        if not change or not total:
+            continue
+        before = (row["stretch"] + row["missed"]) / total
+        after = (row["stretch"] + row["missed"] + change) / total
+        lines.append(f"{row['region']} {before:.0%} \u2192 {after:.0%}")
+    return lines
 
 
 def apply_change(

@@ -221,6 +221,11 @@ class ChangePreviewOut(_Out):
     fits_before: int = Field(description="learner-occurrences inside availability, before")
     fits_after: int
     sample: list[str] = Field(description="a few of the affected people's emails")
+    burden: list[str] = Field(
+        default_factory=list,
+        description="a fairly rotated series: each region's share of inconvenient meetings, "
+        "as published -> after, for the regions the change moves",
+    )
 
 
 class DeadlinesOut(_Out):
@@ -392,6 +397,7 @@ def preview_out(preview: ChangePreview) -> ChangePreviewOut:
         fits_before=preview.fits_before,
         fits_after=preview.fits_after,
         sample=list(preview.sample),
+        burden=list(preview.burden),
     )
 
 

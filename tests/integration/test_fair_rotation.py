@@ -22,6 +22,7 @@ from served_app import serve
 from sqlalchemy import select
 
 from scheduler.clock import FixedClock
+from scheduler.domain.availability import parse_availability
 from scheduler.domain.cohort import Fairness
 from scheduler.domain.status import NotificationKind
 from scheduler.outputs.mailers import MemoryMailer
@@ -36,6 +37,7 @@ from scheduler.persistence.models import (
 from scheduler.runtime import Runtime
 from scheduler.services import publishing
 from scheduler.services.admin import rotate_admin_token
+from scheduler.services.changes import Change, preview_change
 from scheduler.services.cohorts import load_cohort
 from scheduler.services.feeds import issue_token
 from scheduler.services.plans import plan_cohort, plan_summary
@@ -339,3 +341,46 @@ def test_the_invitation_and_the_digest(published: Runtime) -> None:
     assert line in " ".join(text.split())
     assert ">This class is outside your usual hours: its time rotates" in html
     assert "The next one is on <bdi>" in html
+
+
+def test_a_change_preview_shows_the_burden_before_and_after(published: Runtime) -> None:
+    """Cancelling the class's last week makes it a replay for everyone: each region's share of
+    inconvenient meetings grows by the learners whose meeting that week was in their hours, as
+    the preview says (as published -> after); a move back to the same time changes nothing."""
+    with published.transaction() as db:
+        (series,) = db.scalars(select(LiveSeriesRow).where(LiveSeriesRow.series_key == "class"))
+        (meeting,) = db.scalars(
+            select(OccurrenceRow).where(
+                OccurrenceRow.series_id == series.id, OccurrenceRow.week == 3
+            )
+        )
+        (report,) = db.scalars(select(PlanVersionRow.summary)).one()["fairness"]
+        assert series.rotation_weeks is not None
+        cancel = preview_change(db, SLUG, Change("class", week=3), published.clock.now())
+        same = preview_change(
+            db,
+            SLUG,
+            Change("class", week=3, to=times_of(series)[series.rotation_weeks[3]]),
+            published.clock.now(),
+        )
+    fitting: dict[str, int] = {}
+    for _name, _email, zone_name, availability, _stretch in ROWS:
+        windows = parse_availability(availability)
+        if windows.covers_at(meeting.start, 90, ZoneInfo(zone_name)):
+            region = zone_name.split("/")[0]
+            fitting[region] = fitting.get(region, 0) + 1
+    assert fitting, "somebody's week-4 class is in their hours"
+    expected = []
+    for row in report["regions"]:
+        if row["region"] in fitting:
+            total = row["learners"] * 4
+            before = (row["stretch"] + row["missed"]) / total
+            after = before + fitting[row["region"]] / total
+            expected.append(f"{row['region']} {before:.0%} \u2192 {after:.0%}")
+    assert cancel.burden == expected
+    assert same.burden == []
+
+
+def times_of(series: LiveSeriesRow) -> list[tuple[int, int]]:
+    assert series.rotation is not None
+    return [(int(day), int(minute)) for day, minute in series.rotation]
