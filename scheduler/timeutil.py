@@ -35,6 +35,7 @@ __all__ = [
     "wall_to_utc",
     "week_minute",
     "zone",
+    "zone_or_prefix",
 ]
 
 MINUTES_PER_DAY = 24 * 60
@@ -149,6 +150,21 @@ def _lookup() -> ZoneLookup:
 def canonical_zone(name: str) -> str | None:
     """``Asia/Calcutta`` -> ``Asia/Kolkata``; ``europe/berlin`` -> ``Europe/Berlin``; else None."""
     return _lookup().resolve(name)
+
+
+def zone_or_prefix(name: str) -> str | None:
+    """A canonical zone (``Asia/Kolkata``), else the prefix of some zones as tzdata spells it
+    (``america`` -> ``America``, ``America/Argentina``); None when it is neither."""
+    exact = canonical_zone(name)
+    if exact is not None:
+        return exact
+    key = name.strip().strip("/").lower()
+    if not key:
+        return None
+    for canonical in sorted(_lookup().canonical):
+        if canonical.lower().startswith(key + "/"):
+            return canonical[: len(key)]
+    return None
 
 
 def suggest_zones(name: str) -> list[str]:

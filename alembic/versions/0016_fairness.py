@@ -23,6 +23,7 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     with op.batch_alter_table('cohort', schema=None) as batch_op:
         batch_op.add_column(sa.Column('default_stretch', sa.String(length=500), nullable=True))
+        batch_op.add_column(sa.Column('regions', sa.JSON(), nullable=True))
     with op.batch_alter_table('person', schema=None) as batch_op:
         batch_op.add_column(sa.Column('stretch', sa.String(length=500), nullable=True))
     with op.batch_alter_table('series_request', schema=None) as batch_op:
@@ -45,4 +46,5 @@ def downgrade() -> None:
     with op.batch_alter_table('person', schema=None) as batch_op:
         batch_op.drop_column('stretch')
     with op.batch_alter_table('cohort', schema=None) as batch_op:
+        batch_op.drop_column('regions')
         batch_op.drop_column('default_stretch')

@@ -259,6 +259,9 @@ class CohortSpec:
     # Stretch hours of learners who gave none: None, every hour the pain curve allows; an empty
     # Availability, none at all (see scheduler.planning.fairness)
     default_stretch: Availability | None = None
+    # The runner's regions for fairness ([regions] in the cohort file): (zone or zone prefix,
+    # group name); the longest match wins; zones matching none keep their continent
+    regions: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         if not 1 <= self.weeks <= 104:

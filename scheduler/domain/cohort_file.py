@@ -65,6 +65,7 @@ from scheduler.timeutil import (
     parse_clock,
     parse_duration,
     suggest_zones,
+    zone_or_prefix,
 )
 
 T = TypeVar("T")
@@ -402,6 +403,7 @@ def _read_spec(data: dict[str, Any], problems: list[Problem], source: str) -> Co
         "reminders",
         "blackouts",
         "catch_up",
+        "regions",
         "settings",
     ):
         top.known.add(name)
@@ -422,6 +424,7 @@ def _read_spec(data: dict[str, Any], problems: list[Problem], source: str) -> Co
     default_stretch = c.get("default_stretch", _stretch, None, hint=STRETCH_HINT)
     c.finish()
 
+    regions = _read_regions(data.get("regions", {}), problems, source)
     planning = _read_planning(data.get("planning", {}), problems, source)
     orchestration = _read_orchestration(data.get("orchestration", {}), problems, source)
     facilitators = _read_array(data, "facilitators", problems, source, _read_facilitator)
@@ -519,7 +522,34 @@ def _read_spec(data: dict[str, Any], problems: list[Problem], source: str) -> Co
         blackouts=tuple(blackouts),
         catch_up=catch_up,
         default_stretch=read_stretch(default_stretch),
+        regions=regions,
     )
+
+
+REGIONS_HINT = (
+    'a zone or zone prefix = a group name, e.g. "Asia/Kolkata" = "South Asia" or '
+    '"America" = "Americas"'
+)
+MAX_REGIONS = 400
+
+
+def _read_regions(raw: Any, problems: list[Problem], source: str) -> tuple[tuple[str, str], ...]:
+    """``[regions]``: the runner's grouping of learners by zone for fair rotation's burden
+    shares (zones they do not name keep their continent)."""
+    table = _Reader(raw, "regions", problems, source)
+    found: list[tuple[str, str]] = []
+    for key in list(table.table)[:MAX_REGIONS]:
+        table.known.add(key)
+        where = zone_or_prefix(key) if len(key) <= 60 else None
+        if where is None:
+            table.problem(key, "is not a time zone or the start of one", key, REGIONS_HINT)
+            continue
+        name = table.get(key, _text(40), hint=REGIONS_HINT)
+        if name is not None:
+            found.append((where, name))
+    if len(table.table) > MAX_REGIONS:
+        table.problem("", f"names more than {MAX_REGIONS} zones", hint="group by prefix instead")
+    return tuple(found)
 
 
 def _read_array(

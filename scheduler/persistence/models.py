@@ -65,6 +65,8 @@ class CohortRow(Base):
     pods_before_minutes: Mapped[int] = mapped_column(Integer, default=120, server_default="120")
     # stretch hours of learners who gave none: None (the pain curve's hours), "none", or windows
     default_stretch: Mapped[str | None] = mapped_column(String(500))
+    # the runner's regions for fairness: [[zone or prefix, group name], ...]; None: continents
+    regions: Mapped[list[list[str]] | None] = mapped_column(JSON)
     source_text: Mapped[str] = mapped_column(Text)
     # Bumped by every change that can alter a calendar feed; the web keys its feed cache on it.
     feeds_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")

@@ -121,6 +121,7 @@ def save_cohort(
     row.max_moves = spec.orchestration.max_moves
     row.pods_before_minutes = _minutes(spec.orchestration.pods_before)
     row.default_stretch = _stretch_text(spec.default_stretch)
+    row.regions = [list(pair) for pair in spec.regions] or None
     row.source_text = source_text
     row.updated_at = now
     _sync_by_key(
@@ -317,6 +318,7 @@ def cohort_spec(db: Session, row: CohortRow) -> CohortSpec:
         blackouts=tuple(Blackout(b.start, b.end, b.label) for b in row.blackouts),
         catch_up=catch_up_options(db, row.id),
         default_stretch=read_stretch(row.default_stretch),
+        regions=tuple((str(z), str(name)) for z, name in row.regions or []),
     )
 
 

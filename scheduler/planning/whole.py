@@ -106,6 +106,7 @@ def plan_fair(ctx: Context, request: SeriesRequest) -> tuple[list[Chosen], int, 
         rotate_times=request.rotate_times,
         max_coverage_loss=request.max_coverage_loss,
         default_stretch=ctx.spec.default_stretch,
+        regions=ctx.spec.regions,
     )
     held = ctx.grid.active.any(axis=1)
     pools: list[tuple[int | None, set[int]]]

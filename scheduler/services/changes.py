@@ -220,7 +220,9 @@ def preview_change(db: Session, slug: str, change: Change, now: datetime) -> Cha
                     person, cohort.default_availability, new, series.duration_minutes
                 )
     if series.rotation_weeks:
-        preview.burden = _burden_change(db, cohort, series, learners, preview.occurrences)
+        preview.burden = _burden_change(
+            db, cohort, series, learners, preview.occurrences, spec.regions
+        )
     preview.people = len(audience)
     preview.emails = len(audience)  # one updated (or cancelled) series invitation each
     preview.sample = sorted(p.email for p, _ in audience)[:5]
@@ -233,6 +235,7 @@ def _burden_change(
     series: LiveSeriesRow,
     learners: list[PersonRow],
     moved: list[Moved],
+    regions: tuple[tuple[str, str], ...] = (),
 ) -> list[str]:
     """How moving or cancelling ``moved`` changes each region's share of inconvenient meetings
     (in stretch hours, or missed: a cancelled meeting is missed by everyone) against the burden
@@ -256,7 +259,7 @@ def _burden_change(
             for m in moved
         )
         if change:
-            region = region_of(person.zone)
+            region = region_of(person.zone, regions)
             delta[region] = delta.get(region, 0) + change
     lines = []
     for row in ledger.get("regions", []):

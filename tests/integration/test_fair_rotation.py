@@ -384,3 +384,20 @@ def test_a_change_preview_shows_the_burden_before_and_after(published: Runtime) 
 def times_of(series: LiveSeriesRow) -> list[tuple[int, int]]:
     assert series.rotation is not None
     return [(int(day), int(minute)) for day, minute in series.rotation]
+
+
+def test_the_runners_regions_name_the_burden(
+    runtime: Runtime, make_roster: Callable[..., bytes]
+) -> None:
+    """[regions] in the cohort file groups zones by name or prefix: the ledger, stored with the
+    plan, counts South Asia apart from the rest of Asia and the Americas as one."""
+    text = COHORT + '\n[regions]\n"Asia/Kolkata" = "South Asia"\n"America" = "Americas"\n'
+    now = runtime.clock.now()
+    with runtime.transaction() as db:
+        load_cohort(db, text, "c.toml", now)
+        import_roster(db, SLUG, make_roster(ROWS, header=HEADER), "r.csv", now)
+        _, _, plan = plan_cohort(db, SLUG)
+        publishing.publish(db, SLUG, plan, now)
+        (report,) = db.scalars(select(PlanVersionRow.summary)).one()["fairness"]
+    regions = {r["region"]: r["learners"] for r in report["regions"]}
+    assert regions == {"Asia": 2, "South Asia": 1, "Europe": 3, "Americas": 2}

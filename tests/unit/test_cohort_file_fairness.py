@@ -132,3 +132,27 @@ def test_default_stretch() -> None:
     assert "'none'" in found["cohort.default_stretch"].describe()
     found = problems_of(with_cohort_key('default_stretch = ""'))
     assert "cohort.default_stretch" in found
+
+
+def test_regions_group_zones_by_name_or_prefix() -> None:
+    spec = parse_cohort_file(
+        EXAMPLE + '\n[regions]\n"asia/calcutta" = "South Asia"\n"america" = "Americas"\n'
+    )
+    assert spec.regions == (("Asia/Kolkata", "South Asia"), ("America", "Americas"))
+    assert parse_cohort_file(EXAMPLE).regions == ()
+
+
+@pytest.mark.parametrize(
+    ("entry", "field", "message"),
+    [
+        ('"Mars/Olympus" = "X"', "regions.Mars/Olympus", "is not a time zone or the start of one"),
+        ('"Europe" = ""', "regions.Europe", "must not be empty"),
+        ('"Asia" = 3', "regions.Asia", "must be text in quotes"),
+        ('"Asia/Tokyo" = "a\\u001b[31mb"', "regions.Asia/Tokyo", "control characters"),
+        ('"Asia" = "' + "x" * 41 + '"', "regions.Asia", "longer than 40"),
+    ],
+)
+def test_a_bad_region_is_a_problem_naming_it(entry: str, field: str, message: str) -> None:
+    found = problems_of(EXAMPLE + f"\n[regions]\n{entry}\n")
+    assert message in found[field].message
+    assert found[field].hint is not None and "South Asia" in found[field].hint
