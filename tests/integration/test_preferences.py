@@ -529,3 +529,15 @@ def test_a_learner_changing_their_mind_again_and_again_is_one_line_of_activity(
     with published.transaction() as db:
         set_preferences(db, cohort_id, person_id, [], None, published.clock.now())
         assert len(audit_log(db, SLUG, action=REMINDER_PREFERENCES)) == 2
+
+
+def test_the_pause_reads_as_a_date_in_the_learners_language(published: Runtime, base: str) -> None:
+    """Yuki reads Japanese: the pause's last day is written as Japanese dates are."""
+    token = _token(published, "yuki@example.org")
+    page = httpx.get(f"{base}/me/{token}", timeout=20)
+    every = list(_checkboxes(page.text))
+    saved = _save(base, token, every, "2027-03-10")
+    assert saved.status_code == 200
+    shown = saved.text.split('id="paused"', 1)[1].split("</p>", 1)[0]
+    assert "<bdi>2027年3月10日(水)</bdi>" in shown
+    assert "2027-03-10" not in shown
