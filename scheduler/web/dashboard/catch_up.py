@@ -3,12 +3,11 @@ soft deadlines later by the days they chose (:func:`scheduler.services.catch_up.
 then goes back to their page with a flash message saying what happened, or why not.
 
 Like the reset form, the form's CSRF token is bound to the feed token (there is no session):
-:func:`scheduler.web.dashboard.me.catch_up_csrf`, beside the page that shows the form.
+:func:`scheduler.web.dashboard.me.form_csrf`, beside the page that shows the form.
 """
 
 from __future__ import annotations
 
-import hmac
 from typing import Annotated
 from urllib.parse import quote
 
@@ -17,9 +16,8 @@ from fastapi import APIRouter, Form, Request, Response
 from scheduler.errors import NotFoundError
 from scheduler.services.catch_up import CatchUpRefused, refusal_text
 from scheduler.services.catch_up import shift_deadlines as shift
-from scheduler.services.feeds import feed_translations
 from scheduler.web.dashboard.context import DashboardDep, whole_number
-from scheduler.web.dashboard.me import UNKNOWN_LINK, catch_up_csrf, learner_target, page_language
+from scheduler.web.dashboard.me import CATCH_UP, UNKNOWN_LINK, learner_form
 
 router = APIRouter(include_in_schema=False)
 
@@ -32,20 +30,11 @@ def me_catch_up(
     csrf: Annotated[str, Form(alias="catch_up_csrf")] = "",
     days: Annotated[str, Form()] = "",
 ) -> Response:
-    target = learner_target(dash, token)
-    if target is None or target.person_id is None:
-        return dash.pages.error(request, 404, UNKNOWN_LINK)
-    words = feed_translations(target)
-    lang, direction = page_language(target)
-    if not hmac.compare_digest(csrf.encode(), catch_up_csrf(dash, token).encode()):
-        return dash.pages.error(
-            request,
-            403,
-            words.gettext("The form is stale: reload the page and try again."),
-            translations=words,
-            lang=lang,
-            dir=direction,
-        )
+    form = learner_form(request, dash, token, CATCH_UP, csrf)
+    if isinstance(form, Response):
+        return form
+    target, words = form.target, form.words
+    assert target.person_id is not None  # learner_form: a learner's link
     page = f"/me/{quote(token, safe='')}"
     # Any whole number is passed on: the rule says which are allowed (and the refusal says so).
     wanted = whole_number(days, 0, 999)

@@ -11,11 +11,13 @@ written, isolated in ``<bdi>``. A link nobody's (unknown or reset) gets the Engl
 from __future__ import annotations
 
 import hmac
+from dataclasses import dataclass
 from datetime import date
 from typing import Annotated
 from urllib.parse import quote
 
 from babel.dates import format_skeleton
+from babel.support import NullTranslations
 from fastapi import APIRouter, Form, Request, Response
 
 from scheduler.domain.cohort import Role
@@ -65,21 +67,56 @@ def local_day(day: date, locale: str | None, skeleton: str = "MMMEd") -> str:
     return format_skeleton(skeleton, day, locale=locale_or_default(locale))
 
 
-def me_csrf(dash: Dashboard, token: str) -> str:
-    """The reset form's CSRF token: there is no session, so it is bound to the feed token."""
-    return mac(dash.auth.secret, "csrf", f"me-reset:{hash_token(token)}")
+# The page's forms, each with a CSRF token of its own (routes: ``me_reset`` below,
+# :mod:`scheduler.web.dashboard.catch_up`, :mod:`scheduler.web.dashboard.preferences`).
+RESET, CATCH_UP, PREFERENCES = "reset", "catch-up", "preferences"
 
 
-def catch_up_csrf(dash: Dashboard, token: str) -> str:
-    """The catch-up form's CSRF token (route: :mod:`scheduler.web.dashboard.catch_up`), bound
-    to the feed token like the reset form's."""
-    return mac(dash.auth.secret, "csrf", f"me-catch-up:{hash_token(token)}")
+def form_csrf(dash: Dashboard, token: str, form: str) -> str:
+    """The CSRF token of one of the page's forms: there is no session, so it is bound to the
+    feed token (and the form)."""
+    return mac(dash.auth.secret, "csrf", f"me-{form}:{hash_token(token)}")
 
 
-def preferences_csrf(dash: Dashboard, token: str) -> str:
-    """The email preferences form's CSRF token (route:
-    :mod:`scheduler.web.dashboard.preferences`), bound to the feed token like the reset form's."""
-    return mac(dash.auth.secret, "csrf", f"me-preferences:{hash_token(token)}")
+@dataclass(frozen=True, slots=True)
+class LearnerForm:
+    """A checked POST of one of the page's forms: whose page it is, in their language."""
+
+    target: FeedTarget
+    words: NullTranslations
+    lang: str
+    dir: str
+
+    @classmethod
+    def of(cls, target: FeedTarget) -> LearnerForm:
+        """``target``'s words and page language (their locale, else the cohort's)."""
+        lang, direction = page_language(target)
+        return cls(target, feed_translations(target), lang, direction)
+
+    def error(self, request: Request, dash: Dashboard, status: int, message: str) -> Response:
+        """An error page in the learner's language (``message`` already translated)."""
+        return dash.pages.error(
+            request, status, message, translations=self.words, lang=self.lang, dir=self.dir
+        )
+
+
+def learner_form(
+    request: Request, dash: Dashboard, token: str, form: str, sent: str
+) -> LearnerForm | Response:
+    """The learner behind ``token`` for a POST of ``form`` whose CSRF field held ``sent``; else
+    the answer: 404 for a link that opens no page, 403 (in their language) for a stale form."""
+    target = learner_target(dash, token)
+    if target is None or target.email is None:
+        return dash.pages.error(request, 404, UNKNOWN_LINK)
+    checked = LearnerForm.of(target)
+    if not hmac.compare_digest(sent.encode(), form_csrf(dash, token, form).encode()):
+        return checked.error(
+            request,
+            dash,
+            403,
+            checked.words.gettext("The form is stale: reload the page and try again."),
+        )
+    return checked
 
 
 def page_language(target: FeedTarget) -> tuple[str, str]:
@@ -144,13 +181,13 @@ def me(request: Request, dash: DashboardDep, token: str) -> Response:
         deadlines=[e for e in upcoming if e.kind in DEADLINE_KINDS],
         links=links,
         token=token,
-        me_csrf=me_csrf(dash, token),
+        me_csrf=form_csrf(dash, token, RESET),
         kind_label=KIND_LABELS,  # the template looks kinds up in it and translates the label
         local_day=local_day,  # dates of the clock-change notes, in the learner's language
         catch_up=catch_up,  # None: no "Catching up" section
-        catch_up_csrf=catch_up_csrf(dash, token),
+        catch_up_csrf=form_csrf(dash, token, CATCH_UP),
         preferences=preferences,  # the "Emails you get" section
-        preferences_csrf=preferences_csrf(dash, token),
+        preferences_csrf=form_csrf(dash, token, PREFERENCES),
     )
 
 
@@ -158,20 +195,11 @@ def me(request: Request, dash: DashboardDep, token: str) -> Response:
 def me_reset(
     request: Request, dash: DashboardDep, token: str, csrf: Annotated[str, Form()] = ""
 ) -> Response:
-    target = learner_target(dash, token)
-    if target is None or target.email is None:
-        return dash.pages.error(request, 404, UNKNOWN_LINK)
-    words = feed_translations(target)
-    lang, direction = page_language(target)
-    if not hmac.compare_digest(csrf.encode(), me_csrf(dash, token).encode()):
-        return dash.pages.error(
-            request,
-            403,
-            words.gettext("The form is stale: reload the page and try again."),
-            translations=words,
-            lang=lang,
-            dir=direction,
-        )
+    form = learner_form(request, dash, token, RESET, csrf)
+    if isinstance(form, Response):
+        return form
+    target, words = form.target, form.words
+    assert target.email is not None  # learner_form: a learner's link
     with dash.runtime.transaction() as db:
         new, _, _ = reset_tokens(db, target.cohort_slug, target.email, dash.runtime.clock.now())
     return dash.pages.redirect(

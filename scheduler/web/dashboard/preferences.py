@@ -17,14 +17,12 @@ rule of the learner's cohort, and only for ``live_reminder``; anything else is 4
 
 from __future__ import annotations
 
-import hmac
 from datetime import date
 from typing import Annotated
 from urllib.parse import quote, unquote
 
 from fastapi import APIRouter, Form, Request, Response
 
-from scheduler.services.feeds import FeedTarget, feed_translations
 from scheduler.services.preferences import (
     ONE_CLICK,
     PAGE,
@@ -34,9 +32,14 @@ from scheduler.services.preferences import (
     set_preferences,
     turn_off,
 )
-from scheduler.web.dashboard.context import Dashboard, DashboardDep
-from scheduler.web.dashboard.me import UNKNOWN_LINK, learner_target, page_language
-from scheduler.web.dashboard.me import preferences_csrf as form_csrf
+from scheduler.web.dashboard.context import DashboardDep
+from scheduler.web.dashboard.me import (
+    PREFERENCES,
+    UNKNOWN_LINK,
+    LearnerForm,
+    learner_form,
+    learner_target,
+)
 
 router = APIRouter(include_in_schema=False)
 
@@ -47,32 +50,24 @@ def _page_url(token: str) -> str:
     return f"/me/{quote(token, safe='')}#preferences"
 
 
-def _unknown_kind(request: Request, dash: Dashboard, target: FeedTarget) -> Response:
-    words = feed_translations(target)
-    lang, direction = page_language(target)
-    return dash.pages.error(
-        request,
-        404,
-        words.gettext("This link does not name a kind of email you can turn off."),
-        translations=words,
-        lang=lang,
-        dir=direction,
-    )
-
-
 def _one_click(
     request: Request, dash: DashboardDep, token: str, kind: str, rule: str, *, apply: bool
 ) -> Response:
     target = learner_target(dash, token)
     if target is None or target.person_id is None:
         return dash.pages.error(request, 404, UNKNOWN_LINK)
-    words = feed_translations(target)
-    lang, direction = page_language(target)
+    page = LearnerForm.of(target)
+    words = page.words
     now = dash.runtime.clock.now()
     with dash.runtime.transaction() as db:
         choice = offered_choice(db, target.cohort_id, kind, rule)
         if choice is None:
-            return _unknown_kind(request, dash, target)
+            return page.error(
+                request,
+                dash,
+                404,
+                words.gettext("This link does not name a kind of email you can turn off."),
+            )
         if apply:
             turn_off(db, target.cohort_id, target.person_id, choice, now, via=ONE_CLICK)
         prefs = learner_preferences(db, target.cohort_id, target.person_id, now, words)
@@ -81,8 +76,8 @@ def _one_click(
         request,
         "unsubscribe.html",
         translations=words,
-        lang=lang,
-        dir=direction,
+        lang=page.lang,
+        dir=page.dir,
         title=target.cohort_title,
         label=label,
         done=not prefs.is_on(choice),
@@ -130,20 +125,11 @@ def save_preferences(
     shown: Annotated[list[str] | None, Form()] = None,  # "path=on|off": the form as loaded
     paused_until: Annotated[str, Form()] = "",
 ) -> Response:
-    target = learner_target(dash, token)
-    if target is None or target.person_id is None:
-        return dash.pages.error(request, 404, UNKNOWN_LINK)
-    words = feed_translations(target)
-    lang, direction = page_language(target)
-    if not hmac.compare_digest(preferences_csrf.encode(), form_csrf(dash, token).encode()):
-        return dash.pages.error(
-            request,
-            403,
-            words.gettext("The form is stale: reload the page and try again."),
-            translations=words,
-            lang=lang,
-            dir=direction,
-        )
+    form = learner_form(request, dash, token, PREFERENCES, preferences_csrf)
+    if isinstance(form, Response):
+        return form
+    target, words = form.target, form.words
+    assert target.person_id is not None  # learner_form: a learner's link
     until: date | None = None
     if paused_until.strip():
         try:
@@ -151,13 +137,11 @@ def save_preferences(
         except ValueError:
             until = None
         if until is None or len(paused_until) > 10 or until.year >= 9999:  # 9999: no "after"
-            return dash.pages.error(
+            return form.error(
                 request,
+                dash,
                 422,
                 words.gettext("Pick the last day of the pause as a date, like 2027-03-14."),
-                translations=words,
-                lang=lang,
-                dir=direction,
             )
     now = dash.runtime.clock.now()
     with dash.runtime.transaction() as db:
