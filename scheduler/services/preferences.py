@@ -54,6 +54,7 @@ from scheduler.services.audit import REMINDER_PREFERENCES, record_or_merge
 from scheduler.services.reminders import (
     OFF_REASON,
     PAUSE_REASON,
+    cancel_pending,
     held_back,
     pause_end,
     still_useful,
@@ -421,15 +422,7 @@ def _reconcile(db: Session, cohort_id: int, person_id: int, now: datetime) -> tu
                 .values(last_error=reason)
             )
     for reason, ids in cancel.items():
-        for i in range(0, len(ids), 500):
-            db.execute(
-                update(NotificationRow)
-                .where(
-                    NotificationRow.id.in_(ids[i : i + 500]),
-                    NotificationRow.status == NotificationStatus.PENDING,
-                )
-                .values(status=NotificationStatus.CANCELLED, last_error=reason)
-            )
+        cancel_pending(db, ids, reason)
     for i in range(0, len(restore), 500):
         db.execute(
             update(NotificationRow)

@@ -504,19 +504,22 @@ def _store(db: Session, cohort_id: int, wanted: _Wanted) -> ReminderCounts:
         and still_useful(kind, due, _instant(payload.get("at")), wanted.now)
         and due < wanted.until
     ]
-    for i in range(0, len(stale), 500):
+    cancel_pending(db, stale, "superseded: its target changed or is gone")
+    return ReminderCounts(len(new), len(stale))
+
+
+def cancel_pending(db: Session, ids: list[int], reason: str) -> None:
+    """Mark the rows ``ids`` that are still pending cancelled, saying why (``last_error``); in
+    chunks of 500 ids. A row sent or claimed meanwhile is left as it is."""
+    for i in range(0, len(ids), 500):
         db.execute(
             update(NotificationRow)
             .where(
-                NotificationRow.id.in_(stale[i : i + 500]),
+                NotificationRow.id.in_(ids[i : i + 500]),
                 NotificationRow.status == NotificationStatus.PENDING,
             )
-            .values(
-                status=NotificationStatus.CANCELLED,
-                last_error="superseded: its target changed or is gone",
-            )
+            .values(status=NotificationStatus.CANCELLED, last_error=reason)
         )
-    return ReminderCounts(len(new), len(stale))
 
 
 def _same_deadline(target: str) -> str:
